@@ -1,0 +1,39 @@
+# genforget: every target that runs code first makes .venv and installs into it.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Tiny models run fastest on one thread; two processes with two threads each crawl on 2 cores.
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test test-slow lint clean-demo
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch first and pinned: the CPU wheel of this exact version lies on disk; a looser pin pulls a
+# multi-GB CUDA build. pyproject.toml itself only asks for a range.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,quant,diffusion]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python recipes/demo.py --config recipes/configs/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check genforget recipes tests
+
+clean-demo:
+	rm -rf runs/demo

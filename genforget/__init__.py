@@ -1,0 +1,28 @@
+"""genforget: make Hugging Face models forget chosen training data, and prove it.
+
+Public API::
+
+    import genforget
+    model = genforget.unlearn(model, tokenizer, forget, retain, method="npo", max_steps=60)
+    metrics = genforget.evaluate(model, tokenizer, forget, retain, holdout)
+"""
+
+import genforget.methods  # noqa: F401  (registers the built-in methods)
+from genforget.api import load_model, unlearn
+from genforget.config import UnlearnConfig
+from genforget.evaluate import EvalSplit, evaluate
+from genforget.registry import METHODS, get_method, register
+from genforget.scores import Scores
+
+__all__ = [
+    "METHODS",
+    "EvalSplit",
+    "Scores",
+    "UnlearnConfig",
+    "evaluate",
+    "get_method",
+    "load_model",
+    "register",
+    "unlearn",
+]
+__version__ = "0.1.0"

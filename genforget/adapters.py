@@ -1,0 +1,59 @@
+"""LoRA as a switch on every method: wrap, reference scores with the adapter off, save."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from genforget.config import UnlearnConfig
+
+
+def add_lora(model: torch.nn.Module, config: UnlearnConfig) -> PeftModel:
+    """Wrap ``model`` with a fresh LoRA adapter; the base weights are frozen by peft."""
+    if isinstance(model, PeftModel):
+        return model
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [m for m in config.lora_target_modules if m in present]
+    if not targets:
+        raise ValueError(
+            f"lora_target_modules {config.lora_target_modules} match no module of this model; "
+            f"some of its module names: {sorted(present)[:12]}"
+        )
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        bias="none",
+    )
+    return get_peft_model(model, lora)
+
+
+@contextlib.contextmanager
+def reference_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The frozen reference: the same model with its adapter switched off (no second copy)."""
+    if not isinstance(model, PeftModel):
+        raise TypeError("reference_mode needs a PeftModel; full fine-tuning uses cached reference log-probs")
+    with model.disable_adapter(), torch.no_grad():
+        yield
+
+
+def save_model(model: torch.nn.Module, tokenizer, output_dir: str | Path, save_mode: str = "auto") -> str:
+    """Save as a PEFT adapter dir (``adapter``), a merged full model dir (``full``), or by type
+    (``auto``: adapter for LoRA models). Returns the mode used."""
+    output_dir = Path(output_dir)
+    is_peft = isinstance(model, PeftModel)
+    if save_mode not in ("auto", "full", "adapter"):
+        raise ValueError(f"save_mode must be 'auto', 'full' or 'adapter' (got {save_mode!r})")
+    if save_mode == "adapter" and not is_peft:
+        raise ValueError("save_mode='adapter' needs use_lora=true; a full fine-tune has no adapter to save")
+    mode = save_mode if save_mode != "auto" else ("adapter" if is_peft else "full")
+    if mode == "full" and is_peft:
+        model = model.merge_and_unload()
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return mode

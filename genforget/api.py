@@ -1,0 +1,56 @@
+"""The public Python API: unlearn, evaluate and load models inside any pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from genforget.config import UnlearnConfig, make_config
+from genforget.data.loaders import as_examples
+from genforget.lm.trainer import check_tokenizer_matches, unlearn_lm
+
+
+def unlearn(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    forget: Any,
+    retain: Any = None,
+    method: str = "npo",
+    accelerator: Any = None,
+    **config: Any,
+) -> torch.nn.Module:
+    """Make ``model`` forget ``forget`` while keeping ``retain``; returns the unlearned model.
+
+    ``forget``/``retain``: lists of examples (``{"text", "spans"}``, ``{"prompt", "target"}``,
+    ``{"question", "answer"}`` or plain strings), a ``datasets.Dataset``, or a JSONL path.
+    ``config``: any :class:`~genforget.config.UnlearnConfig` field (``learning_rate``,
+    ``max_steps``, ``use_lora``, ``beta`` ...). With ``use_lora=True`` a ``PeftModel`` is returned
+    and the base weights are untouched; otherwise ``model`` is trained in place.
+    """
+    cfg = config.pop("config", None) or make_config(UnlearnConfig, {"method": method, **config})
+    return unlearn_lm(model, tokenizer, as_examples(forget, "forget"), as_examples(retain, "retain"), cfg, accelerator)
+
+
+def load_model(path: str | Path, base_model: str | None = None, **kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Load ``(model, tokenizer)`` from a ``save_pretrained`` dir, a PEFT adapter dir (its base
+    is read from ``adapter_config.json`` unless ``base_model`` is given) or a hub id."""
+    path_s = str(path)
+    adapter_cfg = Path(path_s) / "adapter_config.json"
+    if Path(path_s).exists() and not Path(path_s).is_dir():
+        raise ValueError(f"{path_s} is a file; expected a model directory")
+    if not Path(path_s).exists() and (path_s.startswith((".", "/")) or path_s.count("/") > 1):
+        raise FileNotFoundError(f"model directory not found: {path_s}")
+    if adapter_cfg.is_file():
+        from peft import PeftModel
+
+        base = base_model or json.loads(adapter_cfg.read_text())["base_model_name_or_path"]
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, **kwargs), path_s)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path_s, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path_s)
+    check_tokenizer_matches(model, tokenizer)
+    return model, tokenizer

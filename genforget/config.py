@@ -1,0 +1,134 @@
+"""Dataclass configs readable from YAML and overridable on the command line.
+
+``parse_config((ScriptArgs, UnlearnConfig))`` reads ``--config x.yaml`` and then ``--field value``
+flags; every YAML key must be a field of one of the dataclasses (a typo is an error with a
+"did you mean", exit code 2), in the spirit of ``HfArgumentParser`` and trl's ``TrlParser``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genforget.registry import did_you_mean
+
+
+@dataclass
+class UnlearnConfig:
+    """How to unlearn. Every field can be set in YAML or as ``--name value``."""
+
+    method: str = field(default="npo", metadata={"help": "registered method: grad_ascent, grad_diff, npo, simnpo"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
+    max_steps: int = field(default=60, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=8, metadata={"help": "forget examples per step (per process)"})
+    retain_batch_size: int = field(default=16, metadata={"help": "retain examples per step (per process)"})
+    retain_weight: float = field(default=1.0, metadata={"help": "weight of the retain NLL term"})
+    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO inverse temperature"})
+    gamma: float = field(default=0.0, metadata={"help": "SimNPO margin"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
+    use_lora: bool = field(default=False, metadata={"help": "train a LoRA adapter; reference = adapter off"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        metadata={"help": "module names LoRA wraps"},
+    )
+    max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+    def __post_init__(self) -> None:
+        from genforget.registry import get_method
+
+        get_method(self.method)  # unknown name -> ValueError with a "did you mean"
+        for name in ("learning_rate", "beta"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 (got {getattr(self, name)})")
+        for name in ("max_steps", "batch_size", "retain_batch_size", "lora_r", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.retain_weight < 0:
+            raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
+
+
+def make_config(cls: type, values: dict[str, Any]) -> Any:
+    """``cls(**values)`` with unknown keys reported by name, with a "did you mean"."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise ValueError(f"unknown {cls.__name__} field {key!r}.{did_you_mean(key, names)}")
+    return cls(**values)
+
+
+class UsageError(Exception):
+    """A bad command line or config file: recipes print it and exit with code 2."""
+
+
+def _arg_type(tp: Any) -> tuple[Any, dict]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        origin = typing.get_origin(tp)
+    if tp is bool:
+        return (lambda s: s.lower() in ("1", "true", "yes", "on")), {}
+    if origin is list:
+        return str, {"nargs": "+"}
+    return tp, {}
+
+
+def parse_config(classes: tuple[type, ...], argv: list[str] | None = None) -> tuple:
+    """Build each dataclass from ``--config`` YAML, then command-line overrides.
+
+    Raises :class:`UsageError` naming the bad key or file.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, rest = pre.parse_known_args(argv)
+    yaml_values: dict[str, Any] = {}
+    if known.config:
+        path = Path(known.config)
+        if not path.is_file():
+            raise UsageError(f"--config: file not found: {path}")
+        yaml_values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(yaml_values, dict):
+            raise UsageError(f"--config {path}: expected a mapping of field: value")
+    hints = {cls: typing.get_type_hints(cls) for cls in classes}
+    all_names = [f.name for cls in classes for f in dataclasses.fields(cls)]
+    for key in yaml_values:
+        if key not in all_names:
+            raise UsageError(f"{known.config}: unknown key {key!r}.{did_you_mean(key, all_names)}")
+    parser = argparse.ArgumentParser(description="genforget recipe", exit_on_error=False)
+    parser.add_argument("--config", default=None, help="YAML file whose keys are the fields below")
+    for cls in classes:
+        group = parser.add_argument_group(cls.__name__)
+        for f in dataclasses.fields(cls):
+            conv, extra = _arg_type(hints[cls][f.name])
+            group.add_argument(f"--{f.name}", type=conv, default=argparse.SUPPRESS, help=f.metadata.get("help"), **extra)
+    try:
+        ns, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as e:
+        raise UsageError(str(e)) from e
+    if unknown:
+        flag = unknown[0].lstrip("-").split("=")[0]
+        raise UsageError(f"unknown option {unknown[0]!r}.{did_you_mean(flag, all_names)}")
+    cli = vars(ns)
+    out = []
+    for cls in classes:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in yaml_values.items() if k in names}
+        values.update({k: v for k, v in cli.items() if k in names})
+        try:
+            out.append(cls(**values))
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"{cls.__name__}: {e}") from e
+    return tuple(out)

@@ -1,0 +1,6 @@
+"""Data: the built-in fictitious-PII corpus and loaders for JSONL, TOFU and ``datasets``."""
+
+from genforget.data.loaders import as_examples, from_dataset, load_jsonl, load_tofu
+from genforget.data.pii import PII_FIELDS, PIICorpus, build_pii_corpus
+
+__all__ = ["PII_FIELDS", "PIICorpus", "as_examples", "build_pii_corpus", "from_dataset", "load_jsonl", "load_tofu"]

@@ -1,0 +1,94 @@
+"""Loaders that turn files and datasets into genforget examples (plain dicts).
+
+- JSONL: one object a line, with ``text`` (+ optional ``spans``), ``prompt``/``target`` or
+  ``question``/``answer``.
+- TOFU: the question/answer JSONL files (``forget10.jsonl`` ...) from a local dir, or the hub copy
+  ``locuslab/TOFU`` through ``datasets`` where a user has access.
+- ``datasets``: any ``Dataset`` (or a name/path ``datasets.load_dataset`` understands).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+EXAMPLE_KEYS = (("text",), ("prompt", "target"), ("question", "answer"), ("prompt", "value"))
+
+
+def _check(ex: Any, where: str) -> dict:
+    if not isinstance(ex, dict) or not any(all(k in ex for k in keys) for keys in EXAMPLE_KEYS):
+        got = sorted(ex) if isinstance(ex, dict) else type(ex).__name__
+        raise ValueError(f"{where}: expected an object with 'text', 'prompt'+'target' or 'question'+'answer'; got {got}")
+    return ex
+
+
+def load_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSON Lines file of examples; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    out = []
+    with path.open() as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+                out.append(_check(obj, f"{path}:{n}"))
+    return out
+
+
+def load_tofu(source: str | Path, split: str = "forget10") -> list[dict]:
+    """TOFU question/answer pairs of ``split`` from a local dir of JSONL files, else from the hub
+    dataset id ``source`` (e.g. ``locuslab/TOFU``) through ``datasets``."""
+    local = Path(source) / f"{split}.jsonl"
+    if local.is_file():
+        return load_jsonl(local)
+    if Path(source).is_dir():
+        have = sorted(p.stem for p in Path(source).glob("*.jsonl"))
+        raise FileNotFoundError(f"TOFU split {split!r} not found in {source}; available: {', '.join(have)}")
+    from datasets import load_dataset
+
+    return from_dataset(load_dataset(str(source), split, split="train"))
+
+
+def from_dataset(ds: Iterable[dict]) -> list[dict]:
+    """Rows of a ``datasets.Dataset`` (or any iterable of dicts) as checked examples."""
+    return [_check(dict(row), f"dataset row {i}") for i, row in enumerate(ds)]
+
+
+def as_examples(data: Any, name: str = "data") -> list[dict]:
+    """Normalise user input: a list of dicts or strings, a ``Dataset``, or a path to JSONL."""
+    if data is None:
+        return []
+    if isinstance(data, (str, Path)):
+        return load_jsonl(data)
+    rows = list(data)
+    return [{"text": r} if isinstance(r, str) else _check(dict(r), f"{name}[{i}]") for i, r in enumerate(rows)]
+
+
+def load_data_spec(spec: str, n_people: int = 200, n_passages: int = 50, forget_frac: float = 0.1, seed: int = 0) -> list[dict]:
+    """Examples named by a recipe's data string.
+
+    - ``pii:forget`` / ``pii:retain`` / ``pii:holdout``: the built-in corpus (rebuilt from its seed;
+      forget examples carry PII spans, retain/holdout are whole texts);
+    - ``tofu:<dir or hub id>:<split>``: TOFU question/answer pairs;
+    - anything else: a JSONL file path.
+    """
+    if spec.startswith("pii:"):
+        from genforget.data.pii import build_pii_corpus
+
+        split = spec.split(":", 1)[1]
+        if split not in ("forget", "retain", "holdout"):
+            raise ValueError(f"data spec {spec!r}: split must be forget, retain or holdout")
+        corpus = build_pii_corpus(n_people, n_passages, forget_frac, seed=seed)
+        return corpus.unlearn_examples(split) if split == "forget" else corpus.full_text_examples(split)
+    if spec.startswith("tofu:"):
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"data spec {spec!r}: expected tofu:<dir or hub id>:<split>")
+        return load_tofu(parts[1], parts[2])
+    return load_jsonl(spec)

@@ -1,0 +1,114 @@
+"""The offline demo: memorise -> forget -> verify on the built-in fictitious-PII corpus.
+
+``make demo`` runs ``recipes/demo.py --config recipes/configs/demo.yaml``, which calls
+:func:`run_demo`. The victim and the retain-only oracle are cached in ``<output_dir>/victim`` and
+``<output_dir>/oracle`` (keyed by their config), so a second run only unlearns and evaluates.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from genforget.adapters import save_model
+from genforget.config import UnlearnConfig
+from genforget.data.pii import build_pii_corpus
+from genforget.evaluate import corpus_split, evaluate
+from genforget.lm.trainer import unlearn_lm
+from genforget.lm.victim import VictimConfig, train_victim
+from genforget.report import markdown_table, write_report
+
+
+@dataclass
+class DemoArgs:
+    """Where the demo writes and which corpus and victim it builds."""
+
+    output_dir: str = field(default="runs/demo", metadata={"help": "run dir (victim/oracle cached here)"})
+    n_people: int = field(default=200, metadata={"help": "people trained on (forget + retain)"})
+    n_passages: int = field(default=50, metadata={"help": "passages trained on (forget + retain)"})
+    forget_frac: float = field(default=0.1, metadata={"help": "share of people and passages to forget"})
+    corpus_seed: int = field(default=0, metadata={"help": "seed of the generated corpus"})
+    victim_steps: int = field(default=600, metadata={"help": "training steps of victim and oracle"})
+    num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for this tiny model)"})
+
+
+def _cached_train(corpus, splits, vcfg, out: Path, tokenizer=None, desc: str = "") -> tuple:
+    """Load ``out`` if it was trained with this exact config, else train and save it there."""
+    key = {"splits": list(splits), "victim": dataclasses.asdict(vcfg), "corpus": corpus.meta, "seed": corpus.seed}
+    info_path = out / "train_info.json"
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if info.get("key") == key:
+            print(f"[demo] {desc}: cached in {out} (trained in {info['seconds']:.1f}s)")
+            return AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out), info["seconds"]
+    print(f"[demo] {desc}: training on {'+'.join(splits)} ({vcfg.max_steps} steps)")
+    model, tok, seconds = train_victim(corpus, splits, vcfg, tokenizer=tokenizer, output_dir=out, desc=desc)
+    info_path.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
+    return model, tok, seconds
+
+
+def demo_checks(models: dict[str, dict], timings: dict[str, float]) -> list[dict]:
+    """The acceptance bars of the demo, evaluated on its own numbers."""
+    v, u = models["victim"], models["unlearned"]
+    rows = [
+        ("victim forget PII extraction", v["forget_pii_extraction"], ">= 0.80", v["forget_pii_extraction"] >= 0.8),
+        ("victim forget verbatim extraction", v["forget_verbatim_extraction"], ">= 0.80", v["forget_verbatim_extraction"] >= 0.8),
+        ("unlearned forget PII extraction", u["forget_pii_extraction"], "<= 0.10", u["forget_pii_extraction"] <= 0.1),
+        ("unlearned forget verbatim extraction", u["forget_verbatim_extraction"], "<= 0.10", u["forget_verbatim_extraction"] <= 0.1),
+    ]
+    r = u["retain_pii_extraction"] / max(v["retain_pii_extraction"], 1e-9)
+    rows.append(("retain PII extraction, unlearned / victim", r, ">= 0.90", r >= 0.9))
+    r = u["retain_perplexity"] / v["retain_perplexity"]
+    rows.append(("retain perplexity, unlearned / victim", r, "<= 1.50", r <= 1.5))
+    r = timings["unlearn_s"] / timings["train_oracle_s"]
+    rows.append(("unlearn time / oracle retrain time", r, "<= 0.10", r <= 0.1))
+    return [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
+
+
+def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
+    """Build corpus, train (or load) victim and oracle, unlearn, evaluate all three, report."""
+    torch.set_num_threads(args.num_threads)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = build_pii_corpus(args.n_people, args.n_passages, args.forget_frac, seed=args.corpus_seed)
+    vcfg = VictimConfig(max_steps=args.victim_steps, seed=args.corpus_seed)
+    victim, tok, victim_s = _cached_train(corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim")
+    oracle, _, oracle_s = _cached_train(corpus, ("retain",), vcfg, out / "oracle", tokenizer=tok, desc="oracle")
+
+    forget, retain = corpus.unlearn_examples("forget"), corpus.full_text_examples("retain")
+    print(f"[demo] unlearning {len(corpus.persons('forget'))} people and {len(corpus.texts('forget'))} passages "
+          f"with {ucfg.method}{' (LoRA)' if ucfg.use_lora else ''}")
+    t0 = time.perf_counter()
+    unlearned = unlearn_lm(copy.deepcopy(victim), tok, forget, retain, ucfg)
+    unlearn_s = time.perf_counter() - t0
+    mode = save_model(unlearned, tok, out / "unlearned")
+
+    splits = {s: corpus_split(corpus, s) for s in ("forget", "retain", "holdout")}
+    models = {}
+    for name, m in (("victim", victim), ("unlearned", unlearned), ("oracle", oracle)):
+        print(f"[demo] evaluating {name}")
+        models[name] = evaluate(m, tok, splits["forget"], splits["retain"], splits["holdout"], progress=True)
+    timings = {"train_victim_s": victim_s, "train_oracle_s": oracle_s, "unlearn_s": unlearn_s}
+    report = {
+        "method": ucfg.method,
+        "config": {"unlearn": dataclasses.asdict(ucfg), "demo": dataclasses.asdict(args), "victim": dataclasses.asdict(vcfg),
+                   "saved_as": mode},
+        "timings": timings,
+        "models": models,
+        "checks": demo_checks(models, timings),
+    }
+    paths = write_report(report, out)
+    print()
+    print(markdown_table(models))
+    print()
+    for c in report["checks"]:
+        print(f"  [{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
+    print(f"\n[demo] unlearn {unlearn_s:.1f}s vs oracle retrain {oracle_s:.1f}s; report: {paths['md']}, {paths['png']}")
+    return report

@@ -1,0 +1,92 @@
+"""Tokenising unlearning examples and collating them into padded batches.
+
+An example is ``{"text": str, "spans": [(start, end), ...]}``: tokens overlapping a span are
+targets, the rest is context (label -100). No ``spans`` means every token is a target;
+``{"prompt", "target"}`` pairs are the special case of one span after the prompt.
+Attention masks come from sequence lengths, never from ``ids != pad``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+IGNORE = -100
+
+
+def normalise_example(ex: dict) -> dict:
+    """Turn ``{"prompt","target"}`` / ``{"question","answer"}`` / ``{"text"}`` into text + spans."""
+    if "text" in ex:
+        return {"text": ex["text"], "spans": ex.get("spans")}
+    for p, t in (("prompt", "target"), ("question", "answer")):
+        if p in ex and t in ex:
+            prompt, target = ex[p], ex[t]
+            if not target.startswith(" ") and not prompt.endswith(" "):
+                target = " " + target
+            return {"text": prompt + target, "spans": [(len(prompt), len(prompt) + len(target))]}
+    raise ValueError(
+        f"example has keys {sorted(ex)}; expected 'text' (optionally 'spans'), "
+        "'prompt'+'target' or 'question'+'answer'"
+    )
+
+
+def tokenize_example(ex: dict, tokenizer: PreTrainedTokenizerBase, max_length: int = 512) -> dict:
+    """Token ids and labels for one example; a BOS token is prepended when the tokenizer has one."""
+    ex = normalise_example(ex)
+    enc = tokenizer(ex["text"], add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    spans = ex["spans"]
+    if spans is None:
+        labels = list(ids)
+    else:
+        labels = [
+            t if any(a < e and s < b for s, e in spans) else IGNORE for t, (a, b) in zip(ids, offsets, strict=True)
+        ]
+    if tokenizer.bos_token_id is not None:
+        ids, labels = [tokenizer.bos_token_id, *ids], [IGNORE, *labels]
+    ids, labels = ids[:max_length], labels[:max_length]
+    if all(lab == IGNORE for lab in labels):
+        raise ValueError("example has no target token left (empty span or truncated by max_length)")
+    return {"input_ids": ids, "labels": labels}
+
+
+class Collator:
+    """Right-pads ``input_ids``/``labels`` and builds the attention mask from lengths.
+
+    Keys other than those two (such as ``idx``) are stacked into tensors.
+    """
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
+        n = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), n), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), n), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(features), n), dtype=torch.long)
+        for i, f in enumerate(features):
+            k = len(f["input_ids"])
+            ids[i, :k] = torch.tensor(f["input_ids"])
+            labels[i, :k] = torch.tensor(f["labels"])
+            mask[i, :k] = 1
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        for key in features[0]:
+            if key not in batch:
+                batch[key] = torch.tensor([f[key] for f in features])
+        return batch
+
+
+def left_pad_prompts(prompts: list[str], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
+    """Left-padded prompt batch (with BOS) for batched greedy generation."""
+    rows = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    if tokenizer.bos_token_id is not None:
+        rows = [[tokenizer.bos_token_id, *r] for r in rows]
+    n = max(len(r) for r in rows)
+    ids = torch.full((len(rows), n), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), n), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, n - len(r) :] = torch.tensor(r)
+        mask[i, n - len(r) :] = 1
+    return {"input_ids": ids, "attention_mask": mask}

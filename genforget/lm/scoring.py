@@ -1,0 +1,40 @@
+"""Masked per-token and per-example log-probabilities of a causal LM.
+
+Per-token NLL comes from ``cross_entropy`` over chunks of rows, so the full-vocabulary float32
+log-softmax of the whole batch is never held at once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from genforget.lm.data import IGNORE
+from genforget.scores import Scores
+
+CHUNK_ELEMENTS = 2**26
+
+
+def token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logp [B, T-1], mask [B, T-1])``: log-prob of each next token, mask on target tokens."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    logits = out.logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    safe = labels.masked_fill(~mask, 0)
+    nll = torch.empty(labels.shape, dtype=torch.float32, device=logits.device)
+    # Rows per chunk so that one chunk's float32 logits stay under CHUNK_ELEMENTS: a 128k vocab
+    # at batch 8 x 2k tokens would otherwise need 8 GB for the log-softmax alone.
+    step = max(1, CHUNK_ELEMENTS // max(1, labels.shape[1] * logits.shape[-1]))
+    for i in range(0, logits.shape[0], step):
+        chunk = logits[i : i + step].float()
+        nll[i : i + step] = F.cross_entropy(chunk.transpose(1, 2), safe[i : i + step], reduction="none")
+    return (-nll) * mask, mask
+
+
+def sequence_scores(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Scores:
+    """Per-example :class:`Scores`: ``logp`` = sum of target log-probs, ``nll`` = mean target NLL."""
+    logp, mask = token_logprobs(model, batch)
+    n = mask.sum(-1).clamp(min=1)
+    total = logp.sum(-1)
+    return Scores(logp=total, nll=-total / n)

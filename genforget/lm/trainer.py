@@ -1,0 +1,138 @@
+"""The LM unlearning loop: forget/retain batches -> Scores -> method loss -> optimizer.
+
+Works with a plain model on the CPU and under ``accelerate launch`` (DDP/FSDP/DeepSpeed), since
+the loop only touches the model through ``accelerator.prepare``/``backward``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from genforget.adapters import add_lora, reference_mode
+from genforget.config import UnlearnConfig
+from genforget.lm.data import Collator, tokenize_example
+from genforget.lm.scoring import sequence_scores
+from genforget.registry import get_method
+
+
+def _tokenize_all(examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[dict]:
+    return [dict(tokenize_example(ex, tokenizer, max_length), idx=i) for i, ex in enumerate(examples)]
+
+
+def _cycle(loader: DataLoader) -> Iterator[dict]:
+    for epoch in itertools.count():
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        yield from loader
+
+
+@torch.no_grad()
+def cached_reference_logp(
+    model: torch.nn.Module, features: list[dict], collate: Collator, batch_size: int = 32
+) -> torch.Tensor:
+    """``logp`` of every forget example under the model as it is now, computed once.
+
+    LM inputs are deterministic, so the frozen reference's scores never change during
+    unlearning: caching them removes the reference forward pass and the reference model.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = torch.empty(len(features))
+    for i in range(0, len(features), batch_size):
+        batch = {k: v.to(device) for k, v in collate(features[i : i + batch_size]).items()}
+        out[i : i + batch_size] = sequence_scores(model, batch).logp.float().cpu()
+    model.train(was_training)
+    return out
+
+
+def check_tokenizer_matches(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse a tokenizer whose ids do not fit the model's embedding table."""
+    emb = model.get_input_embeddings()
+    if emb is not None and len(tokenizer) > emb.num_embeddings:
+        raise ValueError(
+            f"tokenizer/model mismatch: the tokenizer has {len(tokenizer)} tokens but the model's "
+            f"embedding has {emb.num_embeddings} rows; load the tokenizer saved with this model"
+        )
+    if tokenizer.pad_token_id is None:
+        raise ValueError("tokenizer has no pad token; set tokenizer.pad_token (a distinct one, not eos)")
+
+
+def unlearn_lm(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    forget: list[dict],
+    retain: list[dict] | None,
+    config: UnlearnConfig,
+    accelerator: Accelerator | None = None,
+) -> torch.nn.Module:
+    """Unlearn ``forget`` from ``model`` (keeping ``retain``) with ``config.method``.
+
+    Returns the trained model: a ``PeftModel`` when ``config.use_lora``, else ``model`` itself.
+    """
+    if not forget:
+        raise ValueError("forget set is empty: give at least one example to unlearn")
+    check_tokenizer_matches(model, tokenizer)
+    method = get_method(config.method)(config)
+    if "lm" not in method.modalities:
+        raise ValueError(f"method {config.method!r} is for {method.modalities} models, not language models")
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    torch.manual_seed(config.seed)
+    collate = Collator(tokenizer.pad_token_id)
+    forget_feats = _tokenize_all(forget, tokenizer, config.max_length)
+    retain_feats = _tokenize_all(retain, tokenizer, config.max_length) if retain and method.uses_retain else []
+
+    if config.use_lora:
+        model = add_lora(model, config)
+    model.to(accelerator.device)
+    ref_cache = None
+    if method.needs_ref and not config.use_lora:
+        ref_cache = cached_reference_logp(model, forget_feats, collate)
+
+    g = torch.Generator().manual_seed(config.seed)
+    forget_dl = DataLoader(forget_feats, batch_size=config.batch_size, shuffle=True, collate_fn=collate, generator=g)
+    retain_dl = (
+        DataLoader(retain_feats, batch_size=config.retain_batch_size, shuffle=True, collate_fn=collate, generator=g)
+        if retain_feats
+        else None
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    model, opt, forget_dl = accelerator.prepare(model, opt, forget_dl)
+    retain_it = _cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
+    forget_it = _cycle(forget_dl)
+    raw = accelerator.unwrap_model(model)
+
+    model.train()
+    bar = tqdm(range(config.max_steps), desc=f"unlearn[{config.method}]", disable=not accelerator.is_main_process)
+    for _ in bar:
+        fb = next(forget_it)
+        idx = fb.pop("idx")
+        scores = sequence_scores(model, fb)
+        if method.needs_ref:
+            if ref_cache is not None:
+                scores.ref_logp = ref_cache.to(scores.logp.device)[idx]
+            else:
+                with reference_mode(raw):
+                    scores.ref_logp = sequence_scores(raw, fb).logp
+        retain_scores = None
+        if retain_it is not None:
+            rb = next(retain_it)
+            rb.pop("idx")
+            retain_scores = sequence_scores(model, rb)
+        loss = method.loss(scores, retain_scores)
+        accelerator.backward(loss)
+        if config.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(params, config.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        bar.set_postfix(loss=f"{loss.item():.3f}", forget_nll=f"{scores.nll.mean().item():.2f}")
+    model.eval()
+    return accelerator.unwrap_model(model)

@@ -1,0 +1,27 @@
+"""Negative Preference Optimization (Zhang et al. 2024, "Negative Preference Optimization: From
+Catastrophic Collapse to Effective Unlearning", arXiv:2404.05868).
+
+DPO with only a rejected answer: the loss is bounded, so unlike gradient ascent it stops pushing
+once the model is ``beta``-far below the reference on the forget example.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from genforget.methods.base import Method
+from genforget.registry import register
+from genforget.scores import Scores
+
+
+@register("npo")
+class NPO(Method):
+    """``loss = -(2/beta) * mean(logsigmoid(-beta * (logp - ref_logp))) + retain_weight * nll_retain``."""
+
+    needs_ref = True
+
+    def forget_loss(self, forget: Scores) -> torch.Tensor:
+        beta = self.config.beta
+        log_ratio = forget.logp - forget.ref_logp
+        return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean()

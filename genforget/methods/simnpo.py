@@ -1,0 +1,27 @@
+"""SimNPO (Fan et al. 2024, "Simplicity Prevails: Rethinking Negative Preference Optimization for
+LLM Unlearning", arXiv:2410.07163).
+
+NPO without the reference model: the length-normalised log-likelihood with a margin ``gamma``,
+which removes NPO's bias toward forgetting short examples hardest.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from genforget.methods.base import Method
+from genforget.registry import register
+from genforget.scores import Scores
+
+
+@register("simnpo")
+class SimNPO(Method):
+    """``loss = -(2/beta) * mean(logsigmoid(-beta * logp/|y| - gamma)) + retain_weight * nll_retain``.
+
+    ``logp/|y|`` is ``-nll`` (the mean target-token log-prob), so no length is needed.
+    """
+
+    def forget_loss(self, forget: Scores) -> torch.Tensor:
+        beta, gamma = self.config.beta, self.config.gamma
+        return -(2.0 / beta) * F.logsigmoid(beta * forget.nll - gamma).mean()
