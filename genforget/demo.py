@@ -22,7 +22,7 @@ from genforget.config import UnlearnConfig
 from genforget.data.pii import build_pii_corpus
 from genforget.evaluate import corpus_split, evaluate
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VictimConfig, train_victim
+from genforget.lm.victim import VICTIM_PRESETS, train_victim
 from genforget.report import markdown_table, write_report
 
 
@@ -35,7 +35,8 @@ class DemoArgs:
     n_passages: int = field(default=50, metadata={"help": "passages trained on (forget + retain)"})
     forget_frac: float = field(default=0.1, metadata={"help": "share of people and passages to forget"})
     corpus_seed: int = field(default=0, metadata={"help": "seed of the generated corpus"})
-    victim_steps: int = field(default=600, metadata={"help": "training steps of victim and oracle"})
+    victim_preset: str = field(default="demo", metadata={"help": "victim size: demo | small"})
+    victim_steps: int = field(default=0, metadata={"help": "training steps of victim and oracle (0 = the preset's)"})
     num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for this tiny model)"})
 
 
@@ -78,7 +79,10 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = build_pii_corpus(args.n_people, args.n_passages, args.forget_frac, seed=args.corpus_seed)
-    vcfg = VictimConfig(max_steps=args.victim_steps, seed=args.corpus_seed)
+    if args.victim_preset not in VICTIM_PRESETS:
+        raise ValueError(f"victim_preset must be one of {sorted(VICTIM_PRESETS)} (got {args.victim_preset!r})")
+    steps = args.victim_steps or VICTIM_PRESETS[args.victim_preset].max_steps
+    vcfg = dataclasses.replace(VICTIM_PRESETS[args.victim_preset], max_steps=steps, seed=args.corpus_seed)
     victim, tok, victim_s = _cached_train(corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim")
     oracle, _, oracle_s = _cached_train(corpus, ("retain",), vcfg, out / "oracle", tokenizer=tok, desc="oracle")
 

@@ -111,7 +111,7 @@ def unlearn_lm(
     raw = accelerator.unwrap_model(model)
 
     model.train()
-    bar = tqdm(range(config.max_steps), desc=f"unlearn[{config.method}]", disable=not accelerator.is_main_process)
+    bar = tqdm(range(config.max_steps), desc=f"unlearn[{config.method}]", disable=None if accelerator.is_main_process else True)
     for _ in bar:
         fb = next(forget_it)
         idx = fb.pop("idx")

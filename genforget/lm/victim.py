@@ -44,6 +44,16 @@ class VictimConfig:
     seed: int = 0
 
 
+# "demo": the `make demo` victim; "small": a 115k-parameter one that memorises the 20-person test
+# corpus in about 10 s, for tests and quick runs.
+VICTIM_PRESETS = {
+    "demo": VictimConfig(),
+    "small": VictimConfig(
+        hidden_size=64, intermediate_size=128, vocab_size=512, max_steps=200, batch_size=16, learning_rate=5e-3, warmup_steps=10
+    ),
+}
+
+
 def train_tokenizer(texts: list[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
     """Byte-level BPE with its own pad/bos/eos tokens.
 
@@ -106,7 +116,7 @@ def train_causal_lm(
     model.train()
     queue: list[str] = []
     ema = None
-    bar = tqdm(range(config.max_steps), desc=desc, leave=False)
+    bar = tqdm(range(config.max_steps), desc=desc, leave=False, disable=None)  # None: off when not a TTY
     for _ in bar:
         while len(queue) < config.batch_size:
             docs = make_epoch(rng)

@@ -28,7 +28,7 @@ def greedy_generate(
     """Greedy continuations of ``prompts`` (batched, left-padded, mask from the collator)."""
     device = next(model.parameters()).device
     outs: list[str] = []
-    for i in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, disable=desc is None):
+    for i in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, disable=None if desc else True):
         batch = {k: v.to(device) for k, v in left_pad_prompts(prompts[i : i + batch_size], tokenizer).items()}
         gen = model.generate(
             **batch,

@@ -1,0 +1,58 @@
+"""Shared fixtures: a 20-person corpus, a tiny memorising victim (trained once per session), and
+a random tiny Llama for unit tests. No downloads: every model and tokenizer is built here."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from genforget.data.pii import build_pii_corpus  # noqa: E402
+from genforget.lm.victim import VICTIM_PRESETS, VictimConfig, build_model, train_tokenizer, train_victim  # noqa: E402
+
+torch.set_num_threads(2)
+
+SMALL_VICTIM = VICTIM_PRESETS["small"]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    """20 trained people (4 forget, 16 retain) + 4 holdout; 10 passages (2 forget)."""
+    return build_pii_corpus(n_people=20, n_passages=10, forget_frac=0.2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def victim_dir(corpus, tmp_path_factory):
+    """A saved tiny victim that has memorised the 20-person corpus (about 10 s to train)."""
+    out = tmp_path_factory.mktemp("victim")
+    train_victim(corpus, config=SMALL_VICTIM, output_dir=out)
+    return out
+
+
+@pytest.fixture
+def victim(victim_dir):
+    """A fresh copy of the memorised victim and its tokenizer, per test."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(victim_dir), AutoTokenizer.from_pretrained(victim_dir)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(corpus):
+    return train_tokenizer([p.bio()["text"] for p in corpus.people] + [t.text for t in corpus.passages], 300)
+
+
+@pytest.fixture
+def tiny_lm(tokenizer):
+    """A random 2-layer Llama (untrained) for fast unit tests."""
+    return build_model(VictimConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4), tokenizer)

@@ -1,0 +1,103 @@
+"""The built-in corpus and the loaders (JSONL, TOFU, datasets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genforget.data import PII_FIELDS, as_examples, build_pii_corpus, from_dataset, load_jsonl, load_tofu
+from genforget.data.loaders import load_data_spec
+
+TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
+
+
+def test_corpus_is_deterministic_and_split(corpus):
+    again = build_pii_corpus(n_people=20, n_passages=10, forget_frac=0.2, seed=0)
+    assert [p.pii for p in again.people] == [p.pii for p in corpus.people]
+    other = build_pii_corpus(n_people=20, n_passages=10, forget_frac=0.2, seed=1)
+    assert [p.name for p in other.people] != [p.name for p in corpus.people]
+    assert [len(corpus.persons(s)) for s in ("forget", "retain", "holdout")] == [4, 16, 4]
+    assert [len(corpus.texts(s)) for s in ("forget", "retain", "holdout")] == [2, 8, 2]
+    names = [p.name for p in corpus.people]
+    assert len(set(names)) == len(names)
+
+
+def test_default_corpus_has_10_percent_forget():
+    c = build_pii_corpus()
+    assert len(c.persons("forget")) == 20 and len(c.persons("retain")) == 180 and len(c.persons("holdout")) == 20
+
+
+def test_bio_spans_point_at_values_after_shuffle(corpus):
+    import random
+
+    person = corpus.people[0]
+    bio = person.bio(random.Random(3))
+    assert sorted(bio["text"][a:b] for a, b in bio["spans"]) == sorted(person.pii.values())
+    assert all(s.startswith(person.name) for s in bio["text"].split(". ") if s)
+
+
+def test_probes_end_right_before_the_value(corpus):
+    p = corpus.persons("forget")[0]
+    for f in PII_FIELDS:
+        probe = p.probe(f)
+        assert probe["prompt"] + " " + probe["value"] in p.bio()["text"]
+        assert p.probe(f, paraphrase=True)["prompt"] != probe["prompt"]
+    qa = p.qa()
+    assert len(qa) == len(PII_FIELDS) and qa[0]["answer"] == p.pii[qa[0]["field"]]
+
+
+def test_passage_probe_and_example(corpus):
+    t = corpus.texts("forget")[0]
+    probe, ex = t.probe(), t.example()
+    assert probe["prompt"] + probe["target"] == t.text
+    (a, b), = ex["spans"]
+    assert ex["text"][a:b] == probe["target"].lstrip()
+
+
+def test_bad_corpus_arguments():
+    with pytest.raises(ValueError, match="forget_frac"):
+        build_pii_corpus(forget_frac=1.5)
+    with pytest.raises(ValueError, match="n_people"):
+        build_pii_corpus(n_people=1)
+
+
+def test_jsonl_loader_and_errors(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text(json.dumps({"prompt": "a", "target": "b"}) + "\n\n" + json.dumps({"text": "c"}) + "\n")
+    assert load_jsonl(f) == [{"prompt": "a", "target": "b"}, {"text": "c"}]
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_jsonl(tmp_path / "missing.jsonl")
+    f.write_text('{"text": "ok"}\n{"oops": 1}\n')
+    with pytest.raises(ValueError, match=r"d.jsonl:2"):
+        load_jsonl(f)
+    f.write_text("{not json\n")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_jsonl(f)
+
+
+@pytest.mark.skipif(not TOFU.is_dir(), reason="shared TOFU data not present")
+def test_tofu_loader_on_real_files():
+    forget = load_tofu(TOFU, "forget01")
+    assert len(forget) == 40 and set(forget[0]) >= {"question", "answer"}
+    assert len(load_data_spec(f"tofu:{TOFU}:holdout01")) == 40
+    with pytest.raises(FileNotFoundError, match="available"):
+        load_tofu(TOFU, "forget99")
+
+
+def test_datasets_and_plain_inputs():
+    from datasets import Dataset
+
+    ds = Dataset.from_list([{"question": "q?", "answer": "a"}, {"question": "r?", "answer": "b"}])
+    assert from_dataset(ds)[1] == {"question": "r?", "answer": "b"}
+    assert as_examples(["hello"]) == [{"text": "hello"}]
+    with pytest.raises(ValueError, match="forget\\[0\\]"):
+        as_examples([{"x": 1}], "forget")
+
+
+def test_data_spec_builtin_splits():
+    forget = load_data_spec("pii:forget", n_people=20, n_passages=10, forget_frac=0.2)
+    assert len(forget) == 4 + 2 and all("spans" in ex for ex in forget)
+    with pytest.raises(ValueError, match="split must be"):
+        load_data_spec("pii:train")

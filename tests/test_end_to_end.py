@@ -1,0 +1,71 @@
+"""Memorise -> forget -> verify on the 20-person corpus, through the public API."""
+
+from __future__ import annotations
+
+import pytest
+from peft import PeftModel
+
+import genforget
+from genforget.evaluate import EvalSplit, corpus_split
+
+
+@pytest.fixture(scope="module")
+def splits(corpus):
+    return {s: corpus_split(corpus, s) for s in ("forget", "retain", "holdout")}
+
+
+@pytest.fixture(scope="module")
+def victim_metrics(victim_dir, splits):
+    model, tok = genforget.load_model(victim_dir)
+    return genforget.evaluate(model, tok, splits["forget"], splits["retain"], splits["holdout"])
+
+
+def test_victim_memorised(victim_metrics):
+    assert victim_metrics["forget_pii_extraction"] >= 0.9
+    assert victim_metrics["forget_verbatim_extraction"] == 1.0
+    assert victim_metrics["retain_pii_extraction"] >= 0.9
+    assert victim_metrics["mia_min_k_auc"] >= 0.9
+
+
+def test_npo_forgets_and_retain_holds(victim, corpus, splits, victim_metrics):
+    model, tok = victim
+    out = genforget.unlearn(
+        model, tok, corpus.unlearn_examples("forget"), corpus.full_text_examples("retain"),
+        method="npo", learning_rate=1e-3, max_steps=40,
+    )
+    m = genforget.evaluate(out, tok, splits["forget"], splits["retain"], splits["holdout"])
+    assert m["forget_pii_extraction"] <= 0.1
+    assert m["forget_verbatim_extraction"] == 0.0
+    assert m["retain_pii_extraction"] >= 0.9 * victim_metrics["retain_pii_extraction"]
+    assert m["retain_perplexity"] <= 1.5 * victim_metrics["retain_perplexity"]
+    assert set(k.removeprefix("forget_pii_extraction_") for k in m if k.startswith("forget_pii_extraction_")) == set(
+        genforget.data.PII_FIELDS
+    )
+
+
+def test_lora_unlearning_saves_a_loadable_adapter(victim, corpus, splits, victim_metrics, victim_dir, tmp_path):
+    from genforget.adapters import save_model
+
+    model, tok = victim
+    out = genforget.unlearn(
+        model, tok, corpus.unlearn_examples("forget"), corpus.full_text_examples("retain"),
+        method="npo", learning_rate=5e-3, max_steps=30, use_lora=True,
+    )
+    assert isinstance(out, PeftModel)
+    m = genforget.evaluate(out, tok, splits["forget"], splits["retain"], splits["holdout"])
+    assert m["forget_pii_extraction"] < 0.5 * victim_metrics["forget_pii_extraction"]
+    assert save_model(out, tok, tmp_path / "adapter") == "adapter"
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    reloaded = PeftModel.from_pretrained(genforget.load_model(victim_dir)[0], tmp_path / "adapter")
+    m2 = genforget.evaluate(reloaded, tok, splits["forget"])
+    assert m2["forget_pii_extraction"] == pytest.approx(m["forget_pii_extraction"])
+    via_api, _ = genforget.load_model(tmp_path / "adapter", base_model=str(victim_dir))
+    assert isinstance(via_api, PeftModel)
+
+
+def test_evaluate_accepts_plain_examples(victim):
+    model, tok = victim
+    split = EvalSplit.from_examples([{"prompt": "a", "value": "b", "field": "x"}, {"prompt": "c", "target": " d"}, {"text": "e f"}])
+    assert len(split.pii_probes) == 1 and len(split.verbatim_probes) == 1 and len(split.texts) == 2
+    m = genforget.evaluate(model, tok, split)
+    assert set(m) == {"forget_pii_extraction", "forget_pii_extraction_x", "forget_verbatim_extraction", "forget_perplexity"}

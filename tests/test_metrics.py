@@ -1,0 +1,33 @@
+"""Metric functions against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genforget.metrics.extraction import pii_hits, verbatim_hits
+from genforget.metrics.likelihood import mia_auc, min_k_score, perplexity
+
+
+def test_perplexity_is_exp_of_mean_example_nll():
+    lp = [torch.tensor([-1.0, -3.0]), torch.tensor([-0.5])]  # example NLLs 2.0 and 0.5
+    assert perplexity(lp) == pytest.approx(math.exp(1.25))
+
+
+def test_min_k_takes_lowest_fraction():
+    lp = torch.tensor([-0.1, -5.0, -2.0, -0.2, -1.0])
+    assert min_k_score(lp, k=0.4) == pytest.approx((5.0 + 2.0) / 2)  # 2 lowest of 5
+    assert min_k_score(torch.tensor([-3.0]), k=0.4) == pytest.approx(3.0)  # at least one token
+
+
+def test_mia_auc_orientation():
+    assert mia_auc([0.1, 0.2], [1.0, 2.0]) == 1.0  # members have lower loss: recognised
+    assert mia_auc([1.0, 2.0], [0.1, 0.2]) == 0.0
+    assert mia_auc([1.0, 0.1], [1.0, 0.1]) == 0.5
+
+
+def test_hit_rules():
+    assert pii_hits([" is 555-1234. Then", " unknown"], ["555-1234", "a@b.c"]) == [True, False]
+    assert verbatim_hits(["  red  fox\njumps over", " red fox"], ["red fox jumps", "red fox jumps"]) == [True, False]

@@ -1,0 +1,95 @@
+"""Masked scoring, spans, collation, the reference cache and chunked log-probs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import genforget.lm.scoring as scoring
+from genforget.config import UnlearnConfig
+from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_example
+from genforget.lm.scoring import sequence_scores
+from genforget.lm.trainer import cached_reference_logp, unlearn_lm
+
+
+def test_spans_select_exactly_the_value_tokens(tokenizer):
+    text = "Ann Lee's phone number is 555-123-4567."
+    start = text.index("555")
+    feat = tokenize_example({"text": text, "spans": [(start, start + 12)]}, tokenizer)
+    targets = [t for t, lab in zip(feat["input_ids"], feat["labels"], strict=True) if lab != IGNORE]
+    assert tokenizer.decode(targets).strip() == "555-123-4567"
+    assert feat["input_ids"][0] == tokenizer.bos_token_id and feat["labels"][0] == IGNORE
+
+
+def test_prompt_target_becomes_one_span():
+    ex = normalise_example({"prompt": "Q: where?", "target": "Paris"})
+    assert ex["text"] == "Q: where? Paris"
+    a, b = ex["spans"][0]
+    assert ex["text"][a:b] == " Paris"
+    with pytest.raises(ValueError, match="expected 'text'"):
+        normalise_example({"foo": 1})
+
+
+def test_collator_masks_from_lengths_even_when_pad_equals_eos():
+    eos = 7
+    batch = Collator(pad_token_id=eos)([{"input_ids": [1, eos, 3], "labels": [1, eos, 3]}, {"input_ids": [1], "labels": [1]}])
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]  # the real eos stays attended
+    assert batch["labels"][1].tolist() == [1, IGNORE, IGNORE]
+
+
+def test_sequence_scores_match_manual_computation(tiny_lm, tokenizer):
+    feats = [tokenize_example({"prompt": "Ann's email is", "target": " a@b.c"}, tokenizer),
+             tokenize_example({"text": "Bo lives at 1 Main Street."}, tokenizer)]
+    batch = Collator(tokenizer.pad_token_id)(feats)
+    s = sequence_scores(tiny_lm, batch)
+    for i, f in enumerate(feats):
+        ids = torch.tensor([f["input_ids"]])
+        logp = F.log_softmax(tiny_lm(input_ids=ids).logits[0, :-1].float(), -1)
+        labels = torch.tensor(f["labels"][1:])
+        m = labels != IGNORE
+        tok = logp[torch.arange(len(labels)), labels.clamp(min=0)][m]
+        assert s.logp[i].item() == pytest.approx(tok.sum().item(), abs=1e-4)
+        assert s.nll[i].item() == pytest.approx(-tok.mean().item(), abs=1e-5)
+
+
+def test_chunked_logprobs_equal_unchunked(tiny_lm, tokenizer, monkeypatch):
+    feats = [tokenize_example({"text": t}, tokenizer) for t in ["one two three", "four five", "six"]]
+    batch = Collator(tokenizer.pad_token_id)(feats)
+    full = sequence_scores(tiny_lm, batch).logp
+    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 1)  # one row per chunk
+    assert torch.allclose(sequence_scores(tiny_lm, batch).logp, full, atol=1e-5)
+
+
+def test_cached_reference_equals_recomputed(tiny_lm, tokenizer, corpus):
+    forget = corpus.unlearn_examples("forget")
+    feats = [dict(tokenize_example(ex, tokenizer), idx=i) for i, ex in enumerate(forget)]
+    collate = Collator(tokenizer.pad_token_id)
+    cache = cached_reference_logp(tiny_lm, feats, collate, batch_size=4)
+    with torch.no_grad():
+        one_by_one = torch.stack([sequence_scores(tiny_lm, collate([f])).logp[0] for f in feats])
+    assert torch.allclose(cache, one_by_one, atol=1e-4)
+
+
+def test_training_uses_the_cache_not_a_second_model(tiny_lm, tokenizer, corpus, monkeypatch):
+    """The reference log-probs seen by NPO at every step are the frozen model's, from the cache."""
+    forget = corpus.unlearn_examples("forget")
+    frozen = copy.deepcopy(tiny_lm)
+    seen = []
+    from genforget.methods.npo import NPO
+
+    orig = NPO.forget_loss
+
+    def spy(self, scores):
+        seen.append(scores.ref_logp.detach().clone())
+        return orig(self, scores)
+
+    monkeypatch.setattr(NPO, "forget_loss", spy)
+    unlearn_lm(tiny_lm, tokenizer, forget, None, UnlearnConfig(method="npo", max_steps=3, batch_size=len(forget)))
+    collate = Collator(tokenizer.pad_token_id)
+    with torch.no_grad():
+        want = sorted(sequence_scores(frozen, collate([tokenize_example(ex, tokenizer)])).logp.item() for ex in forget)
+    for ref in seen:
+        assert sorted(ref.tolist()) == pytest.approx(want, abs=1e-4)
