@@ -34,6 +34,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check genforget recipes tests
+	$(BIN)/ruff format --check genforget recipes tests
 
 clean-demo:
 	rm -rf runs/demo

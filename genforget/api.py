@@ -31,8 +31,10 @@ def unlearn(
     ``max_steps``, ``use_lora``, ``beta`` ...). With ``use_lora=True`` a ``PeftModel`` is returned
     and the base weights are untouched; otherwise ``model`` is trained in place.
     """
-    cfg = config.pop("config", None) or make_config(UnlearnConfig, {"method": method, **config})
-    return unlearn_lm(model, tokenizer, as_examples(forget, "forget"), as_examples(retain, "retain"), cfg, accelerator)
+    cfg = make_config(UnlearnConfig, {"method": method, **config})
+    return unlearn_lm(
+        model, tokenizer, as_examples(forget, "forget"), as_examples(retain, "retain"), cfg, accelerator
+    )
 
 
 def load_model(path: str | Path, base_model: str | None = None, **kwargs: Any) -> tuple[torch.nn.Module, Any]:
@@ -44,13 +46,18 @@ def load_model(path: str | Path, base_model: str | None = None, **kwargs: Any) -
         raise ValueError(f"{path_s} is a file; expected a model directory")
     if not Path(path_s).exists() and (path_s.startswith((".", "/")) or path_s.count("/") > 1):
         raise FileNotFoundError(f"model directory not found: {path_s}")
-    if adapter_cfg.is_file():
-        from peft import PeftModel
+    try:
+        if adapter_cfg.is_file():
+            from peft import PeftModel
 
-        base = base_model or json.loads(adapter_cfg.read_text())["base_model_name_or_path"]
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, **kwargs), path_s)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path_s, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(path_s)
+            base = base_model or json.loads(adapter_cfg.read_text())["base_model_name_or_path"]
+            model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, **kwargs), path_s)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path_s, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path_s)
+    except OSError as e:
+        raise OSError(
+            f"could not load a model from {path_s!r}: not a model dir here and not loadable from the hub ({e})"
+        ) from e
     check_tokenizer_matches(model, tokenizer)
     return model, tokenizer

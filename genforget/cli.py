@@ -21,12 +21,18 @@ from genforget.config import UnlearnConfig, UsageError, parse_config
 class UnlearnScriptArgs:
     """What to load and where to save, for ``recipes/unlearn_lm.py``."""
 
-    model_name_or_path: str = field(default="", metadata={"help": "save_pretrained dir or hub id of the model"})
+    model_name_or_path: str = field(
+        default="", metadata={"help": "save_pretrained dir or hub id of the model"}
+    )
     forget_data: str = field(default="", metadata={"help": "JSONL path, pii:forget, or tofu:<dir>:<split>"})
-    retain_data: str = field(default="", metadata={"help": "same forms as forget_data; empty = no retain term"})
+    retain_data: str = field(
+        default="", metadata={"help": "same forms as forget_data; empty = no retain term"}
+    )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    save_mode: str = field(default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"})
+    save_mode: str = field(
+        default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"}
+    )
     n_people: int = field(default=200, metadata={"help": "built-in corpus: people trained on"})
     n_passages: int = field(default=50, metadata={"help": "built-in corpus: passages trained on"})
     forget_frac: float = field(default=0.1, metadata={"help": "built-in corpus: forget share"})
@@ -119,8 +125,13 @@ class VictimScriptArgs:
 
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the model"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    splits: list[str] = field(default_factory=lambda: ["forget", "retain"], metadata={"help": "victim: forget retain; oracle: retain"})
-    tokenizer_from: str = field(default="", metadata={"help": "reuse this model dir's tokenizer (oracle: the victim's)"})
+    splits: list[str] = field(
+        default_factory=lambda: ["forget", "retain"],
+        metadata={"help": "victim: forget retain; oracle: retain"},
+    )
+    tokenizer_from: str = field(
+        default="", metadata={"help": "reuse this model dir's tokenizer (oracle: the victim's)"}
+    )
     n_people: int = field(default=200, metadata={"help": "people trained on (forget + retain)"})
     n_passages: int = field(default=50, metadata={"help": "passages trained on"})
     forget_frac: float = field(default=0.1, metadata={"help": "forget share"})

@@ -25,7 +25,9 @@ from genforget.registry import did_you_mean
 class UnlearnConfig:
     """How to unlearn. Every field can be set in YAML or as ``--name value``."""
 
-    method: str = field(default="npo", metadata={"help": "registered method: grad_ascent, grad_diff, npo, simnpo"})
+    method: str = field(
+        default="npo", metadata={"help": "registered method: grad_ascent, grad_diff, npo, simnpo"}
+    )
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     max_steps: int = field(default=60, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=8, metadata={"help": "forget examples per step (per process)"})
@@ -113,7 +115,9 @@ def parse_config(classes: tuple[type, ...], argv: list[str] | None = None) -> tu
         group = parser.add_argument_group(cls.__name__)
         for f in dataclasses.fields(cls):
             conv, extra = _arg_type(hints[cls][f.name])
-            group.add_argument(f"--{f.name}", type=conv, default=argparse.SUPPRESS, help=f.metadata.get("help"), **extra)
+            group.add_argument(
+                f"--{f.name}", type=conv, default=argparse.SUPPRESS, help=f.metadata.get("help"), **extra
+            )
     try:
         ns, unknown = parser.parse_known_args(argv)
     except argparse.ArgumentError as e:

@@ -36,19 +36,30 @@ class DemoArgs:
     forget_frac: float = field(default=0.1, metadata={"help": "share of people and passages to forget"})
     corpus_seed: int = field(default=0, metadata={"help": "seed of the generated corpus"})
     victim_preset: str = field(default="demo", metadata={"help": "victim size: demo | small"})
-    victim_steps: int = field(default=0, metadata={"help": "training steps of victim and oracle (0 = the preset's)"})
+    victim_steps: int = field(
+        default=0, metadata={"help": "training steps of victim and oracle (0 = the preset's)"}
+    )
     num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for this tiny model)"})
 
 
 def _cached_train(corpus, splits, vcfg, out: Path, tokenizer=None, desc: str = "") -> tuple:
     """Load ``out`` if it was trained with this exact config, else train and save it there."""
-    key = {"splits": list(splits), "victim": dataclasses.asdict(vcfg), "corpus": corpus.meta, "seed": corpus.seed}
+    key = {
+        "splits": list(splits),
+        "victim": dataclasses.asdict(vcfg),
+        "corpus": corpus.meta,
+        "seed": corpus.seed,
+    }
     info_path = out / "train_info.json"
     if info_path.is_file():
         info = json.loads(info_path.read_text())
         if info.get("key") == key:
             print(f"[demo] {desc}: cached in {out} (trained in {info['seconds']:.1f}s)")
-            return AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out), info["seconds"]
+            return (
+                AutoModelForCausalLM.from_pretrained(out),
+                AutoTokenizer.from_pretrained(out),
+                info["seconds"],
+            )
     print(f"[demo] {desc}: training on {'+'.join(splits)} ({vcfg.max_steps} steps)")
     model, tok, seconds = train_victim(corpus, splits, vcfg, tokenizer=tokenizer, output_dir=out, desc=desc)
     info_path.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
@@ -59,10 +70,30 @@ def demo_checks(models: dict[str, dict], timings: dict[str, float]) -> list[dict
     """The acceptance bars of the demo, evaluated on its own numbers."""
     v, u = models["victim"], models["unlearned"]
     rows = [
-        ("victim forget PII extraction", v["forget_pii_extraction"], ">= 0.80", v["forget_pii_extraction"] >= 0.8),
-        ("victim forget verbatim extraction", v["forget_verbatim_extraction"], ">= 0.80", v["forget_verbatim_extraction"] >= 0.8),
-        ("unlearned forget PII extraction", u["forget_pii_extraction"], "<= 0.10", u["forget_pii_extraction"] <= 0.1),
-        ("unlearned forget verbatim extraction", u["forget_verbatim_extraction"], "<= 0.10", u["forget_verbatim_extraction"] <= 0.1),
+        (
+            "victim forget PII extraction",
+            v["forget_pii_extraction"],
+            ">= 0.80",
+            v["forget_pii_extraction"] >= 0.8,
+        ),
+        (
+            "victim forget verbatim extraction",
+            v["forget_verbatim_extraction"],
+            ">= 0.80",
+            v["forget_verbatim_extraction"] >= 0.8,
+        ),
+        (
+            "unlearned forget PII extraction",
+            u["forget_pii_extraction"],
+            "<= 0.10",
+            u["forget_pii_extraction"] <= 0.1,
+        ),
+        (
+            "unlearned forget verbatim extraction",
+            u["forget_verbatim_extraction"],
+            "<= 0.10",
+            u["forget_verbatim_extraction"] <= 0.1,
+        ),
     ]
     r = u["retain_pii_extraction"] / max(v["retain_pii_extraction"], 1e-9)
     rows.append(("retain PII extraction, unlearned / victim", r, ">= 0.90", r >= 0.9))
@@ -80,15 +111,21 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     corpus = build_pii_corpus(args.n_people, args.n_passages, args.forget_frac, seed=args.corpus_seed)
     if args.victim_preset not in VICTIM_PRESETS:
-        raise ValueError(f"victim_preset must be one of {sorted(VICTIM_PRESETS)} (got {args.victim_preset!r})")
+        raise ValueError(
+            f"victim_preset must be one of {sorted(VICTIM_PRESETS)} (got {args.victim_preset!r})"
+        )
     steps = args.victim_steps or VICTIM_PRESETS[args.victim_preset].max_steps
     vcfg = dataclasses.replace(VICTIM_PRESETS[args.victim_preset], max_steps=steps, seed=args.corpus_seed)
     victim, tok, victim_s = _cached_train(corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim")
-    oracle, _, oracle_s = _cached_train(corpus, ("retain",), vcfg, out / "oracle", tokenizer=tok, desc="oracle")
+    oracle, _, oracle_s = _cached_train(
+        corpus, ("retain",), vcfg, out / "oracle", tokenizer=tok, desc="oracle"
+    )
 
     forget, retain = corpus.unlearn_examples("forget"), corpus.full_text_examples("retain")
-    print(f"[demo] unlearning {len(corpus.persons('forget'))} people and {len(corpus.texts('forget'))} passages "
-          f"with {ucfg.method}{' (LoRA)' if ucfg.use_lora else ''}")
+    print(
+        f"[demo] unlearning {len(corpus.persons('forget'))} people and {len(corpus.texts('forget'))} passages "
+        f"with {ucfg.method}{' (LoRA)' if ucfg.use_lora else ''}"
+    )
     t0 = time.perf_counter()
     unlearned = unlearn_lm(copy.deepcopy(victim), tok, forget, retain, ucfg)
     unlearn_s = time.perf_counter() - t0
@@ -102,8 +139,12 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     timings = {"train_victim_s": victim_s, "train_oracle_s": oracle_s, "unlearn_s": unlearn_s}
     report = {
         "method": ucfg.method,
-        "config": {"unlearn": dataclasses.asdict(ucfg), "demo": dataclasses.asdict(args), "victim": dataclasses.asdict(vcfg),
-                   "saved_as": mode},
+        "config": {
+            "unlearn": dataclasses.asdict(ucfg),
+            "demo": dataclasses.asdict(args),
+            "victim": dataclasses.asdict(vcfg),
+            "saved_as": mode,
+        },
         "timings": timings,
         "models": models,
         "checks": demo_checks(models, timings),
@@ -114,5 +155,7 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     print()
     for c in report["checks"]:
         print(f"  [{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
-    print(f"\n[demo] unlearn {unlearn_s:.1f}s vs oracle retrain {oracle_s:.1f}s; report: {paths['md']}, {paths['png']}")
+    print(
+        f"\n[demo] unlearn {unlearn_s:.1f}s vs oracle retrain {oracle_s:.1f}s; report: {paths['md']}, {paths['png']}"
+    )
     return report

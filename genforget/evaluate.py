@@ -45,7 +45,9 @@ class EvalSplit:
                 split.verbatim_probes.append(ex)
                 split.texts.append(ex)
             elif "question" in ex and "answer" in ex:
-                split.verbatim_probes.append({"prompt": ex["question"], "target": " " + ex["answer"].lstrip()})
+                split.verbatim_probes.append(
+                    {"prompt": ex["question"], "target": " " + ex["answer"].lstrip()}
+                )
                 split.texts.append(ex)
             elif "text" in ex:
                 split.texts.append(ex)

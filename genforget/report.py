@@ -45,9 +45,19 @@ def render_markdown(report: dict) -> str:
         out.append("")
     if report.get("checks"):
         out += ["## Checks", "", "| check | value | bar | pass |", "|---|---|---|---|"]
-        out += [f"| {c['name']} | {c['value']:.3f} | {c['bar']} | {'yes' if c['ok'] else 'NO'} |" for c in report["checks"]]
+        out += [
+            f"| {c['name']} | {c['value']:.3f} | {c['bar']} | {'yes' if c['ok'] else 'NO'} |"
+            for c in report["checks"]
+        ]
         out.append("")
-    out += ["## Config", "", "```json", json.dumps(report.get("config", {}), indent=2, sort_keys=True), "```", ""]
+    out += [
+        "## Config",
+        "",
+        "```json",
+        json.dumps(report.get("config", {}), indent=2, sort_keys=True),
+        "```",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -69,7 +79,9 @@ def plot_report(report: dict, path: str | Path) -> None:
         ax.bar(xs, [m.get(k, 0.0) for k, _ in rates], width, label=name, color=colors[i % len(colors)])
         ax2.bar(i, m.get("retain_perplexity", 0.0), 0.6, color=colors[i % len(colors)])
     ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(rates))])
-    ax.set_xticklabels([lab.replace(" (", "\n(").replace(" extraction", "\nextraction") for _, lab in rates], fontsize=8)
+    ax.set_xticklabels(
+        [lab.replace(" (", "\n(").replace(" extraction", "\nextraction") for _, lab in rates], fontsize=8
+    )
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("rate / AUC")
     ax.axhline(0.5, ls=":", c="gray", lw=0.8)

@@ -1,6 +1,6 @@
 """Offline demo: memorise the built-in fictitious-PII corpus, forget 10 % of it, verify.
 
-    python recipes/demo.py --config recipes/configs/demo.yaml [--method simnpo] [--use_lora true]
+python recipes/demo.py --config recipes/configs/demo.yaml [--method simnpo] [--use_lora true]
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Train the tiny memorising victim (or the retain-only oracle) on the built-in PII corpus.
 
-    python recipes/train_victim.py --output_dir runs/victim
-    python recipes/train_victim.py --output_dir runs/oracle --splits retain --tokenizer_from runs/victim
+python recipes/train_victim.py --output_dir runs/victim
+python recipes/train_victim.py --output_dir runs/oracle --splits retain --tokenizer_from runs/victim
 """
 
 import sys

@@ -26,7 +26,9 @@ def test_corpus_is_deterministic_and_split(corpus):
 
 def test_default_corpus_has_10_percent_forget():
     c = build_pii_corpus()
-    assert len(c.persons("forget")) == 20 and len(c.persons("retain")) == 180 and len(c.persons("holdout")) == 20
+    assert (
+        len(c.persons("forget")) == 20 and len(c.persons("retain")) == 180 and len(c.persons("holdout")) == 20
+    )
 
 
 def test_bio_spans_point_at_values_after_shuffle(corpus):
@@ -52,7 +54,7 @@ def test_passage_probe_and_example(corpus):
     t = corpus.texts("forget")[0]
     probe, ex = t.probe(), t.example()
     assert probe["prompt"] + probe["target"] == t.text
-    (a, b), = ex["spans"]
+    ((a, b),) = ex["spans"]
     assert ex["text"][a:b] == probe["target"].lstrip()
 
 

@@ -30,26 +30,39 @@ def test_victim_memorised(victim_metrics):
 def test_npo_forgets_and_retain_holds(victim, corpus, splits, victim_metrics):
     model, tok = victim
     out = genforget.unlearn(
-        model, tok, corpus.unlearn_examples("forget"), corpus.full_text_examples("retain"),
-        method="npo", learning_rate=1e-3, max_steps=40,
+        model,
+        tok,
+        corpus.unlearn_examples("forget"),
+        corpus.full_text_examples("retain"),
+        method="npo",
+        learning_rate=1e-3,
+        max_steps=40,
     )
     m = genforget.evaluate(out, tok, splits["forget"], splits["retain"], splits["holdout"])
     assert m["forget_pii_extraction"] <= 0.1
     assert m["forget_verbatim_extraction"] == 0.0
     assert m["retain_pii_extraction"] >= 0.9 * victim_metrics["retain_pii_extraction"]
     assert m["retain_perplexity"] <= 1.5 * victim_metrics["retain_perplexity"]
-    assert set(k.removeprefix("forget_pii_extraction_") for k in m if k.startswith("forget_pii_extraction_")) == set(
-        genforget.data.PII_FIELDS
-    )
+    assert set(
+        k.removeprefix("forget_pii_extraction_") for k in m if k.startswith("forget_pii_extraction_")
+    ) == set(genforget.data.PII_FIELDS)
 
 
-def test_lora_unlearning_saves_a_loadable_adapter(victim, corpus, splits, victim_metrics, victim_dir, tmp_path):
+def test_lora_unlearning_saves_a_loadable_adapter(
+    victim, corpus, splits, victim_metrics, victim_dir, tmp_path
+):
     from genforget.adapters import save_model
 
     model, tok = victim
     out = genforget.unlearn(
-        model, tok, corpus.unlearn_examples("forget"), corpus.full_text_examples("retain"),
-        method="npo", learning_rate=5e-3, max_steps=30, use_lora=True,
+        model,
+        tok,
+        corpus.unlearn_examples("forget"),
+        corpus.full_text_examples("retain"),
+        method="npo",
+        learning_rate=5e-3,
+        max_steps=30,
+        use_lora=True,
     )
     assert isinstance(out, PeftModel)
     m = genforget.evaluate(out, tok, splits["forget"], splits["retain"], splits["holdout"])
@@ -65,7 +78,14 @@ def test_lora_unlearning_saves_a_loadable_adapter(victim, corpus, splits, victim
 
 def test_evaluate_accepts_plain_examples(victim):
     model, tok = victim
-    split = EvalSplit.from_examples([{"prompt": "a", "value": "b", "field": "x"}, {"prompt": "c", "target": " d"}, {"text": "e f"}])
+    split = EvalSplit.from_examples(
+        [{"prompt": "a", "value": "b", "field": "x"}, {"prompt": "c", "target": " d"}, {"text": "e f"}]
+    )
     assert len(split.pii_probes) == 1 and len(split.verbatim_probes) == 1 and len(split.texts) == 2
     m = genforget.evaluate(model, tok, split)
-    assert set(m) == {"forget_pii_extraction", "forget_pii_extraction_x", "forget_verbatim_extraction", "forget_perplexity"}
+    assert set(m) == {
+        "forget_pii_extraction",
+        "forget_pii_extraction_x",
+        "forget_verbatim_extraction",
+        "forget_perplexity",
+    }

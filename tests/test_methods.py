@@ -85,7 +85,10 @@ def test_a_new_method_is_one_register_line():
         del METHODS["_test_double_ga"]
 
 
-FORGET = [{"prompt": "Alice's phone number is", "target": " 555-0100."}, {"text": "Bob lives at 1 Main Street."}]
+FORGET = [
+    {"prompt": "Alice's phone number is", "target": " 555-0100."},
+    {"text": "Bob lives at 1 Main Street."},
+]
 RETAIN_EX = [{"text": "Carol works for Acme."}]
 
 

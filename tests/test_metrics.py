@@ -30,4 +30,7 @@ def test_mia_auc_orientation():
 
 def test_hit_rules():
     assert pii_hits([" is 555-1234. Then", " unknown"], ["555-1234", "a@b.c"]) == [True, False]
-    assert verbatim_hits(["  red  fox\njumps over", " red fox"], ["red fox jumps", "red fox jumps"]) == [True, False]
+    assert verbatim_hits(["  red  fox\njumps over", " red fox"], ["red fox jumps", "red fox jumps"]) == [
+        True,
+        False,
+    ]

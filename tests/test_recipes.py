@@ -18,8 +18,20 @@ CORPUS_ARGS = ["--n_people", "20", "--n_passages", "10", "--forget_frac", "0.2"]
 
 
 def _args(victim_dir, out, *extra):
-    return ["--model_name_or_path", str(victim_dir), "--forget_data", "pii:forget", "--retain_data", "pii:retain",
-            "--output_dir", str(out), "--max_steps", "3", *CORPUS_ARGS, *extra]
+    return [
+        "--model_name_or_path",
+        str(victim_dir),
+        "--forget_data",
+        "pii:forget",
+        "--retain_data",
+        "pii:retain",
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "3",
+        *CORPUS_ARGS,
+        *extra,
+    ]
 
 
 def _leaks(run_dir: Path, corpus) -> list[str]:
@@ -32,8 +44,15 @@ def _leaks(run_dir: Path, corpus) -> list[str]:
 def test_yaml_then_cli_overrides(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("method: simnpo\nlearning_rate: 0.01\nlora_target_modules: [q_proj]\n")
-    (ucfg,) = parse_config((UnlearnConfig,), ["--config", str(cfg), "--learning_rate", "0.5", "--use_lora", "true"])
-    assert (ucfg.method, ucfg.learning_rate, ucfg.use_lora, ucfg.lora_target_modules) == ("simnpo", 0.5, True, ["q_proj"])
+    (ucfg,) = parse_config(
+        (UnlearnConfig,), ["--config", str(cfg), "--learning_rate", "0.5", "--use_lora", "true"]
+    )
+    assert (ucfg.method, ucfg.learning_rate, ucfg.use_lora, ucfg.lora_target_modules) == (
+        "simnpo",
+        0.5,
+        True,
+        ["q_proj"],
+    )
     cfg.write_text("lerning_rate: 0.1\n")
     with pytest.raises(UsageError, match="Did you mean 'learning_rate'"):
         parse_config((UnlearnConfig,), ["--config", str(cfg)])
@@ -97,14 +116,26 @@ def test_bad_inputs_exit_2_and_write_nothing(case, message, victim_dir, tiny_lm,
     assert unlearn_main(args) == 2
     assert message in capsys.readouterr().err
     if case == "nonempty_out":
-        assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "precious"
+        assert [p.name for p in out.iterdir()] == ["keep.txt"] and (
+            out / "keep.txt"
+        ).read_text() == "precious"
     else:
         assert not out.exists()
 
 
 def test_train_victim_recipe(tmp_path, corpus):
     out = tmp_path / "v"
-    argv = ["--output_dir", str(out), "--max_steps", "3", "--hidden_size", "32", "--intermediate_size", "64", *CORPUS_ARGS]
+    argv = [
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "3",
+        "--hidden_size",
+        "32",
+        "--intermediate_size",
+        "64",
+        *CORPUS_ARGS,
+    ]
     assert train_victim_main(argv) == 0
     from genforget import load_model
 
@@ -116,8 +147,17 @@ def test_train_victim_recipe(tmp_path, corpus):
 
 def test_accelerate_launch_runs_the_recipe(victim_dir, tmp_path):
     out = tmp_path / "accel"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "recipes/accelerate/cpu.yaml"),
-           "--num_cpu_threads_per_process", "1", str(ROOT / "recipes/unlearn_lm.py"), *_args(victim_dir, out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "recipes/accelerate/cpu.yaml"),
+        "--num_cpu_threads_per_process",
+        "1",
+        str(ROOT / "recipes/unlearn_lm.py"),
+        *_args(victim_dir, out),
+    ]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -128,8 +168,14 @@ def test_accelerate_launch_runs_the_recipe(victim_dir, tmp_path):
 def test_demo_pipeline_small_reports_and_caches(tmp_path, corpus):
     from genforget.demo import DemoArgs, run_demo
 
-    args = DemoArgs(output_dir=str(tmp_path / "demo"), n_people=20, n_passages=10, forget_frac=0.2,
-                    victim_preset="small", num_threads=2)
+    args = DemoArgs(
+        output_dir=str(tmp_path / "demo"),
+        n_people=20,
+        n_passages=10,
+        forget_frac=0.2,
+        victim_preset="small",
+        num_threads=2,
+    )
     ucfg = UnlearnConfig(method="npo", learning_rate=1e-3, max_steps=40)
     report = run_demo(args, ucfg)
     run = Path(args.output_dir)
@@ -138,8 +184,13 @@ def test_demo_pipeline_small_reports_and_caches(tmp_path, corpus):
     data = json.loads((run / "report.json").read_text())
     assert set(data["timings"]) == {"train_victim_s", "train_oracle_s", "unlearn_s"}
     for name in ("victim", "unlearned", "oracle"):
-        for key in ("forget_pii_extraction", "retain_pii_extraction", "forget_verbatim_extraction",
-                    "retain_perplexity", "mia_min_k_auc"):
+        for key in (
+            "forget_pii_extraction",
+            "retain_pii_extraction",
+            "forget_verbatim_extraction",
+            "retain_perplexity",
+            "mia_min_k_auc",
+        ):
             assert isinstance(data["models"][name][key], float)
     assert data["models"]["victim"]["forget_pii_extraction"] >= 0.9
     assert data["models"]["unlearned"]["forget_pii_extraction"] <= 0.1

@@ -35,14 +35,18 @@ def test_prompt_target_becomes_one_span():
 
 def test_collator_masks_from_lengths_even_when_pad_equals_eos():
     eos = 7
-    batch = Collator(pad_token_id=eos)([{"input_ids": [1, eos, 3], "labels": [1, eos, 3]}, {"input_ids": [1], "labels": [1]}])
+    batch = Collator(pad_token_id=eos)(
+        [{"input_ids": [1, eos, 3], "labels": [1, eos, 3]}, {"input_ids": [1], "labels": [1]}]
+    )
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]  # the real eos stays attended
     assert batch["labels"][1].tolist() == [1, IGNORE, IGNORE]
 
 
 def test_sequence_scores_match_manual_computation(tiny_lm, tokenizer):
-    feats = [tokenize_example({"prompt": "Ann's email is", "target": " a@b.c"}, tokenizer),
-             tokenize_example({"text": "Bo lives at 1 Main Street."}, tokenizer)]
+    feats = [
+        tokenize_example({"prompt": "Ann's email is", "target": " a@b.c"}, tokenizer),
+        tokenize_example({"text": "Bo lives at 1 Main Street."}, tokenizer),
+    ]
     batch = Collator(tokenizer.pad_token_id)(feats)
     s = sequence_scores(tiny_lm, batch)
     for i, f in enumerate(feats):
@@ -87,9 +91,33 @@ def test_training_uses_the_cache_not_a_second_model(tiny_lm, tokenizer, corpus, 
         return orig(self, scores)
 
     monkeypatch.setattr(NPO, "forget_loss", spy)
-    unlearn_lm(tiny_lm, tokenizer, forget, None, UnlearnConfig(method="npo", max_steps=3, batch_size=len(forget)))
+    unlearn_lm(
+        tiny_lm, tokenizer, forget, None, UnlearnConfig(method="npo", max_steps=3, batch_size=len(forget))
+    )
     collate = Collator(tokenizer.pad_token_id)
     with torch.no_grad():
-        want = sorted(sequence_scores(frozen, collate([tokenize_example(ex, tokenizer)])).logp.item() for ex in forget)
+        want = sorted(
+            sequence_scores(frozen, collate([tokenize_example(ex, tokenizer)])).logp.item() for ex in forget
+        )
     for ref in seen:
         assert sorted(ref.tolist()) == pytest.approx(want, abs=1e-4)
+
+
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_npo_starts_at_reference(use_lora, tiny_lm, tokenizer, corpus, monkeypatch):
+    """At step 0 the model *is* its reference (cached copy, or base with a zero-init adapter off),
+    so every log-ratio is 0 and the NPO loss equals (2/beta)*ln 2."""
+    from genforget.methods.npo import NPO
+
+    ratios = []
+    orig = NPO.forget_loss
+
+    def spy(self, scores):
+        ratios.append((scores.logp - scores.ref_logp).detach())
+        return orig(self, scores)
+
+    monkeypatch.setattr(NPO, "forget_loss", spy)
+    cfg = UnlearnConfig(method="npo", max_steps=2, learning_rate=1e-2, use_lora=use_lora, beta=0.5)
+    unlearn_lm(tiny_lm, tokenizer, corpus.unlearn_examples("forget"), None, cfg)
+    assert torch.allclose(ratios[0], torch.zeros_like(ratios[0]), atol=1e-4)
+    assert ratios[1].abs().max() > 1e-3  # after one step the model has moved away from its reference

@@ -3,4 +3,12 @@
 from genforget.data.loaders import as_examples, from_dataset, load_jsonl, load_tofu
 from genforget.data.pii import PII_FIELDS, PIICorpus, build_pii_corpus
 
-__all__ = ["PII_FIELDS", "PIICorpus", "as_examples", "build_pii_corpus", "from_dataset", "load_jsonl", "load_tofu"]
+__all__ = [
+    "PII_FIELDS",
+    "PIICorpus",
+    "as_examples",
+    "build_pii_corpus",
+    "from_dataset",
+    "load_jsonl",
+    "load_tofu",
+]

@@ -20,7 +20,9 @@ EXAMPLE_KEYS = (("text",), ("prompt", "target"), ("question", "answer"), ("promp
 def _check(ex: Any, where: str) -> dict:
     if not isinstance(ex, dict) or not any(all(k in ex for k in keys) for keys in EXAMPLE_KEYS):
         got = sorted(ex) if isinstance(ex, dict) else type(ex).__name__
-        raise ValueError(f"{where}: expected an object with 'text', 'prompt'+'target' or 'question'+'answer'; got {got}")
+        raise ValueError(
+            f"{where}: expected an object with 'text', 'prompt'+'target' or 'question'+'answer'; got {got}"
+        )
     return ex
 
 
@@ -67,10 +69,14 @@ def as_examples(data: Any, name: str = "data") -> list[dict]:
     if isinstance(data, (str, Path)):
         return load_jsonl(data)
     rows = list(data)
-    return [{"text": r} if isinstance(r, str) else _check(dict(r), f"{name}[{i}]") for i, r in enumerate(rows)]
+    return [
+        {"text": r} if isinstance(r, str) else _check(dict(r), f"{name}[{i}]") for i, r in enumerate(rows)
+    ]
 
 
-def load_data_spec(spec: str, n_people: int = 200, n_passages: int = 50, forget_frac: float = 0.1, seed: int = 0) -> list[dict]:
+def load_data_spec(
+    spec: str, n_people: int = 200, n_passages: int = 50, forget_frac: float = 0.1, seed: int = 0
+) -> list[dict]:
     """Examples named by a recipe's data string.
 
     - ``pii:forget`` / ``pii:retain`` / ``pii:holdout``: the built-in corpus (rebuilt from its seed;

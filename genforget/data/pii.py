@@ -178,7 +178,9 @@ def build_pii_corpus(
             "email": fake.email(),
             "phone": fake.numerify("###-###-####"),
             "address": f"{fake.building_number()} {fake.street_name()}, {fake.city()}",
-            "dob": fake.date_of_birth(minimum_age=18, maximum_age=90).strftime("%B %d, %Y").replace(" 0", " "),
+            "dob": fake.date_of_birth(minimum_age=18, maximum_age=90)
+            .strftime("%B %d, %Y")
+            .replace(" 0", " "),
             "employer": fake.company(),
             "id_number": fake.numerify("ID-#######"),
         }
@@ -193,17 +195,25 @@ def build_pii_corpus(
     order = list(range(total))
     rng.shuffle(order)
     for rank, i in enumerate(order):
-        people[i].split = "forget" if rank < n_forget else "holdout" if rank < n_forget + n_holdout else "retain"
+        people[i].split = (
+            "forget" if rank < n_forget else "holdout" if rank < n_forget + n_holdout else "retain"
+        )
 
     n_pf = _split_counts(n_passages, forget_frac) if n_passages else 0
-    passages, seen = [], set()
+    passages, seen_openings = [], set()
     while len(passages) < n_passages + n_pf:
         text = " ".join(fake.sentence(nb_words=7) for _ in range(3))
-        if text.split(" ")[0:5] and " ".join(text.split(" ")[:5]) in seen:
+        opening = " ".join(text.split(" ")[: Passage.prompt_words])
+        if opening in seen_openings:  # two passages sharing a probe would make extraction ambiguous
             continue
-        seen.add(" ".join(text.split(" ")[:5]))
+        seen_openings.add(opening)
         passages.append(Passage(text, ""))
     for rank, i in enumerate(rng.sample(range(len(passages)), len(passages))):
         passages[i].split = "forget" if rank < n_pf else "holdout" if rank < 2 * n_pf else "retain"
-    meta = {"n_people": n_people, "n_passages": n_passages, "forget_frac": forget_frac, "n_holdout": n_holdout}
+    meta = {
+        "n_people": n_people,
+        "n_passages": n_passages,
+        "forget_frac": forget_frac,
+        "n_holdout": n_holdout,
+    }
     return PIICorpus(people, passages, seed, meta)

@@ -42,7 +42,8 @@ def tokenize_example(ex: dict, tokenizer: PreTrainedTokenizerBase, max_length: i
         labels = list(ids)
     else:
         labels = [
-            t if any(a < e and s < b for s, e in spans) else IGNORE for t, (a, b) in zip(ids, offsets, strict=True)
+            t if any(a < e and s < b for s, e in spans) else IGNORE
+            for t, (a, b) in zip(ids, offsets, strict=True)
         ]
     if tokenizer.bos_token_id is not None:
         ids, labels = [tokenizer.bos_token_id, *ids], [IGNORE, *labels]

@@ -15,7 +15,9 @@ from genforget.scores import Scores
 CHUNK_ELEMENTS = 2**26
 
 
-def token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def token_logprobs(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logp [B, T-1], mask [B, T-1])``: log-prob of each next token, mask on target tokens."""
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     logits = out.logits[:, :-1]

@@ -87,7 +87,9 @@ def unlearn_lm(
     torch.manual_seed(config.seed)
     collate = Collator(tokenizer.pad_token_id)
     forget_feats = _tokenize_all(forget, tokenizer, config.max_length)
-    retain_feats = _tokenize_all(retain, tokenizer, config.max_length) if retain and method.uses_retain else []
+    retain_feats = (
+        _tokenize_all(retain, tokenizer, config.max_length) if retain and method.uses_retain else []
+    )
 
     if config.use_lora:
         model = add_lora(model, config)
@@ -97,9 +99,13 @@ def unlearn_lm(
         ref_cache = cached_reference_logp(model, forget_feats, collate)
 
     g = torch.Generator().manual_seed(config.seed)
-    forget_dl = DataLoader(forget_feats, batch_size=config.batch_size, shuffle=True, collate_fn=collate, generator=g)
+    forget_dl = DataLoader(
+        forget_feats, batch_size=config.batch_size, shuffle=True, collate_fn=collate, generator=g
+    )
     retain_dl = (
-        DataLoader(retain_feats, batch_size=config.retain_batch_size, shuffle=True, collate_fn=collate, generator=g)
+        DataLoader(
+            retain_feats, batch_size=config.retain_batch_size, shuffle=True, collate_fn=collate, generator=g
+        )
         if retain_feats
         else None
     )
@@ -111,7 +117,11 @@ def unlearn_lm(
     raw = accelerator.unwrap_model(model)
 
     model.train()
-    bar = tqdm(range(config.max_steps), desc=f"unlearn[{config.method}]", disable=None if accelerator.is_main_process else True)
+    bar = tqdm(
+        range(config.max_steps),
+        desc=f"unlearn[{config.method}]",
+        disable=None if accelerator.is_main_process else True,
+    )
     for _ in bar:
         fb = next(forget_it)
         idx = fb.pop("idx")

@@ -49,7 +49,13 @@ class VictimConfig:
 VICTIM_PRESETS = {
     "demo": VictimConfig(),
     "small": VictimConfig(
-        hidden_size=64, intermediate_size=128, vocab_size=512, max_steps=200, batch_size=16, learning_rate=5e-3, warmup_steps=10
+        hidden_size=64,
+        intermediate_size=128,
+        vocab_size=512,
+        max_steps=200,
+        batch_size=16,
+        learning_rate=5e-3,
+        warmup_steps=10,
     ),
 }
 
@@ -123,7 +129,9 @@ def train_causal_lm(
             rng.shuffle(docs)
             queue.extend(docs)
         docs, queue = queue[: config.batch_size], queue[config.batch_size :]
-        feats = [tokenize_example({"text": d + tokenizer.eos_token}, tokenizer, config.max_length) for d in docs]
+        feats = [
+            tokenize_example({"text": d + tokenizer.eos_token}, tokenizer, config.max_length) for d in docs
+        ]
         batch = collate(feats)
         loss = model(**batch).loss
         loss.backward()
