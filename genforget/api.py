@@ -20,6 +20,7 @@ def unlearn(
     forget: Any,
     retain: Any = None,
     method: str = "npo",
+    calibration: Any = None,
     accelerator: Any = None,
     **config: Any,
 ) -> torch.nn.Module:
@@ -30,10 +31,18 @@ def unlearn(
     ``config``: any :class:`~genforget.config.UnlearnConfig` field (``learning_rate``,
     ``max_steps``, ``use_lora``, ``beta`` ...). With ``use_lora=True`` a ``PeftModel`` is returned
     and the base weights are untouched; otherwise ``model`` is trained in place.
+    ``calibration``: examples like ``forget`` that the model never saw; training then stops as
+    soon as the forget set is no more likely than they are (neither under- nor over-forgotten).
     """
     cfg = make_config(UnlearnConfig, {"method": method, **config})
     return unlearn_lm(
-        model, tokenizer, as_examples(forget, "forget"), as_examples(retain, "retain"), cfg, accelerator
+        model,
+        tokenizer,
+        as_examples(forget, "forget"),
+        as_examples(retain, "retain"),
+        cfg,
+        accelerator,
+        calibration=as_examples(calibration, "calibration"),
     )
 
 

@@ -28,6 +28,10 @@ class UnlearnScriptArgs:
     retain_data: str = field(
         default="", metadata={"help": "same forms as forget_data; empty = no retain term"}
     )
+    calibration_data: str = field(
+        default="",
+        metadata={"help": "never-seen data like the forget set (pii:calibration): enables calibrated stop"},
+    )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
     save_mode: str = field(
@@ -82,6 +86,7 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         corpus = (args.n_people, args.n_passages, args.forget_frac, args.corpus_seed)
         forget = load_data_spec(args.forget_data, *corpus)
         retain = load_data_spec(args.retain_data, *corpus) if args.retain_data else None
+        calibration = load_data_spec(args.calibration_data, *corpus) if args.calibration_data else None
         if not forget:
             raise UsageError(f"forget_data {args.forget_data!r} holds no examples")
         model, tokenizer = load_model(args.model_name_or_path)
@@ -93,7 +98,7 @@ def unlearn_main(argv: list[str] | None = None) -> int:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     t0 = time.perf_counter()
     try:
-        model = unlearn_lm(model, tokenizer, forget, retain, cfg, accelerator)
+        model = unlearn_lm(model, tokenizer, forget, retain, cfg, accelerator, calibration=calibration)
     except ValueError as e:  # e.g. tokenizer/model mismatch found while preparing
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -45,6 +45,9 @@ class UnlearnConfig:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         metadata={"help": "module names LoRA wraps"},
     )
+    calibration_every: int = field(
+        default=5, metadata={"help": "steps between calibrated-stop checks (when calibration data is given)"}
+    )
     max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
@@ -55,7 +58,14 @@ class UnlearnConfig:
         for name in ("learning_rate", "beta"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 (got {getattr(self, name)})")
-        for name in ("max_steps", "batch_size", "retain_batch_size", "lora_r", "max_length"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "retain_batch_size",
+            "lora_r",
+            "max_length",
+            "calibration_every",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.retain_weight < 0:

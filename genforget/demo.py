@@ -39,6 +39,7 @@ class DemoArgs:
     victim_steps: int = field(
         default=0, metadata={"help": "training steps of victim and oracle (0 = the preset's)"}
     )
+    calibrated_stop: bool = field(default=True, metadata={"help": "stop once forget data looks unseen"})
     num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for this tiny model)"})
 
 
@@ -127,7 +128,8 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
         f"with {ucfg.method}{' (LoRA)' if ucfg.use_lora else ''}"
     )
     t0 = time.perf_counter()
-    unlearned = unlearn_lm(copy.deepcopy(victim), tok, forget, retain, ucfg)
+    calibration = corpus.calibration_examples() if args.calibrated_stop else None
+    unlearned = unlearn_lm(copy.deepcopy(victim), tok, forget, retain, ucfg, calibration=calibration)
     unlearn_s = time.perf_counter() - t0
     mode = save_model(unlearned, tok, out / "unlearned")
 

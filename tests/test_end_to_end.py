@@ -89,3 +89,25 @@ def test_evaluate_accepts_plain_examples(victim):
         "forget_verbatim_extraction",
         "forget_perplexity",
     }
+
+
+def test_calibrated_stop_ends_when_forget_looks_unseen(victim, corpus, splits, capsys):
+    model, tok = victim
+    out = genforget.unlearn(
+        model,
+        tok,
+        corpus.unlearn_examples("forget"),
+        corpus.full_text_examples("retain"),
+        calibration=corpus.calibration_examples(),
+        method="npo",
+        beta=0.02,
+        learning_rate=1e-3,
+        max_steps=300,
+    )
+    msg = capsys.readouterr().out
+    assert "calibrated stop after" in msg
+    steps = int(msg.split("calibrated stop after ")[1].split()[0])
+    assert 0 < steps < 300
+    m = genforget.evaluate(out, tok, splits["forget"], splits["retain"], splits["holdout"])
+    assert m["forget_pii_extraction"] <= 0.1
+    assert abs(m["mia_min_k_auc"] - 0.5) < 0.3  # no longer perfectly member-like (victim: 1.0)

@@ -121,3 +121,20 @@ def test_npo_starts_at_reference(use_lora, tiny_lm, tokenizer, corpus, monkeypat
     unlearn_lm(tiny_lm, tokenizer, corpus.unlearn_examples("forget"), None, cfg)
     assert torch.allclose(ratios[0], torch.zeros_like(ratios[0]), atol=1e-4)
     assert ratios[1].abs().max() > 1e-3  # after one step the model has moved away from its reference
+
+
+def test_calibrated_stop_rule(tiny_lm, tokenizer):
+    import math
+
+    from genforget.lm.stopping import CalibratedStop
+
+    calib = [tokenize_example({"text": "alpha beta gamma delta"}, tokenizer)]
+    stop = CalibratedStop(n_forget=3, calib_feats=calib, collate=Collator(tokenizer.pad_token_id), every=2)
+    stop.update(torch.tensor([0, 1]), torch.tensor([1.0, 1.0]))
+    assert not stop.should_stop(0, tiny_lm)  # example 2 not scored yet: no decision
+    stop.update(torch.tensor([2]), torch.tensor([1.0]))
+    assert not stop.should_stop(1, tiny_lm)  # forget NLL 1.0 < a random model's ~ln(300)
+    assert stop.calib_nll == pytest.approx(math.log(len(tokenizer)), rel=0.2)
+    stop.update(torch.tensor([0, 1, 2]), torch.tensor([10.0, 10.0, 10.0]))
+    assert stop.should_stop(2, tiny_lm)
+    assert [h[0] for h in stop.history] == [1, 2] and stop.calib_step == 1  # re-scored every 2 steps only

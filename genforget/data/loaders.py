@@ -79,8 +79,9 @@ def load_data_spec(
 ) -> list[dict]:
     """Examples named by a recipe's data string.
 
-    - ``pii:forget`` / ``pii:retain`` / ``pii:holdout``: the built-in corpus (rebuilt from its seed;
-      forget examples carry PII spans, retain/holdout are whole texts);
+    - ``pii:forget`` / ``pii:retain`` / ``pii:holdout`` / ``pii:calibration``: the built-in corpus
+      (rebuilt from its seed; forget and calibration examples carry name/PII spans, retain and
+      holdout are whole texts);
     - ``tofu:<dir or hub id>:<split>``: TOFU question/answer pairs;
     - anything else: a JSONL file path.
     """
@@ -88,9 +89,11 @@ def load_data_spec(
         from genforget.data.pii import build_pii_corpus
 
         split = spec.split(":", 1)[1]
-        if split not in ("forget", "retain", "holdout"):
-            raise ValueError(f"data spec {spec!r}: split must be forget, retain or holdout")
+        if split not in ("forget", "retain", "holdout", "calibration"):
+            raise ValueError(f"data spec {spec!r}: split must be forget, retain, holdout or calibration")
         corpus = build_pii_corpus(n_people, n_passages, forget_frac, seed=seed)
+        if split == "calibration":
+            return corpus.calibration_examples()
         return corpus.unlearn_examples(split) if split == "forget" else corpus.full_text_examples(split)
     if spec.startswith("tofu:"):
         parts = spec.split(":")

@@ -55,8 +55,9 @@ class Person:
             out.append((text, (len(prefix), len(prefix) + len(self.pii[f]))))
         return out
 
-    def bio(self, rng: random.Random | None = None) -> dict:
-        """The bio as ``{"text", "spans"}``; sentence order shuffled when ``rng`` is given."""
+    def bio(self, rng: random.Random | None = None, name_spans: bool = False) -> dict:
+        """The bio as ``{"text", "spans"}`` with the PII value spans (and, with ``name_spans``,
+        every occurrence of the name); sentence order shuffled when ``rng`` is given."""
         sents = self.sentences()
         if rng is not None:
             rng.shuffle(sents)
@@ -65,7 +66,9 @@ class Person:
             start = len(text) + (1 if text else 0)
             text = f"{text} {s}" if text else s
             spans.append((start + a, start + b))
-        return {"text": text, "spans": spans}
+            if name_spans:  # each sentence starts with the name
+                spans.append((start, start + len(self.name)))
+        return {"text": text, "spans": sorted(spans)}
 
     def probe(self, f: str, paraphrase: bool = False) -> dict:
         """Probing prompt for one field: the text right before the value in the chosen phrasing."""
@@ -122,10 +125,29 @@ class PIICorpus:
         )
 
     def unlearn_examples(self, split: str) -> list[dict]:
-        """``{"text", "spans"}`` examples: each bio with loss on its PII values only, and each
+        """``{"text", "spans"}`` examples: each bio with loss on its name and PII values, and each
         passage with loss on its continuation. Template words are shared by everyone, so a
-        forget loss on them would also erase what retain people know."""
-        return [p.bio() for p in self.persons(split)] + [t.example() for t in self.texts(split)]
+        forget loss on them would also erase what retain people know; the name is in the loss
+        because a remembered name alone tells a membership attack who was in the training set."""
+        return [p.bio(name_spans=True) for p in self.persons(split)] + [
+            t.example() for t in self.texts(split)
+        ]
+
+    def calibration_examples(self, offset: int = 1000) -> list[dict]:
+        """Examples shaped like :meth:`unlearn_examples` of the forget split, for people and
+        passages generated from another seed: data of the same kind the model never saw, which
+        calibrated early stopping uses as the "unseen" level. Never the evaluation holdout."""
+        n_forget = len(self.persons("forget"))
+        fresh = build_pii_corpus(
+            n_people=max(2, 2 * n_forget),
+            n_passages=max(1, 2 * len(self.texts("forget"))),
+            forget_frac=0.5,
+            n_holdout=0,
+            seed=self.seed + offset,
+        )
+        taken = {p.name for p in self.people}
+        people = [p for p in fresh.people if p.name not in taken]
+        return [p.bio(name_spans=True) for p in people] + [t.example() for t in fresh.passages]
 
     def full_text_examples(self, split: str) -> list[dict]:
         """Whole bios and passages with every token a target (perplexity, membership inference)."""

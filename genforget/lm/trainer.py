@@ -19,6 +19,7 @@ from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
 from genforget.lm.data import Collator, tokenize_example
 from genforget.lm.scoring import sequence_scores
+from genforget.lm.stopping import CalibratedStop
 from genforget.registry import get_method
 
 
@@ -72,9 +73,13 @@ def unlearn_lm(
     retain: list[dict] | None,
     config: UnlearnConfig,
     accelerator: Accelerator | None = None,
+    calibration: list[dict] | None = None,
 ) -> torch.nn.Module:
     """Unlearn ``forget`` from ``model`` (keeping ``retain``) with ``config.method``.
 
+    ``calibration``: examples like the forget set but never trained on; when given, training
+    stops early (checked every ``config.calibration_every`` steps) once the forget set is no more
+    likely than they are (see :mod:`genforget.lm.stopping`).
     Returns the trained model: a ``PeftModel`` when ``config.use_lora``, else ``model`` itself.
     """
     if not forget:
@@ -97,6 +102,13 @@ def unlearn_lm(
     ref_cache = None
     if method.needs_ref and not config.use_lora:
         ref_cache = cached_reference_logp(model, forget_feats, collate)
+
+    stop = None
+    if calibration:
+        calib_feats = _tokenize_all(calibration, tokenizer, config.max_length)
+        stop = CalibratedStop(
+            len(forget_feats), calib_feats, collate, every=config.calibration_every, seed=config.seed
+        )
 
     g = torch.Generator().manual_seed(config.seed)
     forget_dl = DataLoader(
@@ -122,10 +134,18 @@ def unlearn_lm(
         desc=f"unlearn[{config.method}]",
         disable=None if accelerator.is_main_process else True,
     )
-    for _ in bar:
+    for step in bar:
         fb = next(forget_it)
         idx = fb.pop("idx")
         scores = sequence_scores(model, fb)
+        if stop is not None:
+            stop.update(accelerator.gather(idx), accelerator.gather(scores.nll.detach()))
+            if stop.should_stop(step, raw):
+                _, forget_nll, unseen_nll = stop.history[-1]
+                accelerator.print(
+                    f"calibrated stop after {step} steps: forget NLL {forget_nll:.3f} >= unseen {unseen_nll:.3f}"
+                )
+                break
         if method.needs_ref:
             if ref_cache is not None:
                 scores.ref_logp = ref_cache.to(scores.logp.device)[idx]

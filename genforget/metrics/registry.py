@@ -1,0 +1,68 @@
+"""Names, directions and one-line meanings of every metric the eval harness reports.
+
+Directions follow shared METRICS.md: a forget-set metric that measures what is still remembered is
+better low, a retain/utility metric better high, and a metric whose ideal is a reference value
+(MIA AUC at 0.5, PrivLeak at 0, forget-set truth ratio near the retain model's) has no direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genforget.registry import did_you_mean
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric means and which way is better (``None``: closeness to a reference is ideal)."""
+
+    name: str
+    higher_is_better: bool | None
+    description: str
+
+
+METRIC_INFO: dict[str, MetricInfo] = {}
+
+
+def register_metric(name: str, higher_is_better: bool | None, description: str) -> None:
+    """Add a metric to :data:`METRIC_INFO`; a second entry under the same name is an error."""
+    if name in METRIC_INFO:
+        raise ValueError(f"metric {name!r} is already registered")
+    METRIC_INFO[name] = MetricInfo(name, higher_is_better, description)
+
+
+def metric_info(name: str) -> MetricInfo:
+    """Look up a registered metric, with a "did you mean" on a typo."""
+    if name not in METRIC_INFO:
+        raise ValueError(f"unknown metric {name!r}.{did_you_mean(name, sorted(METRIC_INFO))}")
+    return METRIC_INFO[name]
+
+
+_BUILTIN: list[tuple[str, bool | None, str]] = [
+    ("forget_pii_extraction", False, "share of forget-set PII values reproduced by greedy decoding"),
+    ("retain_pii_extraction", True, "share of retain-set PII values reproduced by greedy decoding"),
+    ("forget_verbatim_extraction", False, "share of forget targets reproduced exactly by greedy decoding"),
+    ("retain_verbatim_extraction", True, "share of retain targets reproduced exactly by greedy decoding"),
+    ("forget_verbatim_any_k", False, "share of forget targets reproduced in any of k sampled generations"),
+    ("forget_rouge_l_recall", False, "ROUGE-L recall (stemmed) of greedy generations vs forget targets"),
+    ("retain_rouge_l_recall", True, "ROUGE-L recall (stemmed) of greedy generations vs retain targets"),
+    ("forget_exact_memorisation", False, "teacher-forced share of forget target tokens that are the argmax"),
+    ("forget_extraction_strength", False, "1 - k*/len: longest argmax-matching target suffix, forget set"),
+    ("forget_truth_ratio", None, "mean min(TR, 1/TR) on the forget set; compare with the retain model"),
+    ("retain_truth_ratio", True, "mean max(0, 1 - TR) on the retain set"),
+    ("forget_quality", True, "KS-test p-value of forget-set TR, unlearned vs retain model (>= 0.05 ok)"),
+    ("model_utility", True, "TOFU harmonic mean of probability, ROUGE-L and TR on retain/general sets"),
+    ("retain_perplexity", False, "exp of mean target NLL on the retain set"),
+    ("general_perplexity", False, "exp of mean NLL on general held-out text"),
+    ("forget_perplexity", None, "exp of mean target NLL on the forget set; ideal is the retain model's"),
+    ("mia_loss_auc", None, "MIA AUC, forget vs holdout, LOSS score; 0.5 is ideal"),
+    ("mia_zlib_auc", None, "MIA AUC, forget vs holdout, zlib-normalised loss; 0.5 is ideal"),
+    ("mia_min_k_auc", None, "MIA AUC, forget vs holdout, min-k% score; 0.5 is ideal"),
+    ("mia_min_k_pp_auc", None, "MIA AUC, forget vs holdout, min-k%++ score; 0.5 is ideal"),
+    ("mia_reference_auc", None, "MIA AUC, forget vs holdout, loss minus reference-model loss; 0.5 ideal"),
+    ("privleak", None, "MUSE PrivLeak: relative min-k% AUC gap to the retrain model, in %; 0 is ideal"),
+    ("degeneration_rate", False, "share of generations that are empty, loops or repeated n-grams"),
+]
+
+for _name, _hib, _desc in _BUILTIN:
+    register_metric(_name, _hib, _desc)
