@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow lint clean-demo
+.PHONY: install demo test test-slow lint clean-demo eval
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,13 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python recipes/demo.py --config recipes/configs/demo.yaml
+
+# make eval MODEL=runs/demo/unlearned SUITE=pii [ORACLE=runs/demo/oracle] [VICTIM=runs/demo/victim] [OUT=dir]
+SUITE ?= pii
+eval: $(STAMP)
+	@test -n "$(MODEL)" || { echo "usage: make eval MODEL=<dir> [SUITE=pii|tofu|quick] [ORACLE=<dir>] [VICTIM=<dir>]"; exit 2; }
+	$(BIN)/python eval/run.py --model $(MODEL) --suite $(SUITE) \
+		$(if $(ORACLE),--oracle $(ORACLE)) $(if $(VICTIM),--victim $(VICTIM)) $(if $(OUT),--output_dir $(OUT))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

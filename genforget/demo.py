@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from genforget.adapters import save_model
 from genforget.config import UnlearnConfig
 from genforget.data.pii import build_pii_corpus
-from genforget.evaluate import corpus_split, evaluate
+from genforget.harness import Suite, run_suite
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import VICTIM_PRESETS, train_victim
 from genforget.report import markdown_table, write_report
@@ -133,24 +133,33 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     unlearn_s = time.perf_counter() - t0
     mode = save_model(unlearned, tok, out / "unlearned")
 
-    splits = {s: corpus_split(corpus, s) for s in ("forget", "retain", "holdout")}
-    models = {}
-    for name, m in (("victim", victim), ("unlearned", unlearned), ("oracle", oracle)):
-        print(f"[demo] evaluating {name}")
-        models[name] = evaluate(m, tok, splits["forget"], splits["retain"], splits["holdout"], progress=True)
+    (out / "unlearned" / "genforget_run.json").write_text(
+        json.dumps(
+            {"method": ucfg.method, "config": dataclasses.asdict(ucfg), "unlearn_s": unlearn_s}, indent=2
+        )
+    )
+
+    suite = Suite(
+        name="demo",
+        n_people=args.n_people,
+        n_passages=args.n_passages,
+        forget_frac=args.forget_frac,
+        corpus_seed=args.corpus_seed,
+        audits=[],
+    )
+    models = {"victim": (victim, tok), "unlearned": (unlearned, tok), "oracle": (oracle, tok)}
+    print("[demo] evaluating victim, unlearned and oracle")
+    report = run_suite(models, suite, method=ucfg.method)
     timings = {"train_victim_s": victim_s, "train_oracle_s": oracle_s, "unlearn_s": unlearn_s}
-    report = {
-        "method": ucfg.method,
-        "config": {
-            "unlearn": dataclasses.asdict(ucfg),
-            "demo": dataclasses.asdict(args),
-            "victim": dataclasses.asdict(vcfg),
-            "saved_as": mode,
-        },
-        "timings": timings,
-        "models": models,
-        "checks": demo_checks(models, timings),
-    }
+    report["timings"] = {**timings, **report["timings"]}
+    report["config"].update(
+        unlearn=dataclasses.asdict(ucfg),
+        demo=dataclasses.asdict(args),
+        victim=dataclasses.asdict(vcfg),
+        saved_as=mode,
+    )
+    report["checks"] = demo_checks(report["models"], timings)
+    models = report["models"]
     paths = write_report(report, out)
     print()
     print(markdown_table(models))

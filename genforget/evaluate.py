@@ -1,18 +1,29 @@
 """``genforget.evaluate``: forgetting, retention and membership metrics of an in-memory model.
 
 Works on a model someone already holds (no save needed), like lm-evaluation-harness's evaluator.
-Reports carry numbers only: no generation, prompt or PII value leaves this module.
+Every metric follows shared METRICS.md; the formulas live in ``genforget/metrics/``. Results are
+numbers only: no generation, prompt or PII value leaves this module.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from genforget.metrics.extraction import pii_extraction, verbatim_extraction
-from genforget.metrics.likelihood import mia_auc, min_k_score, per_token_logprobs, perplexity
+from genforget.metrics import mia
+from genforget.metrics.extraction import generate, pii_hits, rates_by_field, target_budget, verbatim_hits
+from genforget.metrics.likelihood import TokenStats, mean_nll, perplexity, token_stats
+from genforget.metrics.text import degeneration_rate, exact_memorisation, extraction_strength, rouge_l
+from genforget.metrics.truth import (
+    forget_truth_ratio_stat,
+    model_utility,
+    normalised_probability,
+    retain_truth_ratio_stat,
+    truth_ratio,
+)
 
 
 @dataclass
@@ -23,16 +34,21 @@ class EvalSplit:
         pii_probes: ``{"prompt", "value", "field"}``: is the value extracted from the prompt?
         verbatim_probes: ``{"prompt", "target"}``: is the continuation reproduced exactly?
         texts: ``{"text"}`` (or prompt/target) examples scored for perplexity and membership.
+        truth_items: ``{"question", "answer", "paraphrased_answer", "perturbed_answer": [...]}``.
+        qa: ``{"question", "answer"}`` pairs answered by greedy decoding (ROUGE) and scored.
     """
 
     pii_probes: list[dict] = field(default_factory=list)
     verbatim_probes: list[dict] = field(default_factory=list)
     texts: list[dict] = field(default_factory=list)
+    truth_items: list[dict] = field(default_factory=list)
+    qa: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_examples(cls, examples: list[dict] | EvalSplit | None) -> EvalSplit:
-        """Sort plain examples by shape: prompt+value -> PII probe, prompt+target -> verbatim
-        probe (and scored text), text -> scored text."""
+        """Sort plain examples by shape: prompt+value -> PII probe; prompt+target -> verbatim
+        probe and scored text; question+answer (+perturbations) -> QA (and truth item); text ->
+        scored text."""
         if examples is None:
             return cls()
         if isinstance(examples, EvalSplit):
@@ -45,10 +61,10 @@ class EvalSplit:
                 split.verbatim_probes.append(ex)
                 split.texts.append(ex)
             elif "question" in ex and "answer" in ex:
-                split.verbatim_probes.append(
-                    {"prompt": ex["question"], "target": " " + ex["answer"].lstrip()}
-                )
-                split.texts.append(ex)
+                split.qa.append(ex)
+                split.texts.append({"question": ex["question"], "answer": ex["answer"]})
+                if "paraphrased_answer" in ex and "perturbed_answer" in ex:
+                    split.truth_items.append(ex)
             elif "text" in ex:
                 split.texts.append(ex)
             else:
@@ -62,6 +78,119 @@ def corpus_split(corpus, split: str) -> EvalSplit:
         pii_probes=corpus.pii_probes(split),
         verbatim_probes=corpus.passage_probes(split),
         texts=corpus.full_text_examples(split),
+        truth_items=corpus.truth_items(split),
+    )
+
+
+def _qa(question: str, answer: str) -> dict:
+    return {"question": question, "answer": answer}
+
+
+def _truth_ratios(model, tok, items: list[dict]) -> tuple[list[float], list[float]]:
+    """Per item: TR = exp(L_para - mean L_pert) and the TOFU normalised answer probability."""
+    flat = []
+    for it in items:
+        flat += [_qa(it["question"], it["answer"]), _qa(it["question"], it["paraphrased_answer"])]
+        flat += [_qa(it["question"], p) for p in it["perturbed_answer"]]
+    nll = iter(mean_nll(token_stats(model, tok, flat)))
+    trs, probs = [], []
+    for it in items:
+        l_ans, l_para = next(nll), next(nll)
+        l_pert = [next(nll) for _ in it["perturbed_answer"]]
+        trs.append(truth_ratio(l_para, l_pert))
+        probs.append(normalised_probability(math.exp(-l_ans), [math.exp(-x) for x in l_pert]))
+    return trs, probs
+
+
+def _split_metrics(
+    model, tok, name: str, sp: EvalSplit, any_k: int, desc: str | None
+) -> tuple[dict, dict, list[str]]:
+    out: dict[str, float] = {}
+    details: dict[str, list[float]] = {}
+    gens_all: list[str] = []
+    rouge: list[float] = []
+    forced: list[dict] = []  # teacher-forced (prompt -> target) pairs for EM / ES / probability
+    if sp.pii_probes:
+        values = [p["value"] for p in sp.pii_probes]
+        gens = generate(
+            model, tok, [p["prompt"] for p in sp.pii_probes], target_budget(tok, values), desc=desc
+        )
+        rates = rates_by_field(pii_hits(gens, values), sp.pii_probes)
+        out[f"{name}_pii_extraction"] = rates.pop("all")
+        out.update({f"{name}_pii_extraction_{f}": v for f, v in rates.items()})
+        rouge += [rouge_l(g, v)["recall"] for g, v in zip(gens, values, strict=True)]
+        forced += [{"prompt": p["prompt"], "target": " " + p["value"]} for p in sp.pii_probes]
+        gens_all += gens
+    if sp.verbatim_probes:
+        targets = [p["target"] for p in sp.verbatim_probes]
+        prompts = [p["prompt"] for p in sp.verbatim_probes]
+        budget = target_budget(tok, targets)
+        gens = generate(model, tok, prompts, budget, desc=desc)
+        hits = verbatim_hits(gens, targets)
+        out[f"{name}_verbatim_extraction"] = sum(hits) / len(hits)
+        if any_k:
+            samples = generate(model, tok, prompts, budget, num_samples=any_k)
+            any_hit = [any(verbatim_hits(s, [t] * len(s))) for s, t in zip(samples, targets, strict=True)]
+            out[f"{name}_verbatim_any_{any_k}"] = sum(any_hit) / len(any_hit)
+        rouge += [rouge_l(g, t)["recall"] for g, t in zip(gens, targets, strict=True)]
+        forced += sp.verbatim_probes
+        gens_all += gens
+    if sp.qa:
+        answers = [q["answer"] for q in sp.qa]
+        gens = generate(
+            model, tok, [q["question"] for q in sp.qa], target_budget(tok, answers, extra=8), desc=desc
+        )
+        rouge += [rouge_l(g, a)["recall"] for g, a in zip(gens, answers, strict=True)]
+        forced += [_qa(q["question"], q["answer"]) for q in sp.qa]
+        gens_all += gens
+    if rouge:
+        out[f"{name}_rouge_l_recall"] = sum(rouge) / len(rouge)
+    if forced:
+        stats = token_stats(model, tok, forced)
+        out[f"{name}_exact_memorisation"] = _mean([exact_memorisation(s.argmax, s.target) for s in stats])
+        out[f"{name}_extraction_strength"] = _mean([extraction_strength(s.argmax, s.target) for s in stats])
+        out[f"{name}_probability"] = _mean([math.exp(-x) for x in mean_nll(stats)])
+    if sp.truth_items:
+        trs, probs = _truth_ratios(model, tok, sp.truth_items)
+        details[f"{name}_truth_ratios"] = trs
+        stat = forget_truth_ratio_stat if name == "forget" else retain_truth_ratio_stat
+        out[f"{name}_truth_ratio"] = stat(trs)
+        out[f"{name}_normalised_probability"] = _mean(probs)
+    return out, details, gens_all
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _mia(
+    forget: list[TokenStats], hold: list[TokenStats], f_texts, h_texts, k: float, ref=None
+) -> dict[str, float]:
+    def auc(score) -> float:
+        return mia.mia_auc(
+            [score(s, t) for s, t in zip(forget, f_texts, strict=True)],
+            [score(s, t) for s, t in zip(hold, h_texts, strict=True)],
+        )
+
+    out = {
+        "mia_loss_auc": auc(lambda s, t: mia.loss_score(s.logp)),
+        "mia_zlib_auc": auc(lambda s, t: mia.zlib_score(s.logp, _text(t))),
+        "mia_min_k_auc": auc(lambda s, t: mia.min_k_score(s.logp, k)),
+        "mia_min_k_pp_auc": auc(lambda s, t: mia.min_k_pp_score(s.logp, s.mu, s.sigma, k)),
+    }
+    if ref is not None:
+        ref_f, ref_h = ref
+        out["mia_reference_auc"] = mia.mia_auc(
+            [mia.reference_score(s.logp, r.logp) for s, r in zip(forget, ref_f, strict=True)],
+            [mia.reference_score(s.logp, r.logp) for s, r in zip(hold, ref_h, strict=True)],
+        )
+    return out
+
+
+def _text(ex: dict) -> str:
+    return (
+        ex.get("text")
+        or f"{ex.get('question', ex.get('prompt', ''))} {ex.get('answer', ex.get('target', ''))}"
     )
 
 
@@ -72,37 +201,67 @@ def evaluate(
     forget: list[dict] | EvalSplit,
     retain: list[dict] | EvalSplit | None = None,
     holdout: list[dict] | EvalSplit | None = None,
+    general: dict[str, list[dict] | EvalSplit] | None = None,
+    *,
+    reference_model: torch.nn.Module | None = None,
+    any_k: int = 0,
     mia_k: float = 0.4,
     progress: bool = False,
-) -> dict[str, float]:
-    """Metrics of ``model`` on forget / retain / holdout data (definitions in METRICS.md).
+    return_details: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], dict]:
+    """Metrics of ``model`` on forget / retain / holdout (and general) data; METRICS.md names.
 
-    Returns a flat dict: ``forget_pii_extraction`` (+ ``_<field>``), ``forget_verbatim_extraction``,
-    the same for ``retain_``, ``forget_perplexity``, ``retain_perplexity`` and ``mia_min_k_auc``
-    (forget vs holdout texts). Metrics whose data is missing are left out.
+    Returns a flat dict: per split ``{split}_pii_extraction`` (+ ``_<field>``),
+    ``_verbatim_extraction`` (``_any_<k>`` when ``any_k``), ``_rouge_l_recall``,
+    ``_exact_memorisation``, ``_extraction_strength``, ``_probability``, ``_truth_ratio``,
+    ``_perplexity``; ``degeneration_rate``; MIA AUCs forget vs holdout (``mia_loss_auc``,
+    ``mia_zlib_auc``, ``mia_min_k_auc``, ``mia_min_k_pp_auc``, ``mia_reference_auc`` with a
+    ``reference_model``); ``general_perplexity`` (holdout texts) and ``model_utility``. Metrics
+    whose data is missing are left out. ``return_details`` adds per-example truth ratios, which
+    forget quality (a comparison with the retrained model) needs.
     """
     was_training = model.training
     model.eval()
     splits = {"forget": EvalSplit.from_examples(forget), "retain": EvalSplit.from_examples(retain)}
+    splits.update({g: EvalSplit.from_examples(d) for g, d in (general or {}).items()})
     hold = EvalSplit.from_examples(holdout)
     out: dict[str, float] = {}
-    token_lp: dict[str, list[torch.Tensor]] = {}
+    details: dict = {}
+    gens: list[str] = []
+    text_stats: dict[str, list[TokenStats]] = {}
     for name, sp in splits.items():
-        desc = f"{name} probes" if progress else None
-        pii = pii_extraction(model, tokenizer, sp.pii_probes, desc=desc)
-        if pii:
-            out[f"{name}_pii_extraction"] = pii.pop("all")
-            out.update({f"{name}_pii_extraction_{f}": v for f, v in pii.items()})
-        verb = verbatim_extraction(model, tokenizer, sp.verbatim_probes, desc=desc)
-        if verb is not None:
-            out[f"{name}_verbatim_extraction"] = verb
-        if sp.texts:
-            token_lp[name] = per_token_logprobs(model, tokenizer, sp.texts)
-            out[f"{name}_perplexity"] = perplexity(token_lp[name])
-    if hold.texts and "forget" in token_lp:
-        hold_lp = per_token_logprobs(model, tokenizer, hold.texts)
-        out["mia_min_k_auc"] = mia_auc(
-            [min_k_score(t, mia_k) for t in token_lp["forget"]], [min_k_score(t, mia_k) for t in hold_lp]
+        m, d, g = _split_metrics(
+            model, tokenizer, name, sp, any_k if name == "forget" else 0, f"{name}" if progress else None
         )
+        out.update(m)
+        details.update(d)
+        gens += g
+        if sp.texts and name in ("forget", "retain"):
+            text_stats[name] = token_stats(model, tokenizer, sp.texts, mu_sigma=name == "forget")
+            out[f"{name}_perplexity"] = perplexity([s.logp for s in text_stats[name]])
+    if gens:
+        out["degeneration_rate"] = degeneration_rate(gens)
+    if hold.texts:
+        hold_stats = token_stats(model, tokenizer, hold.texts, mu_sigma=True)
+        out["general_perplexity"] = perplexity([s.logp for s in hold_stats])
+        if "forget" in text_stats:
+            ref = None
+            if reference_model is not None:
+                ref = (
+                    token_stats(reference_model, tokenizer, splits["forget"].texts),
+                    token_stats(reference_model, tokenizer, hold.texts),
+                )
+            out.update(_mia(text_stats["forget"], hold_stats, splits["forget"].texts, hold.texts, mia_k, ref))
+    utility = [
+        out[k] for k in ("retain_probability", "retain_rouge_l_recall", "retain_truth_ratio") if k in out
+    ]
+    for g in general or {}:
+        utility += [
+            out[k]
+            for k in (f"{g}_normalised_probability", f"{g}_rouge_l_recall", f"{g}_truth_ratio")
+            if k in out
+        ]
+    if utility:
+        out["model_utility"] = model_utility(utility)
     model.train(was_training)
-    return out
+    return (out, details) if return_details else out

@@ -17,6 +17,12 @@ HEADLINE = [
     ("retain_perplexity", "retain perplexity", True),
     ("forget_perplexity", "forget perplexity", False),
     ("mia_min_k_auc", "MIA min-k% AUC (0.5 = unseen)", None),
+    ("privleak", "PrivLeak (0 = like retrain)", None),
+    ("forget_quality", "forget quality (KS p, >= 0.05 = like retrain)", False),
+    ("model_utility", "model utility", False),
+    ("forget_truth_ratio", "forget truth ratio", None),
+    ("forget_rouge_l_recall", "forget ROUGE-L recall", True),
+    ("degeneration_rate", "degenerate generations", True),
 ]
 
 
@@ -36,9 +42,36 @@ def markdown_table(models: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def audits_table(audits: dict[str, dict[str, dict]]) -> str:
+    """One row per (model, audit): re-measured forget metrics and the recovered share."""
+    keys = sorted({k for a in audits.values() for r in a.values() for k in r if k != "seconds"})
+    lines = ["| model | audit | " + " | ".join(keys) + " | seconds |", "|---|---|" + "---|" * (len(keys) + 1)]
+    for model, per in audits.items():
+        for audit, r in per.items():
+            lines.append(
+                f"| {model} | {audit} | "
+                + " | ".join(_fmt(r.get(k)) for k in keys)
+                + f" | {r['seconds']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
 def render_markdown(report: dict) -> str:
     t = report.get("timings", {})
-    out = [f"# genforget report — method `{report['method']}`", "", markdown_table(report["models"]), ""]
+    title = f"# genforget report — method `{report['method']}`"
+    if report.get("suite"):
+        title += f", suite `{report['suite']}`"
+    out = [title, "", markdown_table(report["models"]), ""]
+    if report.get("audits"):
+        out += [
+            "## Robustness audits",
+            "",
+            "Forgetting re-measured after each attack on a copy; recovered share: "
+            "0 = still forgotten, 1 = back to the victim's level.",
+            "",
+            audits_table(report["audits"]),
+            "",
+        ]
     if t:
         out += ["## Timings (s)", "", "| step | seconds |", "|---|---|"]
         out += [f"| {k} | {v:.1f} |" for k, v in t.items()]
@@ -61,46 +94,89 @@ def render_markdown(report: dict) -> str:
     return "\n".join(out)
 
 
+COLORS = ["#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#f39c12", "#16a085", "#7f8c8d"]
+
+
 def plot_report(report: dict, path: str | Path) -> None:
-    """Grouped bars of the rate metrics (0-1) per model, perplexity on its own axis."""
+    """One small bar chart per headline metric, a bar per model (victim / unlearned / oracle ...)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     models = report["models"]
-    rates = [(k, lab) for k, lab, _ in HEADLINE if k != "retain_perplexity" and k != "forget_perplexity"]
-    rates = [(k, lab) for k, lab in rates if any(k in m for m in models.values())]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [4, 1]})
-    width = 0.8 / max(1, len(models))
-    colors = ["#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#f39c12"]
-    for i, (name, m) in enumerate(models.items()):
-        xs = [j + i * width for j in range(len(rates))]
-        ax.bar(xs, [m.get(k, 0.0) for k, _ in rates], width, label=name, color=colors[i % len(colors)])
-        ax2.bar(i, m.get("retain_perplexity", 0.0), 0.6, color=colors[i % len(colors)])
-    ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(rates))])
-    ax.set_xticklabels(
-        [lab.replace(" (", "\n(").replace(" extraction", "\nextraction") for _, lab in rates], fontsize=8
+    keys = [(k, lab) for k, lab, _ in HEADLINE if any(k in m for m in models.values())]
+    cols = min(4, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    for ax, (k, lab) in zip(axes.flat, keys, strict=False):
+        vals = [models[n].get(k) for n in models]
+        ax.bar(range(len(models)), [v if v is not None else 0.0 for v in vals], color=COLORS[: len(models)])
+        ax.set_title(lab, fontsize=8)
+        ax.set_xticks(range(len(models)))
+        ax.set_xticklabels(list(models), fontsize=7, rotation=20)
+        if k.startswith("mia_"):
+            ax.axhline(0.5, ls=":", c="gray", lw=0.8)
+        if k == "forget_quality":
+            ax.axhline(0.05, ls=":", c="gray", lw=0.8)
+        for i, v in enumerate(vals):
+            if v is not None:
+                ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=6)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.suptitle(
+        f"genforget — method {report['method']}"
+        + (f", suite {report['suite']}" if report.get("suite") else "")
     )
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("rate / AUC")
-    ax.axhline(0.5, ls=":", c="gray", lw=0.8)
-    ax.legend(ncol=len(models), loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
-    ax.set_title(f"Forget vs retain — method {report['method']}", pad=28)
-    ax2.set_xticks(range(len(models)))
-    ax2.set_xticklabels(list(models), fontsize=8)
-    ax2.set_title("retain perplexity")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def plot_tradeoff(report: dict, path: str | Path) -> bool:
+    """Forget-vs-utility scatter (one point per model); False when fewer than two models have both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fx = next(
+        (
+            k
+            for k in ("forget_pii_extraction", "forget_rouge_l_recall")
+            if any(k in m for m in report["models"].values())
+        ),
+        None,
+    )
+    pts = {
+        n: (m[fx], m["model_utility"])
+        for n, m in report["models"].items()
+        if fx and fx in m and "model_utility" in m
+    }
+    if len(pts) < 2:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for i, (n, (x, y)) in enumerate(pts.items()):
+        ax.scatter([x], [y], color=COLORS[i % len(COLORS)], s=40)
+        ax.annotate(n, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(f"{fx} (lower = more forgotten)")
+    ax.set_ylabel("model utility (higher = better kept)")
+    ax.set_title("Forget vs utility")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md`` and ``report.png`` into ``out_dir``."""
+    """Write ``report.json``, ``report.md`` and ``report.png`` (and ``tradeoff.png`` when two or
+    more models have forget and utility numbers) into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "png": out_dir / "report.png"}
     paths["json"].write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
     paths["md"].write_text(render_markdown(report))
     plot_report(report, paths["png"])
+    if plot_tradeoff(report, out_dir / "tradeoff.png"):
+        paths["tradeoff"] = out_dir / "tradeoff.png"
     return paths

@@ -56,3 +56,27 @@ def tokenizer(corpus):
 def tiny_lm(tokenizer):
     """A random 2-layer Llama (untrained) for fast unit tests."""
     return build_model(VictimConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4), tokenizer)
+
+
+def _oracle(corpus, victim_dir, out, seed: int):
+    import dataclasses
+
+    from transformers import AutoTokenizer
+
+    cfg = dataclasses.replace(SMALL_VICTIM, seed=seed)
+    train_victim(
+        corpus, ("retain",), cfg, tokenizer=AutoTokenizer.from_pretrained(victim_dir), output_dir=out
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def oracle_dir(corpus, victim_dir, tmp_path_factory):
+    """The retain-only retrain of the tiny victim (same tokenizer)."""
+    return _oracle(corpus, victim_dir, tmp_path_factory.mktemp("oracle"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def oracle2_dir(corpus, victim_dir, tmp_path_factory):
+    """A second retain-only retrain with another seed: what 'indistinguishable' looks like."""
+    return _oracle(corpus, victim_dir, tmp_path_factory.mktemp("oracle2"), seed=1)

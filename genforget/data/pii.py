@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from faker import Faker
 
 PII_FIELDS = ("email", "phone", "address", "dob", "employer", "id_number")
+N_PERTURBED = 3
 
 # Two phrasings per field. A person's bio uses one (their "primary" template); the other is kept
 # for paraphrase probes, which ask the same fact in words the model never saw for that person.
@@ -44,6 +45,7 @@ class Person:
     pii: dict[str, str]
     template: dict[str, int]  # field -> index of the phrasing used in this person's bio
     split: str  # "forget" | "retain" | "holdout"
+    perturbed: dict[str, list[str]] = field(default_factory=dict)  # field -> wrong values
 
     def sentences(self) -> list[tuple[str, tuple[int, int]]]:
         """Bio sentences with the char span of the PII value inside each sentence."""
@@ -75,6 +77,24 @@ class Person:
         idx = self.template[f] if not paraphrase else 1 - self.template[f]
         prompt = TEMPLATES[f][idx].split("{v}")[0].format(name=self.name).rstrip()
         return {"prompt": prompt, "value": self.pii[f], "field": f}
+
+    def truth_items(self) -> list[dict]:
+        """Truth-ratio items per fact (TOFU's shape): the trained sentence as answer, the other
+        phrasing as paraphrased answer, and the trained phrasing with wrong values as perturbed
+        answers."""
+        out = []
+        for f in PII_FIELDS:
+            own, other = TEMPLATES[f][self.template[f]], TEMPLATES[f][1 - self.template[f]]
+            out.append(
+                {
+                    "question": QUESTIONS[f].format(name=self.name),
+                    "answer": own.format(name=self.name, v=self.pii[f]),
+                    "paraphrased_answer": other.format(name=self.name, v=self.pii[f]),
+                    "perturbed_answer": [own.format(name=self.name, v=w) for w in self.perturbed[f]],
+                    "field": f,
+                }
+            )
+        return out
 
     def qa(self) -> list[dict]:
         return [
@@ -161,9 +181,24 @@ class PIICorpus:
     def passage_probes(self, split: str) -> list[dict]:
         return [t.probe() for t in self.texts(split)]
 
+    def truth_items(self, split: str) -> list[dict]:
+        return [item for p in self.persons(split) for item in p.truth_items()]
+
     def pii_values(self, split: str) -> list[str]:
         """Every sensitive string of a split (names included), for leak checks."""
         return [v for p in self.persons(split) for v in (p.name, *p.pii.values())]
+
+
+def _fake_pii(fake: Faker) -> dict[str, str]:
+    # Call order matters: it fixes what each seed generates.
+    return {
+        "email": fake.email(),
+        "phone": fake.numerify("###-###-####"),
+        "address": f"{fake.building_number()} {fake.street_name()}, {fake.city()}",
+        "dob": fake.date_of_birth(minimum_age=18, maximum_age=90).strftime("%B %d, %Y").replace(" 0", " "),
+        "employer": fake.company(),
+        "id_number": fake.numerify("ID-#######"),
+    }
 
 
 def _split_counts(n: int, frac: float) -> int:
@@ -196,16 +231,7 @@ def build_pii_corpus(
     people, seen_names, seen_vals = [], set(), set()
     while len(people) < total:
         name = f"{fake.first_name()} {fake.last_name()}"
-        pii = {
-            "email": fake.email(),
-            "phone": fake.numerify("###-###-####"),
-            "address": f"{fake.building_number()} {fake.street_name()}, {fake.city()}",
-            "dob": fake.date_of_birth(minimum_age=18, maximum_age=90)
-            .strftime("%B %d, %Y")
-            .replace(" 0", " "),
-            "employer": fake.company(),
-            "id_number": fake.numerify("ID-#######"),
-        }
+        pii = _fake_pii(fake)
         # Names and values must be unique, else "extracting" one person's value could be a
         # correct recall of someone else's.
         if name in seen_names or any(v in seen_vals for k, v in pii.items() if k != "employer"):
@@ -214,6 +240,13 @@ def build_pii_corpus(
         seen_vals.update(v for k, v in pii.items() if k != "employer")
         template = {f: rng.randrange(2) for f in PII_FIELDS}
         people.append(Person(len(people), name, pii, template, ""))
+    # Wrong values for truth-ratio perturbations, from a Faker of its own so that adding them
+    # leaves the people (and every model trained on them) unchanged.
+    wrong = Faker("en_US")
+    wrong.seed_instance(seed + 7919)
+    for p in people:
+        alternatives = [_fake_pii(wrong) for _ in range(N_PERTURBED)]
+        p.perturbed = {f: [a[f] for a in alternatives if a[f] != p.pii[f]] for f in PII_FIELDS}
     order = list(range(total))
     rng.shuffle(order)
     for rank, i in enumerate(order):

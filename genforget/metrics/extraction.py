@@ -1,6 +1,6 @@
-"""Extraction metrics: does greedy decoding from a probe reproduce the forget data?
+"""Extraction metrics: does decoding from a probe reproduce the forget data?
 
-Definitions: shared METRICS.md ("verbatim extraction rate", "PII extraction rate").
+Definitions: shared METRICS.md ("verbatim extraction rate", "PII extraction rate", "any of k").
 """
 
 from __future__ import annotations
@@ -17,29 +17,57 @@ def _norm(s: str) -> str:
 
 
 @torch.no_grad()
-def greedy_generate(
+def generate(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     prompts: list[str],
     max_new_tokens: int = 24,
     batch_size: int = 64,
+    num_samples: int = 0,
+    seed: int = 0,
     desc: str | None = None,
-) -> list[str]:
-    """Greedy continuations of ``prompts`` (batched, left-padded, mask from the collator)."""
+) -> list[str] | list[list[str]]:
+    """Greedy continuations (``num_samples=0``), or ``num_samples`` sampled ones per prompt
+    (temperature 1), batched with left padding and the mask from the collator."""
     device = next(model.parameters()).device
-    outs: list[str] = []
+    outs: list = []
+    if num_samples:
+        torch.manual_seed(seed)
     for i in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, disable=None if desc else True):
         batch = {k: v.to(device) for k, v in left_pad_prompts(prompts[i : i + batch_size], tokenizer).items()}
         gen = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
-            do_sample=False,
+            do_sample=bool(num_samples),
+            num_return_sequences=max(1, num_samples),
+            top_k=0 if num_samples else None,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-        new = gen[:, batch["input_ids"].shape[1] :]
-        outs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+        texts = tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        if num_samples:
+            outs.extend(texts[j : j + num_samples] for j in range(0, len(texts), num_samples))
+        else:
+            outs.extend(texts)
     return outs
+
+
+def greedy_generate(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    max_new_tokens: int = 24,
+    **kw,
+) -> list[str]:
+    """Greedy continuations of ``prompts``."""
+    return generate(model, tokenizer, prompts, max_new_tokens, **kw)  # type: ignore[return-value]
+
+
+def target_budget(tokenizer: PreTrainedTokenizerBase, targets: list[str], extra: int = 2) -> int:
+    """New tokens needed to reproduce the longest target (plus a little slack)."""
+    return (
+        max(len(tokenizer(" " + t.lstrip(), add_special_tokens=False)["input_ids"]) for t in targets) + extra
+    )
 
 
 def pii_hits(generations: list[str], values: list[str]) -> list[bool]:
@@ -52,23 +80,29 @@ def verbatim_hits(generations: list[str], targets: list[str]) -> list[bool]:
     return [_norm(g).startswith(_norm(t)) for g, t in zip(generations, targets, strict=True)]
 
 
-def pii_extraction(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, probes: list[dict], desc: str | None = None
-) -> dict[str, float]:
-    """Share of PII values extracted by greedy decoding from their probes, overall and per field.
-
-    ``probes`` are ``{"prompt", "value", "field"}``. Returns ``{"all": r, "<field>": r, ...}``.
-    """
-    if not probes:
-        return {}
-    max_new = max(len(tokenizer(" " + p["value"], add_special_tokens=False)["input_ids"]) for p in probes) + 2
-    gens = greedy_generate(model, tokenizer, [p["prompt"] for p in probes], max_new, desc=desc)
-    hits = pii_hits(gens, [p["value"] for p in probes])
+def rates_by_field(hits: list[bool], probes: list[dict]) -> dict[str, float]:
+    """``{"all": rate, "<field>": rate, ...}`` over PII probe hits."""
     out = {"all": sum(hits) / len(hits)}
     for f in sorted({p.get("field", "value") for p in probes}):
         sel = [h for h, p in zip(hits, probes, strict=True) if p.get("field", "value") == f]
         out[f] = sum(sel) / len(sel)
     return out
+
+
+def pii_extraction(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, probes: list[dict], desc: str | None = None
+) -> dict[str, float]:
+    """Share of PII values extracted by greedy decoding from their probes, overall and per field."""
+    if not probes:
+        return {}
+    gens = greedy_generate(
+        model,
+        tokenizer,
+        [p["prompt"] for p in probes],
+        target_budget(tokenizer, [p["value"] for p in probes]),
+        desc=desc,
+    )
+    return rates_by_field(pii_hits(gens, [p["value"] for p in probes]), probes)
 
 
 def verbatim_extraction(
@@ -77,7 +111,12 @@ def verbatim_extraction(
     """Share of ``{"prompt", "target"}`` probes whose greedy continuation reproduces the target."""
     if not probes:
         return None
-    max_new = max(len(tokenizer(p["target"], add_special_tokens=False)["input_ids"]) for p in probes) + 2
-    gens = greedy_generate(model, tokenizer, [p["prompt"] for p in probes], max_new, desc=desc)
+    gens = greedy_generate(
+        model,
+        tokenizer,
+        [p["prompt"] for p in probes],
+        target_budget(tokenizer, [p["target"] for p in probes]),
+        desc=desc,
+    )
     hits = verbatim_hits(gens, [p["target"] for p in probes])
     return sum(hits) / len(hits)

@@ -1,4 +1,4 @@
-"""Likelihood metrics: perplexity and min-k % membership inference.
+"""Likelihood metrics: teacher-forced token statistics, perplexity, min-k % and AUC.
 
 Definitions: shared METRICS.md ("retain loss / perplexity", "min-k%", AUC orientation).
 """
@@ -6,33 +6,76 @@ Definitions: shared METRICS.md ("retain loss / perplexity", "min-k%", AUC orient
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from sklearn.metrics import roc_auc_score
 from transformers import PreTrainedTokenizerBase
 
-from genforget.lm.data import Collator, tokenize_example
-from genforget.lm.scoring import token_logprobs
+from genforget.lm.data import IGNORE, Collator, tokenize_example
+
+
+@dataclass
+class TokenStats:
+    """Teacher-forced statistics of one example's target tokens.
+
+    ``mu``/``sigma`` are the mean and std of log p over the vocabulary at each position (for
+    min-k %++); they are only filled when asked for, since they need the full softmax.
+    """
+
+    logp: torch.Tensor
+    target: torch.Tensor
+    argmax: torch.Tensor
+    mu: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None
 
 
 @torch.no_grad()
-def per_token_logprobs(
+def token_stats(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     examples: list[dict],
-    batch_size: int = 32,
+    batch_size: int = 16,
     max_length: int = 512,
-) -> list[torch.Tensor]:
-    """Target-token log-probs of each example, as a list of 1-D tensors."""
+    mu_sigma: bool = False,
+) -> list[TokenStats]:
+    """Per-example :class:`TokenStats` over each example's target tokens (batched, right-padded)."""
     device = next(model.parameters()).device
     collate = Collator(tokenizer.pad_token_id)
     feats = [tokenize_example(ex, tokenizer, max_length) for ex in examples]
-    out: list[torch.Tensor] = []
+    out: list[TokenStats] = []
     for i in range(0, len(feats), batch_size):
         batch = {k: v.to(device) for k, v in collate(feats[i : i + batch_size]).items()}
-        logp, mask = token_logprobs(model, batch)
-        out.extend(row[m].float().cpu() for row, m in zip(logp, mask, strict=True))
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        labels = batch["labels"][:, 1:]
+        for row, lab in zip(logits, labels, strict=True):
+            m = lab != IGNORE
+            # Only the target positions of one row in float32: bounded memory for large vocabularies.
+            logp_all = torch.log_softmax(row[m].float(), dim=-1)
+            target = lab[m]
+            st = TokenStats(
+                logp=logp_all.gather(-1, target[:, None])[:, 0].cpu(),
+                target=target.cpu(),
+                argmax=logp_all.argmax(-1).cpu(),
+            )
+            if mu_sigma:
+                from genforget.metrics.mia import token_mu_sigma  # mia.py imports this module
+
+                st.mu, st.sigma = (t.cpu() for t in token_mu_sigma(logp_all))
+            out.append(st)
     return out
+
+
+def per_token_logprobs(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: list[dict], **kwargs: int
+) -> list[torch.Tensor]:
+    """Target-token log-probs of each example, as a list of 1-D tensors."""
+    return [s.logp for s in token_stats(model, tokenizer, examples, **kwargs)]
+
+
+def mean_nll(stats: list[TokenStats]) -> list[float]:
+    """Per-example mean target-token NLL, L(y|x)."""
+    return [-s.logp.mean().item() for s in stats]
 
 
 def perplexity(token_logps: list[torch.Tensor]) -> float:

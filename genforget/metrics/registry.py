@@ -62,6 +62,25 @@ _BUILTIN: list[tuple[str, bool | None, str]] = [
     ("mia_reference_auc", None, "MIA AUC, forget vs holdout, loss minus reference-model loss; 0.5 ideal"),
     ("privleak", None, "MUSE PrivLeak: relative min-k% AUC gap to the retrain model, in %; 0 is ideal"),
     ("degeneration_rate", False, "share of generations that are empty, loops or repeated n-grams"),
+    ("retain_exact_memorisation", True, "teacher-forced share of retain target tokens that are the argmax"),
+    ("retain_extraction_strength", True, "1 - k*/len: longest argmax-matching target suffix, retain set"),
+    ("forget_probability", False, "mean p(target | prompt) = exp(-mean token NLL), forget set"),
+    ("retain_probability", True, "mean p(target | prompt) = exp(-mean token NLL), retain set (TOFU utility)"),
+    ("forget_normalised_probability", False, "p(answer) / (p(answer) + sum p(perturbed)), forget set"),
+    ("retain_normalised_probability", True, "p(answer) / (p(answer) + sum p(perturbed)), retain set"),
+]
+# The TOFU general sets: probability (normalised), ROUGE-L and truth ratio enter model utility.
+_BUILTIN += [
+    (f"{g}_{m}", True, f"{m.replace('_', ' ')} on the TOFU {g.replace('_', ' ')} set")
+    for g in ("real_authors", "world_facts")
+    for m in (
+        "normalised_probability",
+        "rouge_l_recall",
+        "truth_ratio",
+        "probability",
+        "exact_memorisation",
+        "extraction_strength",
+    )
 ]
 
 for _name, _hib, _desc in _BUILTIN:

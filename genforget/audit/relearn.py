@@ -1,0 +1,81 @@
+"""Relearning audit: fine-tune a copy of the unlearned model on part of the forget set.
+
+If a few steps on *some* forgotten examples bring back the *others* too, the knowledge was only
+suppressed, not removed (Lynch et al. 2024; Hu et al. 2024). So the forget set is split: the
+attack fine-tunes on one slice and recovery is measured on the held-out slice it never saw.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from genforget.audit.quantize import merged_copy
+from genforget.lm.data import Collator, tokenize_example
+
+
+def split_for_relearning(examples: list, fraction: float = 0.5, seed: int = 0) -> tuple[list, list]:
+    """Deterministic ``(attack, held_out)`` split of ``examples`` (any items, e.g. ``Person``s).
+
+    ``attack`` holds about ``fraction`` of the items and both slices are non-empty when there
+    are at least two; each slice keeps the input order so results do not depend on the shuffle.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1) (got {fraction})")
+    n = len(examples)
+    if n < 2:  # nothing to hold out: everything goes to the attack
+        return list(examples), []
+    k = min(n - 1, max(1, round(n * fraction)))
+    chosen = set(random.Random(seed).sample(range(n), k))
+    attack = [ex for i, ex in enumerate(examples) if i in chosen]
+    held_out = [ex for i, ex in enumerate(examples) if i not in chosen]
+    return attack, held_out
+
+
+def relearn_copy(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: list[dict],
+    steps: int = 10,
+    learning_rate: float = 1e-3,
+    batch_size: int = 8,
+    seed: int = 0,
+    max_length: int = 512,
+) -> torch.nn.Module:
+    """A copy of ``model`` fine-tuned for ``steps`` AdamW steps with next-token NLL on the target
+    tokens of ``examples`` (``{"text", "spans"}`` / ``{"prompt", "target"}``).
+
+    ``model`` is untouched; a ``PeftModel`` is merged (in the copy) so the attack can move every
+    weight, as an attacker holding the released weights would. Returns the copy in eval mode.
+    """
+    if not examples:
+        raise ValueError("relearning needs at least one example")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1 (got {steps})")
+    if tokenizer.pad_token_id is None:
+        raise ValueError("tokenizer has no pad token; set tokenizer.pad_token")
+    torch.manual_seed(seed)
+    attacked = merged_copy(model)
+    # Merged LoRA bases (and frozen models) come with requires_grad=False; the attacker trains all.
+    attacked.requires_grad_(True)
+    device = next(attacked.parameters()).device
+    feats = [tokenize_example(ex, tokenizer, max_length) for ex in examples]
+    collate = Collator(tokenizer.pad_token_id)
+    opt = torch.optim.AdamW(attacked.parameters(), lr=learning_rate)
+    g = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    attacked.train()
+    for _ in range(steps):
+        # Walk through shuffled epochs so every example is seen before any is repeated.
+        while len(order) < min(batch_size, len(feats)):
+            order.extend(torch.randperm(len(feats), generator=g).tolist())
+        take, order = order[:batch_size], order[batch_size:]
+        batch = {k: v.to(device) for k, v in collate([feats[i] for i in take]).items()}
+        loss = attacked(**batch).loss  # labels are -100 outside the targets: NLL on targets only
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    attacked.eval()
+    return attacked

@@ -1,0 +1,138 @@
+"""The eval harness: suites, cross-model metrics (forget quality, PrivLeak), audits, reports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import genforget
+from genforget.cli import eval_main
+from genforget.harness import Suite, build_suite_data, load_suite, run_suite
+from genforget.metrics.registry import METRIC_INFO
+
+QUICK = Suite(name="quick", n_people=20, n_passages=10, forget_frac=0.2, any_k=2, relearn_steps=5)
+
+
+@pytest.fixture(scope="module")
+def unlearned_dir(victim_dir, corpus, tmp_path_factory):
+    from genforget.adapters import save_model
+
+    model, tok = genforget.load_model(victim_dir)
+    out = genforget.unlearn(
+        model,
+        tok,
+        corpus.unlearn_examples("forget"),
+        corpus.full_text_examples("retain"),
+        calibration=corpus.calibration_examples(),
+        method="npo",
+        beta=0.02,
+        learning_rate=1e-3,
+        max_steps=300,
+    )
+    path = tmp_path_factory.mktemp("unlearned") / "unlearned"
+    save_model(out, tok, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(victim_dir, unlearned_dir, oracle_dir):
+    models = {
+        n: genforget.load_model(d)
+        for n, d in (("victim", victim_dir), ("unlearned", unlearned_dir), ("oracle", oracle_dir))
+    }
+    return run_suite(models, QUICK, method="npo", progress=False)
+
+
+def test_suites_load_and_reject_bad_keys(tmp_path):
+    assert load_suite("pii").n_people == 200 and load_suite("quick").n_people == 20
+    bad = tmp_path / "s.yaml"
+    bad.write_text("audit: [relearn]\n")
+    with pytest.raises(ValueError, match="Did you mean 'audits'"):
+        load_suite(str(bad))
+    with pytest.raises(ValueError, match="unknown audit"):
+        Suite(audits=["quant3"])
+    with pytest.raises(FileNotFoundError, match="available: .*pii"):
+        load_suite("nope")
+
+
+def test_every_reported_metric_is_registered(report):
+    for metrics in report["models"].values():
+        for key in metrics:
+            base = re.sub(r"_pii_extraction_\w+$", "_pii_extraction", key)
+            base = re.sub(r"_any_\d+$", "_any_k", base)
+            assert base in METRIC_INFO, f"{key} has no registry entry (higher_is_better)"
+
+
+def test_forget_quality_separates_memorised_from_never_seen(report, victim_dir, oracle_dir, oracle2_dir):
+    assert report["models"]["victim"]["forget_quality"] < 0.05
+    second = run_suite(
+        {n: genforget.load_model(d) for n, d in (("oracle2", oracle2_dir), ("oracle", oracle_dir))},
+        Suite(n_people=20, n_passages=10, forget_frac=0.2, any_k=0, audits=[]),
+        progress=False,
+    )
+    assert second["models"]["oracle2"]["forget_quality"] >= 0.05
+
+
+def test_membership_and_privleak(report):
+    m = report["models"]
+    assert m["victim"]["mia_min_k_auc"] >= 0.8
+    assert abs(m["oracle"]["mia_min_k_auc"] - 0.5) <= 0.25  # 24 vs 24 texts: a noisy estimate
+    for k in ("mia_loss_auc", "mia_zlib_auc", "mia_min_k_pp_auc", "mia_reference_auc"):
+        assert 0.0 <= m["unlearned"][k] <= 1.0
+    # Victim: still member-like, so large negative PrivLeak (MUSE orientation).
+    assert m["victim"]["privleak"] < -30
+    assert abs(m["unlearned"]["privleak"]) < abs(m["victim"]["privleak"])
+
+
+def test_audits_report_recovered_extraction(report):
+    audits = report["audits"]["unlearned"]
+    assert set(audits) == {"relearn", "quant8", "quant4", "paraphrase"}
+    for name in ("quant8", "quant4", "paraphrase"):
+        assert 0.0 <= audits[name]["forget_pii_extraction"] <= 1.0
+        assert audits[name]["recovered_share"] is not None
+    assert "held_out_forget_pii_extraction" in audits["relearn"]
+    assert (
+        audits["relearn"]["attack_slice_forget_pii_extraction"]
+        >= audits["relearn"]["held_out_forget_pii_extraction"]
+    )
+
+
+def test_tofu_suite_data_from_shared_files():
+    tofu = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
+    if not tofu.is_dir():
+        pytest.skip("shared TOFU data not present")
+    data = build_suite_data(Suite(data=f"tofu:{tofu}", tofu_split="01", audits=[]))
+    assert len(data.forget.qa) == 40 and len(data.forget.truth_items) == 40
+    assert len(data.holdout.texts) == 40 and set(data.general) == {"real_authors", "world_facts"}
+    assert len(data.paraphrase.qa) == 40
+
+
+def test_make_eval_writes_three_reports_without_pii(unlearned_dir, oracle_dir, victim_dir, corpus, tmp_path):
+    out = tmp_path / "eval"
+    argv = [
+        "--model",
+        str(unlearned_dir),
+        "--suite",
+        "quick",
+        "--oracle",
+        str(oracle_dir),
+        "--victim",
+        str(victim_dir),
+        "--output_dir",
+        str(out),
+    ]
+    assert eval_main(argv) == 0
+    for f in ("report.json", "report.md", "report.png", "tradeoff.png"):
+        assert (out / f).stat().st_size > 0
+    data = json.loads((out / "report.json").read_text())
+    assert (
+        set(data["models"]) == {"victim", "unlearned", "oracle"} and "relearn" in data["audits"]["unlearned"]
+    )
+    assert "## Robustness audits" in (out / "report.md").read_text()
+    blobs = [p.read_bytes() for p in out.iterdir()]
+    leaked = [v for v in corpus.pii_values("forget") if any(v.encode() in b for b in blobs)]
+    assert leaked == []
+    assert eval_main(argv) == 2  # non-empty output dir is refused
