@@ -153,21 +153,22 @@ class PIICorpus:
             t.example() for t in self.texts(split)
         ]
 
-    def calibration_examples(self, offset: int = 1000) -> list[dict]:
+    def calibration_examples(self, offset: int = 1000, factor: int = 2) -> list[dict]:
         """Examples shaped like :meth:`unlearn_examples` of the forget split, for people and
         passages generated from another seed: data of the same kind the model never saw, which
-        calibrated early stopping uses as the "unseen" level. Never the evaluation holdout."""
-        n_forget = len(self.persons("forget"))
+        calibrated early stopping uses as the "unseen" level. Never the evaluation holdout.
+
+        ``factor`` times as many people *and* passages as the forget split, so the mix (and so
+        the mean NLL it is compared with) has the same make-up as the forget set's.
+        """
+        n_people, n_texts = factor * len(self.persons("forget")), factor * len(self.texts("forget"))
         fresh = build_pii_corpus(
-            n_people=max(2, 2 * n_forget),
-            n_passages=max(1, 2 * len(self.texts("forget"))),
-            forget_frac=0.5,
-            n_holdout=0,
+            n_people=2 * n_people + 2, n_passages=max(1, 2 * n_texts), forget_frac=0.5, n_holdout=0,
             seed=self.seed + offset,
         )
         taken = {p.name for p in self.people}
-        people = [p for p in fresh.people if p.name not in taken]
-        return [p.bio(name_spans=True) for p in people] + [t.example() for t in fresh.passages]
+        people = [p for p in fresh.people if p.name not in taken][:n_people]
+        return [p.bio(name_spans=True) for p in people] + [t.example() for t in fresh.passages[:n_texts]]
 
     def full_text_examples(self, split: str) -> list[dict]:
         """Whole bios and passages with every token a target (perplexity, membership inference)."""

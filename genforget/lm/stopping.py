@@ -28,7 +28,7 @@ class CalibratedStop:
         calib_feats: list[dict],
         collate: Collator,
         every: int = 5,
-        max_examples: int = 32,
+        max_examples: int = 64,
         seed: int = 0,
     ) -> None:
         rng = random.Random(seed)
