@@ -48,6 +48,9 @@ class UnlearnConfig:
     calibration_every: int = field(
         default=5, metadata={"help": "steps between calibrated-stop checks (when calibration data is given)"}
     )
+    calibration_statistic: str = field(
+        default="nll", metadata={"help": "calibrated stop compares mean nll, or min_k (the tail attacks read)"}
+    )
     max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
@@ -68,6 +71,10 @@ class UnlearnConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.calibration_statistic not in ("min_k", "nll"):
+            raise ValueError(
+                f"calibration_statistic must be 'min_k' or 'nll' (got {self.calibration_statistic!r})"
+            )
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
 

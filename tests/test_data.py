@@ -103,3 +103,33 @@ def test_data_spec_builtin_splits():
     assert len(forget) == 4 + 2 and all("spans" in ex for ex in forget)
     with pytest.raises(ValueError, match="split must be"):
         load_data_spec("pii:train")
+
+
+def test_default_corpus_is_stable():
+    """Cached demo models are keyed by corpus arguments: the people a seed makes must never drift
+    (adding a feature must draw from a Faker of its own, as the truth-ratio perturbations do)."""
+    import hashlib
+
+    c = build_pii_corpus()
+    blob = json.dumps(
+        [(p.name, p.pii, p.template, p.split) for p in c.people] + [(t.text, t.split) for t in c.passages]
+    ).encode()
+    assert (
+        hashlib.sha256(blob).hexdigest() == "21d288e1528198fe96f6300f22a78d7191827e78671dae792b170bef6cc21647"
+    )
+
+
+def test_truth_items_and_calibration(corpus):
+    item = corpus.truth_items("forget")[0]
+    person = corpus.persons("forget")[0]
+    value = person.pii[item["field"]]
+    assert (
+        value in item["answer"]
+        and value in item["paraphrased_answer"]
+        and item["answer"] != item["paraphrased_answer"]
+    )
+    assert len(item["perturbed_answer"]) >= 2 and not any(value in p for p in item["perturbed_answer"])
+    cal = corpus.calibration_examples()
+    names = {p.name for p in corpus.people}
+    assert len(cal) == 2 * (4 + 2)  # twice the forget split's people and passages: same make-up
+    assert not any(ex["text"].startswith(tuple(names)) for ex in cal)

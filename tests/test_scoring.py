@@ -129,7 +129,9 @@ def test_calibrated_stop_rule(tiny_lm, tokenizer):
     from genforget.lm.stopping import CalibratedStop
 
     calib = [tokenize_example({"text": "alpha beta gamma delta"}, tokenizer)]
-    stop = CalibratedStop(n_forget=3, calib_feats=calib, collate=Collator(tokenizer.pad_token_id), every=2)
+    stop = CalibratedStop(
+        n_forget=3, calib_feats=calib, collate=Collator(tokenizer.pad_token_id), every=2, statistic="nll"
+    )
     stop.update(torch.tensor([0, 1]), torch.tensor([1.0, 1.0]))
     assert not stop.should_stop(0, tiny_lm)  # example 2 not scored yet: no decision
     stop.update(torch.tensor([2]), torch.tensor([1.0]))
@@ -138,3 +140,17 @@ def test_calibrated_stop_rule(tiny_lm, tokenizer):
     stop.update(torch.tensor([0, 1, 2]), torch.tensor([10.0, 10.0, 10.0]))
     assert stop.should_stop(2, tiny_lm)
     assert [h[0] for h in stop.history] == [1, 2] and stop.calib_step == 1  # re-scored every 2 steps only
+
+
+def test_min_k_rows_and_statistics():
+    from genforget.lm.scoring import min_k_rows
+    from genforget.lm.stopping import CalibratedStop
+
+    logp = torch.tensor([[-0.1, -5.0, -2.0, -0.2, -1.0], [-3.0, -1.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    # row 0: lowest 2 of 5 -> (5 + 2) / 2; row 1: lowest 1 of 2 -> 3
+    assert min_k_rows(logp, mask).tolist() == pytest.approx([3.5, 3.0])
+    stop = CalibratedStop(1, [], Collator(0), statistic="nll")
+    assert stop.per_example(logp, mask).tolist() == pytest.approx([8.3 / 5, 2.0])
+    with pytest.raises(ValueError, match="min_k"):
+        CalibratedStop(1, [], Collator(0), statistic="mean")

@@ -163,7 +163,10 @@ class PIICorpus:
         """
         n_people, n_texts = factor * len(self.persons("forget")), factor * len(self.texts("forget"))
         fresh = build_pii_corpus(
-            n_people=2 * n_people + 2, n_passages=max(1, 2 * n_texts), forget_frac=0.5, n_holdout=0,
+            n_people=2 * n_people + 2,
+            n_passages=max(1, 2 * n_texts),
+            forget_frac=0.5,
+            n_holdout=0,
             seed=self.seed + offset,
         )
         taken = {p.name for p in self.people}

@@ -34,9 +34,23 @@ def token_logprobs(
     return (-nll) * mask, mask
 
 
-def sequence_scores(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Scores:
-    """Per-example :class:`Scores`: ``logp`` = sum of target log-probs, ``nll`` = mean target NLL."""
-    logp, mask = token_logprobs(model, batch)
+def scores_from_tokens(logp: torch.Tensor, mask: torch.Tensor) -> Scores:
+    """:class:`Scores` from masked token log-probs: ``logp`` = sum, ``nll`` = mean target NLL."""
     n = mask.sum(-1).clamp(min=1)
     total = logp.sum(-1)
     return Scores(logp=total, nll=-total / n)
+
+
+def sequence_scores(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Scores:
+    """Per-example :class:`Scores` of ``batch`` under ``model``."""
+    return scores_from_tokens(*token_logprobs(model, batch))
+
+
+def min_k_rows(logp: torch.Tensor, mask: torch.Tensor, k: float = 0.4) -> torch.Tensor:
+    """Per row, −mean of the lowest ``k`` fraction of target-token log-probs (the min-k % score
+    of METRICS.md, on target tokens): what a membership attack reads first."""
+    out = torch.empty(logp.shape[0], device=logp.device)
+    for i, (row, m) in enumerate(zip(logp.detach(), mask, strict=True)):
+        vals = row[m]
+        out[i] = -torch.sort(vals).values[: max(1, int(len(vals) * k))].mean()
+    return out

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
 from genforget.lm.data import Collator, tokenize_example
-from genforget.lm.scoring import sequence_scores
+from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
 from genforget.registry import get_method
 
@@ -107,7 +107,12 @@ def unlearn_lm(
     if calibration:
         calib_feats = _tokenize_all(calibration, tokenizer, config.max_length)
         stop = CalibratedStop(
-            len(forget_feats), calib_feats, collate, every=config.calibration_every, seed=config.seed
+            len(forget_feats),
+            calib_feats,
+            collate,
+            every=config.calibration_every,
+            statistic=config.calibration_statistic,
+            seed=config.seed,
         )
 
     g = torch.Generator().manual_seed(config.seed)
@@ -137,13 +142,15 @@ def unlearn_lm(
     for step in bar:
         fb = next(forget_it)
         idx = fb.pop("idx")
-        scores = sequence_scores(model, fb)
+        tok_logp, tok_mask = token_logprobs(model, fb)
+        scores = scores_from_tokens(tok_logp, tok_mask)
         if stop is not None:
-            stop.update(accelerator.gather(idx), accelerator.gather(scores.nll.detach()))
+            stop.update(accelerator.gather(idx), accelerator.gather(stop.per_example(tok_logp, tok_mask)))
             if stop.should_stop(step, raw):
                 _, forget_nll, unseen_nll = stop.history[-1]
                 accelerator.print(
-                    f"calibrated stop after {step} steps: forget NLL {forget_nll:.3f} >= unseen {unseen_nll:.3f}"
+                    f"calibrated stop after {step} steps: forget {stop.statistic} {forget_nll:.3f} "
+                    f">= unseen {unseen_nll:.3f}"
                 )
                 break
         if method.needs_ref:

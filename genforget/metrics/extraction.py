@@ -52,17 +52,6 @@ def generate(
     return outs
 
 
-def greedy_generate(
-    model: torch.nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: list[str],
-    max_new_tokens: int = 24,
-    **kw,
-) -> list[str]:
-    """Greedy continuations of ``prompts``."""
-    return generate(model, tokenizer, prompts, max_new_tokens, **kw)  # type: ignore[return-value]
-
-
 def target_budget(tokenizer: PreTrainedTokenizerBase, targets: list[str], extra: int = 2) -> int:
     """New tokens needed to reproduce the longest target (plus a little slack)."""
     return (
@@ -87,36 +76,3 @@ def rates_by_field(hits: list[bool], probes: list[dict]) -> dict[str, float]:
         sel = [h for h, p in zip(hits, probes, strict=True) if p.get("field", "value") == f]
         out[f] = sum(sel) / len(sel)
     return out
-
-
-def pii_extraction(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, probes: list[dict], desc: str | None = None
-) -> dict[str, float]:
-    """Share of PII values extracted by greedy decoding from their probes, overall and per field."""
-    if not probes:
-        return {}
-    gens = greedy_generate(
-        model,
-        tokenizer,
-        [p["prompt"] for p in probes],
-        target_budget(tokenizer, [p["value"] for p in probes]),
-        desc=desc,
-    )
-    return rates_by_field(pii_hits(gens, [p["value"] for p in probes]), probes)
-
-
-def verbatim_extraction(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, probes: list[dict], desc: str | None = None
-) -> float | None:
-    """Share of ``{"prompt", "target"}`` probes whose greedy continuation reproduces the target."""
-    if not probes:
-        return None
-    gens = greedy_generate(
-        model,
-        tokenizer,
-        [p["prompt"] for p in probes],
-        target_budget(tokenizer, [p["target"] for p in probes]),
-        desc=desc,
-    )
-    hits = verbatim_hits(gens, [p["target"] for p in probes])
-    return sum(hits) / len(hits)

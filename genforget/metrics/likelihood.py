@@ -66,13 +66,6 @@ def token_stats(
     return out
 
 
-def per_token_logprobs(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: list[dict], **kwargs: int
-) -> list[torch.Tensor]:
-    """Target-token log-probs of each example, as a list of 1-D tensors."""
-    return [s.logp for s in token_stats(model, tokenizer, examples, **kwargs)]
-
-
 def mean_nll(stats: list[TokenStats]) -> list[float]:
     """Per-example mean target-token NLL, L(y|x)."""
     return [-s.logp.mean().item() for s in stats]
