@@ -49,7 +49,8 @@ class UnlearnConfig:
         default=5, metadata={"help": "steps between calibrated-stop checks (when calibration data is given)"}
     )
     calibration_statistic: str = field(
-        default="nll", metadata={"help": "calibrated stop compares mean nll, or min_k (the tail attacks read)"}
+        default="nll",
+        metadata={"help": "calibrated stop compares mean nll, or min_k (the tail attacks read)"},
     )
     max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
     seed: int = field(default=0, metadata={"help": "random seed"})
