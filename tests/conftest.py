@@ -80,3 +80,17 @@ def oracle_dir(corpus, victim_dir, tmp_path_factory):
 def oracle2_dir(corpus, victim_dir, tmp_path_factory):
     """A second retain-only retrain with another seed: what 'indistinguishable' looks like."""
     return _oracle(corpus, victim_dir, tmp_path_factory.mktemp("oracle2"), seed=1)
+
+
+def unlearn_corpus(model, tok, corpus, calibrated: bool = False, **config):
+    """Unlearn the corpus's forget split (retain texts as the retain term) through the public API."""
+    import genforget
+
+    return genforget.unlearn(
+        model,
+        tok,
+        corpus.unlearn_examples("forget"),
+        corpus.full_text_examples("retain"),
+        calibration=corpus.calibration_examples() if calibrated else None,
+        **config,
+    )

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from conftest import unlearn_corpus
 
 import genforget
 from genforget.adapters import add_lora
@@ -125,16 +126,7 @@ def test_quantize_copy_rejects_bad_bits_and_missing_bitsandbytes(tiny_lm, monkey
 
 def test_relearning_restores_the_attack_slice(victim, corpus) -> None:
     model, tok = victim
-    model = genforget.unlearn(
-        model,
-        tok,
-        corpus.unlearn_examples("forget"),
-        corpus.full_text_examples("retain"),
-        method="npo",
-        beta=0.02,
-        learning_rate=1e-3,
-        max_steps=40,
-    )
+    model = unlearn_corpus(model, tok, corpus, method="npo", beta=0.02, learning_rate=1e-3, max_steps=40)
     attack, held_out = split_for_relearning(corpus.persons("forget"))
     assert len(attack) == len(held_out) == 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import unlearn_corpus
 from peft import PeftModel
 
 import genforget
@@ -29,15 +30,7 @@ def test_victim_memorised(victim_metrics):
 
 def test_npo_forgets_and_retain_holds(victim, corpus, splits, victim_metrics):
     model, tok = victim
-    out = genforget.unlearn(
-        model,
-        tok,
-        corpus.unlearn_examples("forget"),
-        corpus.full_text_examples("retain"),
-        method="npo",
-        learning_rate=1e-3,
-        max_steps=40,
-    )
+    out = unlearn_corpus(model, tok, corpus, method="npo", learning_rate=1e-3, max_steps=40)
     m = genforget.evaluate(out, tok, splits["forget"], splits["retain"], splits["holdout"])
     assert m["forget_pii_extraction"] <= 0.1
     assert m["forget_verbatim_extraction"] == 0.0
@@ -54,16 +47,7 @@ def test_lora_unlearning_saves_a_loadable_adapter(
     from genforget.adapters import save_model
 
     model, tok = victim
-    out = genforget.unlearn(
-        model,
-        tok,
-        corpus.unlearn_examples("forget"),
-        corpus.full_text_examples("retain"),
-        method="npo",
-        learning_rate=5e-3,
-        max_steps=30,
-        use_lora=True,
-    )
+    out = unlearn_corpus(model, tok, corpus, method="npo", learning_rate=5e-3, max_steps=30, use_lora=True)
     assert isinstance(out, PeftModel)
     m = genforget.evaluate(out, tok, splits["forget"], splits["retain"], splits["holdout"])
     assert m["forget_pii_extraction"] < 0.5 * victim_metrics["forget_pii_extraction"]
@@ -98,16 +82,8 @@ def test_evaluate_accepts_plain_examples(victim):
 
 def test_calibrated_stop_ends_when_forget_looks_unseen(victim, corpus, splits, capsys):
     model, tok = victim
-    out = genforget.unlearn(
-        model,
-        tok,
-        corpus.unlearn_examples("forget"),
-        corpus.full_text_examples("retain"),
-        calibration=corpus.calibration_examples(),
-        method="npo",
-        beta=0.02,
-        learning_rate=1e-3,
-        max_steps=300,
+    out = unlearn_corpus(
+        model, tok, corpus, calibrated=True, method="npo", beta=0.02, learning_rate=1e-3, max_steps=300
     )
     msg = capsys.readouterr().out
     assert "calibrated stop after" in msg

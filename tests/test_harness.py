@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import unlearn_corpus
 
 import genforget
 from genforget.cli import eval_main
@@ -21,16 +22,8 @@ def unlearned_dir(victim_dir, corpus, tmp_path_factory):
     from genforget.adapters import save_model
 
     model, tok = genforget.load_model(victim_dir)
-    out = genforget.unlearn(
-        model,
-        tok,
-        corpus.unlearn_examples("forget"),
-        corpus.full_text_examples("retain"),
-        calibration=corpus.calibration_examples(),
-        method="npo",
-        beta=0.02,
-        learning_rate=1e-3,
-        max_steps=300,
+    out = unlearn_corpus(
+        model, tok, corpus, calibrated=True, method="npo", beta=0.02, learning_rate=1e-3, max_steps=300
     )
     path = tmp_path_factory.mktemp("unlearned") / "unlearned"
     save_model(out, tok, path)
