@@ -136,7 +136,7 @@ def test_calibrated_stop_rule(tiny_lm, tokenizer):
     assert not stop.should_stop(0, tiny_lm)  # example 2 not scored yet: no decision
     stop.update(torch.tensor([2]), torch.tensor([1.0]))
     assert not stop.should_stop(1, tiny_lm)  # forget NLL 1.0 < a random model's ~ln(300)
-    assert stop.calib_nll == pytest.approx(math.log(len(tokenizer)), rel=0.2)
+    assert stop.calib_value == pytest.approx(math.log(len(tokenizer)), rel=0.2)
     stop.update(torch.tensor([0, 1, 2]), torch.tensor([10.0, 10.0, 10.0]))
     assert stop.should_stop(2, tiny_lm)
     assert [h[0] for h in stop.history] == [1, 2] and stop.calib_step == 1  # re-scored every 2 steps only

@@ -19,13 +19,13 @@ import random
 import torch
 
 from genforget.lm.data import Collator
-from genforget.lm.scoring import min_k_rows, token_logprobs
+from genforget.lm.scoring import min_k_rows, scores_from_tokens, token_logprobs
 
 
 class CalibratedStop:
-    """Tracks the forget set's NLL from the training batches themselves (free) and re-scores the
-    calibration set every ``every`` steps (one small forward pass), so the check runs at every
-    step without slowing training down."""
+    """Tracks the forget set's statistic from the training batches themselves (free) and re-scores
+    the calibration set every ``every`` steps (one small forward pass), so the check runs at
+    every step without slowing training down."""
 
     def __init__(
         self,
@@ -45,7 +45,7 @@ class CalibratedStop:
         self.collate = collate
         self.every = every
         self.latest = torch.full((n_forget,), float("nan"))
-        self.calib_nll: float | None = None
+        self.calib_value: float | None = None
         self.calib_step = -every
         self.history: list[tuple[int, float, float]] = []
 
@@ -53,7 +53,7 @@ class CalibratedStop:
         """The statistic per example from masked token log-probs (higher = less member-like)."""
         if self.statistic == "min_k":
             return min_k_rows(logp, mask)
-        return -(logp.detach().sum(-1) / mask.sum(-1).clamp(min=1))
+        return scores_from_tokens(logp.detach(), mask).nll
 
     def update(self, idx: torch.Tensor, values: torch.Tensor) -> None:
         """Record the statistic of the forget examples of this step's batch."""
@@ -76,8 +76,8 @@ class CalibratedStop:
         """True once every forget example has been scored and their mean statistic >= calibration's."""
         if torch.isnan(self.latest).any():
             return False
-        if step - self.calib_step >= self.every or self.calib_nll is None:
-            self.calib_nll, self.calib_step = self._calibration_value(model), step
+        if step - self.calib_step >= self.every or self.calib_value is None:
+            self.calib_value, self.calib_step = self._calibration_value(model), step
         forget = self.latest.mean().item()
-        self.history.append((step, forget, self.calib_nll))
-        return forget >= self.calib_nll
+        self.history.append((step, forget, self.calib_value))
+        return forget >= self.calib_value

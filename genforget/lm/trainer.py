@@ -147,10 +147,10 @@ def unlearn_lm(
         if stop is not None:
             stop.update(accelerator.gather(idx), accelerator.gather(stop.per_example(tok_logp, tok_mask)))
             if stop.should_stop(step, raw):
-                _, forget_nll, unseen_nll = stop.history[-1]
+                _, forget_value, unseen_value = stop.history[-1]
                 accelerator.print(
-                    f"calibrated stop after {step} steps: forget {stop.statistic} {forget_nll:.3f} "
-                    f">= unseen {unseen_nll:.3f}"
+                    f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
+                    f">= unseen {unseen_value:.3f}"
                 )
                 break
         if method.needs_ref:
