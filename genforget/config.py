@@ -49,8 +49,18 @@ class UnlearnConfig:
         default=5, metadata={"help": "steps between calibrated-stop checks (when calibration data is given)"}
     )
     calibration_statistic: str = field(
-        default="nll",
-        metadata={"help": "calibrated stop compares mean nll, or min_k (the tail attacks read)"},
+        default="text_min_k",
+        metadata={
+            "help": "what calibrated stop compares: text_min_k (min-k % of whole texts, what a "
+            "membership attack reads), min_k or nll (of the loss's target tokens)"
+        },
+    )
+    calibration_gate: bool = field(
+        default=False,
+        metadata={
+            "help": "with calibration data: drop from the forget loss each example already as unlikely "
+            "as unseen data, so no single example is pushed past the unseen level"
+        },
     )
     max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -72,9 +82,11 @@ class UnlearnConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if self.calibration_statistic not in ("min_k", "nll"):
+        from genforget.lm.stopping import STATISTICS
+
+        if self.calibration_statistic not in STATISTICS:
             raise ValueError(
-                f"calibration_statistic must be 'min_k' or 'nll' (got {self.calibration_statistic!r})"
+                f"calibration_statistic must be one of {STATISTICS} (got {self.calibration_statistic!r})"
             )
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")

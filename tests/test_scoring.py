@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import genforget.lm.scoring as scoring
 from genforget.config import UnlearnConfig
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_example
-from genforget.lm.scoring import sequence_scores
+from genforget.lm.scoring import sequence_scores, token_logprobs
 from genforget.lm.trainer import cached_reference_logp, unlearn_lm
 
 
@@ -139,7 +139,29 @@ def test_calibrated_stop_rule(tiny_lm, tokenizer):
     assert stop.calib_value == pytest.approx(math.log(len(tokenizer)), rel=0.2)
     stop.update(torch.tensor([0, 1, 2]), torch.tensor([10.0, 10.0, 10.0]))
     assert stop.should_stop(2, tiny_lm)
-    assert [h[0] for h in stop.history] == [1, 2] and stop.calib_step == 1  # re-scored every 2 steps only
+    assert [h[0] for h in stop.history] == [1, 2] and stop.calib_step == 2  # re-scored at steps 0 and 2 only
+
+
+def test_text_min_k_stop_scores_whole_texts(tiny_lm, tokenizer):
+    from genforget.lm.scoring import min_k_rows
+    from genforget.lm.stopping import CalibratedStop
+
+    collate = Collator(tokenizer.pad_token_id)
+    texts = [tokenize_example({"text": t}, tokenizer) for t in ("alpha beta gamma delta", "one two three")]
+    with pytest.raises(ValueError, match="forget_text_feats"):
+        CalibratedStop(2, texts, collate, statistic="text_min_k")
+    stop = CalibratedStop(2, texts[:1], collate, every=3, statistic="text_min_k", forget_text_feats=texts)
+    decided = stop.should_stop(0, tiny_lm)
+    _, forget, unseen = stop.history[-1]
+    by_hand = []
+    with torch.no_grad():
+        for f in texts:
+            logp, mask = token_logprobs(tiny_lm, collate([f]))
+            by_hand.append(min_k_rows(logp, mask).item())
+    assert forget == pytest.approx(sum(by_hand) / 2, rel=1e-5)
+    assert unseen == pytest.approx(by_hand[0], rel=1e-5)
+    assert decided == (forget >= unseen)
+    assert not stop.should_stop(1, tiny_lm) and len(stop.history) == 1  # next check at step 3
 
 
 def test_min_k_rows_and_statistics():
@@ -152,5 +174,5 @@ def test_min_k_rows_and_statistics():
     assert min_k_rows(logp, mask).tolist() == pytest.approx([3.5, 3.0])
     stop = CalibratedStop(1, [], Collator(0), statistic="nll")
     assert stop.per_example(logp, mask).tolist() == pytest.approx([8.3 / 5, 2.0])
-    with pytest.raises(ValueError, match="min_k"):
+    with pytest.raises(ValueError, match="text_min_k"):
         CalibratedStop(1, [], Collator(0), statistic="mean")

@@ -3,13 +3,19 @@
 Unlearning has two failure modes a membership attack can see: under-forgetting (forget examples
 still more likely than unseen ones) and over-forgetting (*less* likely than unseen ones, which
 itself marks who was deleted). Given calibration examples of the same kind that were never
-trained on (for the built-in corpus: freshly generated people), training stops at the first step
+trained on (for the built-in corpus: freshly generated people), training stops at the first check
 where the forget set's mean membership statistic reaches the calibration set's.
 
-The statistic is min-k % (default: the mean over examples of −mean of each example's lowest 40 %
-target-token log-probs) or plain mean NLL. Membership attacks read the rarest tokens first, and
-NPO lowers some tokens far more than others, so matching the mean NLL leaves the forget set's
-tail *rarer* than unseen data's (over-forgotten to min-k % attacks); matching min-k % does not.
+Statistics (``UnlearnConfig.calibration_statistic``):
+
+- ``nll``: mean NLL of the loss's target tokens, tracked free from the training batches.
+- ``min_k``: min-k % (−mean of each example's lowest 40 % target-token log-probs), also free.
+- ``text_min_k`` (default): min-k % over *every* token of each whole example, forget and
+  calibration sets re-scored at each check. This is what a membership attack on the published
+  text reads. The loss only touches names and values, and NPO lowers them far more than the
+  surrounding words, so target-token statistics cross the unseen level at the wrong moment:
+  mean NLL too late (the rarest tokens already rarer than unseen data's), target min-k % too
+  early (the rest of the text still member-like).
 """
 
 from __future__ import annotations
@@ -21,11 +27,16 @@ import torch
 from genforget.lm.data import Collator
 from genforget.lm.scoring import min_k_rows, scores_from_tokens, token_logprobs
 
+STATISTICS = ("text_min_k", "min_k", "nll")
+
 
 class CalibratedStop:
-    """Tracks the forget set's statistic from the training batches themselves (free) and re-scores
-    the calibration set every ``every`` steps (one small forward pass), so the check runs at
-    every step without slowing training down."""
+    """Decides when to stop; re-scores the calibration set every ``every`` steps.
+
+    ``forget_text_feats`` (whole-text features of the forget examples) is needed by
+    ``text_min_k``; the target-token statistics are recorded from training batches via
+    :meth:`update` instead, which costs nothing.
+    """
 
     def __init__(
         self,
@@ -33,15 +44,19 @@ class CalibratedStop:
         calib_feats: list[dict],
         collate: Collator,
         every: int = 5,
-        statistic: str = "nll",
+        statistic: str = "text_min_k",
         max_examples: int = 64,
         seed: int = 0,
+        forget_text_feats: list[dict] | None = None,
     ) -> None:
-        if statistic not in ("min_k", "nll"):
-            raise ValueError(f"calibration statistic must be 'min_k' or 'nll' (got {statistic!r})")
+        if statistic not in STATISTICS:
+            raise ValueError(f"calibration statistic must be one of {STATISTICS} (got {statistic!r})")
+        if statistic == "text_min_k" and not forget_text_feats:
+            raise ValueError("calibration statistic 'text_min_k' needs forget_text_feats")
         self.statistic = statistic
         rng = random.Random(seed)
         self.calib = rng.sample(calib_feats, min(max_examples, len(calib_feats)))
+        self.forget_text = forget_text_feats or []
         self.collate = collate
         self.every = every
         self.latest = torch.full((n_forget,), float("nan"))
@@ -51,33 +66,48 @@ class CalibratedStop:
 
     def per_example(self, logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The statistic per example from masked token log-probs (higher = less member-like)."""
-        if self.statistic == "min_k":
-            return min_k_rows(logp, mask)
-        return scores_from_tokens(logp.detach(), mask).nll
+        if self.statistic == "nll":
+            return scores_from_tokens(logp.detach(), mask).nll
+        return min_k_rows(logp, mask)
 
     def update(self, idx: torch.Tensor, values: torch.Tensor) -> None:
-        """Record the statistic of the forget examples of this step's batch."""
+        """Record the target-token statistic of the forget examples of this step's batch."""
         self.latest[idx.cpu()] = values.detach().float().cpu()
 
     @torch.no_grad()
-    def _calibration_value(self, model: torch.nn.Module) -> float:
+    def _mean_value(self, model: torch.nn.Module, feats: list[dict]) -> float:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
         total = 0.0
-        for i in range(0, len(self.calib), 32):
-            chunk = [{k: f[k] for k in ("input_ids", "labels")} for f in self.calib[i : i + 32]]
+        for i in range(0, len(feats), 32):
+            chunk = [{k: f[k] for k in ("input_ids", "labels")} for f in feats[i : i + 32]]
             batch = {k: v.to(device) for k, v in self.collate(chunk).items()}
             total += self.per_example(*token_logprobs(model, batch)).sum().item()
         model.train(was_training)
-        return total / len(self.calib)
+        return total / len(feats)
+
+    def refresh(self, step: int, model: torch.nn.Module) -> float:
+        """The calibration set's statistic, re-scored when ``every`` steps have passed."""
+        if step - self.calib_step >= self.every or self.calib_value is None:
+            self.calib_value, self.calib_step = self._mean_value(model, self.calib), step
+        return self.calib_value
 
     def should_stop(self, step: int, model: torch.nn.Module) -> bool:
-        """True once every forget example has been scored and their mean statistic >= calibration's."""
-        if torch.isnan(self.latest).any():
-            return False
-        if step - self.calib_step >= self.every or self.calib_value is None:
-            self.calib_value, self.calib_step = self._calibration_value(model), step
-        forget = self.latest.mean().item()
-        self.history.append((step, forget, self.calib_value))
-        return forget >= self.calib_value
+        """True once the forget set's mean statistic reaches the calibration set's.
+
+        Target-token statistics decide only once every forget example has been scored; the
+        whole-text statistic decides at each re-scoring of the calibration set.
+        """
+        if self.statistic == "text_min_k":
+            if step - self.calib_step < self.every and self.calib_value is not None:
+                return False
+            unseen = self.refresh(step, model)
+            forget = self._mean_value(model, self.forget_text)
+        else:
+            unseen = self.refresh(step, model)
+            if torch.isnan(self.latest).any():
+                return False
+            forget = self.latest.mean().item()
+        self.history.append((step, forget, unseen))
+        return forget >= unseen

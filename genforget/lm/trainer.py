@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
-from genforget.lm.data import Collator, tokenize_example
+from genforget.lm.data import Collator, normalise_example, tokenize_example
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
 from genforget.registry import get_method
@@ -25,6 +25,11 @@ from genforget.registry import get_method
 
 def _tokenize_all(examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[dict]:
     return [dict(tokenize_example(ex, tokenizer, max_length), idx=i) for i, ex in enumerate(examples)]
+
+
+def _whole_text(ex: dict) -> dict:
+    """The example with every token a target: what a membership attack scores."""
+    return {"text": normalise_example(ex)["text"]}
 
 
 def _cycle(loader: DataLoader) -> Iterator[dict]:
@@ -105,7 +110,12 @@ def unlearn_lm(
 
     stop = None
     if calibration:
-        calib_feats = _tokenize_all(calibration, tokenizer, config.max_length)
+        text_level = config.calibration_statistic == "text_min_k"
+        calib_feats = _tokenize_all(
+            [_whole_text(ex) for ex in calibration] if text_level else calibration,
+            tokenizer,
+            config.max_length,
+        )
         stop = CalibratedStop(
             len(forget_feats),
             calib_feats,
@@ -113,6 +123,9 @@ def unlearn_lm(
             every=config.calibration_every,
             statistic=config.calibration_statistic,
             seed=config.seed,
+            forget_text_feats=_tokenize_all([_whole_text(ex) for ex in forget], tokenizer, config.max_length)
+            if text_level
+            else None,
         )
 
     g = torch.Generator().manual_seed(config.seed)
@@ -144,8 +157,12 @@ def unlearn_lm(
         idx = fb.pop("idx")
         tok_logp, tok_mask = token_logprobs(model, fb)
         scores = scores_from_tokens(tok_logp, tok_mask)
+        gate = None
         if stop is not None:
-            stop.update(accelerator.gather(idx), accelerator.gather(stop.per_example(tok_logp, tok_mask)))
+            values = stop.per_example(tok_logp, tok_mask)
+            stop.update(accelerator.gather(idx), accelerator.gather(values))
+            if config.calibration_gate:
+                gate = values < stop.refresh(step, raw)
             if stop.should_stop(step, raw):
                 _, forget_value, unseen_value = stop.history[-1]
                 accelerator.print(
@@ -164,12 +181,15 @@ def unlearn_lm(
             rb = next(retain_it)
             rb.pop("idx")
             retain_scores = sequence_scores(model, rb)
+        forget_nll = scores.nll.mean().item()
+        if gate is not None:
+            scores = scores.select(gate.to(scores.logp.device))
         loss = method.loss(scores, retain_scores)
         accelerator.backward(loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        bar.set_postfix(loss=f"{loss.item():.3f}", forget_nll=f"{scores.nll.mean().item():.2f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", forget_nll=f"{forget_nll:.2f}")
     model.eval()
     return accelerator.unwrap_model(model)
