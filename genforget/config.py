@@ -55,13 +55,6 @@ class UnlearnConfig:
             "membership attack reads), min_k or nll (of the loss's target tokens)"
         },
     )
-    calibration_gate: bool = field(
-        default=False,
-        metadata={
-            "help": "with calibration data: drop from the forget loss each example already as unlikely "
-            "as unseen data, so no single example is pushed past the unseen level"
-        },
-    )
     max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 

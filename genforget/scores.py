@@ -26,12 +26,3 @@ class Scores:
     nll: torch.Tensor
     ref_logp: torch.Tensor | None = None
     hidden: torch.Tensor | None = None
-
-    def select(self, keep: torch.Tensor) -> Scores:
-        """The scores of the examples where ``keep`` (a ``[B]`` bool mask) is true."""
-        return Scores(
-            logp=self.logp[keep],
-            nll=self.nll[keep],
-            ref_logp=None if self.ref_logp is None else self.ref_logp[keep],
-            hidden=None if self.hidden is None else self.hidden[keep],
-        )

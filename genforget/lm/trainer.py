@@ -157,12 +157,10 @@ def unlearn_lm(
         idx = fb.pop("idx")
         tok_logp, tok_mask = token_logprobs(model, fb)
         scores = scores_from_tokens(tok_logp, tok_mask)
-        gate = None
         if stop is not None:
-            values = stop.per_example(tok_logp, tok_mask)
-            stop.update(accelerator.gather(idx), accelerator.gather(values))
-            if config.calibration_gate:
-                gate = values < stop.refresh(step, raw)
+            if stop.statistic != "text_min_k":  # whole-text statistic is scored at checks instead
+                values = stop.per_example(tok_logp, tok_mask)
+                stop.update(accelerator.gather(idx), accelerator.gather(values))
             if stop.should_stop(step, raw):
                 _, forget_value, unseen_value = stop.history[-1]
                 accelerator.print(
@@ -181,15 +179,12 @@ def unlearn_lm(
             rb = next(retain_it)
             rb.pop("idx")
             retain_scores = sequence_scores(model, rb)
-        forget_nll = scores.nll.mean().item()
-        if gate is not None:
-            scores = scores.select(gate.to(scores.logp.device))
         loss = method.loss(scores, retain_scores)
         accelerator.backward(loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        bar.set_postfix(loss=f"{loss.item():.3f}", forget_nll=f"{forget_nll:.2f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", forget_nll=f"{scores.nll.mean().item():.2f}")
     model.eval()
     return accelerator.unwrap_model(model)

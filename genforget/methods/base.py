@@ -34,8 +34,7 @@ class Method:
         """Scalar loss: the method's forget term plus ``retain_weight`` × retain NLL."""
         if self.needs_ref and forget.ref_logp is None:
             raise ValueError(f"method {self.name!r} needs reference log-probs (forget.ref_logp)")
-        # An empty forget batch (every example already gated out) adds nothing but keeps the graph.
-        loss = self.forget_loss(forget) if forget.logp.numel() else forget.logp.sum()
+        loss = self.forget_loss(forget)
         if self.uses_retain and retain is not None and self.config.retain_weight > 0:
             loss = loss + self.config.retain_weight * retain.nll.mean()
         return loss
