@@ -100,6 +100,10 @@ def demo_checks(models: dict[str, dict], timings: dict[str, float]) -> list[dict
     rows.append(("retain PII extraction, unlearned / victim", r, ">= 0.90", r >= 0.9))
     r = u["retain_perplexity"] / v["retain_perplexity"]
     rows.append(("retain perplexity, unlearned / victim", r, "<= 1.50", r <= 1.5))
+    if "oracle" in models and "mia_min_k_auc" in u:
+        # Neither still member-like nor suspiciously unlike unseen data: as a retrain would be.
+        r = abs(u["mia_min_k_auc"] - models["oracle"]["mia_min_k_auc"])
+        rows.append(("forget MIA min-k AUC, |unlearned - oracle|", r, "<= 0.10", r <= 0.1))
     r = timings["unlearn_s"] / timings["train_oracle_s"]
     rows.append(("unlearn time / oracle retrain time", r, "<= 0.10", r <= 0.1))
     return [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]

@@ -198,6 +198,10 @@ def test_demo_pipeline_small_reports_and_caches(tmp_path, corpus):
     for name in ("victim", "unlearned"):  # compared with the oracle, next to the MIA AUC
         assert isinstance(data["models"][name]["privleak"], float)
         assert isinstance(data["models"][name]["forget_quality"], float)
+    names = [c["name"] for c in data["checks"]]
+    assert "forget MIA min-k AUC, |unlearned - oracle|" in names
+    gap = abs(data["models"]["unlearned"]["mia_min_k_auc"] - data["models"]["oracle"]["mia_min_k_auc"])
+    assert data["checks"][names.index("forget MIA min-k AUC, |unlearned - oracle|")]["value"] == gap
     assert _leaks(run, corpus) == []
     # Second run: victim and oracle come from the cache (same recorded training time).
     again = run_demo(args, ucfg)
