@@ -37,6 +37,13 @@ class UnlearnConfig:
     gamma: float = field(default=0.0, metadata={"help": "SimNPO margin"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
+    reference: str = field(
+        default="auto",
+        metadata={
+            "help": "frozen reference of NPO-style methods: auto (cached log-probs; LoRA: adapter "
+            "off) or copy (a deep-copied model run every step: the naive baseline)"
+        },
+    )
     use_lora: bool = field(default=False, metadata={"help": "train a LoRA adapter; reference = adapter off"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
@@ -81,6 +88,8 @@ class UnlearnConfig:
             raise ValueError(
                 f"calibration_statistic must be one of {STATISTICS} (got {self.calibration_statistic!r})"
             )
+        if self.reference not in ("auto", "copy"):
+            raise ValueError(f"reference must be 'auto' or 'copy' (got {self.reference!r})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
 

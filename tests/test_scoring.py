@@ -59,12 +59,19 @@ def test_sequence_scores_match_manual_computation(tiny_lm, tokenizer):
         assert s.nll[i].item() == pytest.approx(-tok.mean().item(), abs=1e-5)
 
 
-def test_chunked_logprobs_equal_unchunked(tiny_lm, tokenizer, monkeypatch):
+@pytest.mark.parametrize("chunk", ["row", "two_positions", "one_position"])
+def test_chunked_logprobs_equal_unchunked(tiny_lm, tokenizer, monkeypatch, chunk):
     feats = [tokenize_example({"text": t}, tokenizer) for t in ["one two three", "four five", "six"]]
     batch = Collator(tokenizer.pad_token_id)(feats)
     full = sequence_scores(tiny_lm, batch).logp
-    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 1)  # one row per chunk
-    assert torch.allclose(sequence_scores(tiny_lm, batch).logp, full, atol=1e-5)
+    (grad_full,) = torch.autograd.grad(full.sum(), tiny_lm.lm_head.weight)
+    vocab, n_pos = tiny_lm.config.vocab_size, batch["input_ids"].shape[1] - 1
+    size = {"row": vocab * n_pos, "two_positions": 2 * vocab, "one_position": 1}[chunk]
+    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", size)
+    chunked = sequence_scores(tiny_lm, batch).logp
+    (grad_chunked,) = torch.autograd.grad(chunked.sum(), tiny_lm.lm_head.weight)
+    assert torch.allclose(chunked, full, atol=1e-5)
+    assert torch.allclose(grad_chunked, grad_full, atol=1e-5)
 
 
 def test_cached_reference_equals_recomputed(tiny_lm, tokenizer, corpus):
@@ -176,3 +183,25 @@ def test_min_k_rows_and_statistics():
     assert stop.per_example(logp, mask).tolist() == pytest.approx([8.3 / 5, 2.0])
     with pytest.raises(ValueError, match="text_min_k"):
         CalibratedStop(1, [], Collator(0), statistic="mean")
+
+
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_copied_reference_trains_like_the_shipped_one(use_lora, tiny_lm, tokenizer, corpus):
+    """The naive deep-copied reference (the benchmark's baseline) gives the same training as the
+    cache / adapter-off reference, and records one history row per step."""
+    forget, retain = corpus.unlearn_examples("forget"), corpus.full_text_examples("retain")[:4]
+    finals = {}
+    for reference in ("auto", "copy"):
+        cfg = UnlearnConfig(method="npo", max_steps=3, use_lora=use_lora, reference=reference, beta=0.5)
+        history: list[dict] = []
+        out = unlearn_lm(copy.deepcopy(tiny_lm), tokenizer, forget, retain, cfg, history=history)
+        assert [h["step"] for h in history] == [0, 1, 2]
+        assert all(h["seconds"] > 0 and h["tokens"] > 0 for h in history)
+        finals[reference] = (
+            [h["loss"] for h in history],
+            torch.cat([p.detach().flatten() for p in out.parameters() if p.requires_grad]),
+        )
+    assert finals["auto"][0] == pytest.approx(finals["copy"][0], abs=1e-4)
+    assert torch.allclose(finals["auto"][1], finals["copy"][1], atol=1e-5)
+    with pytest.raises(ValueError, match="reference must be"):
+        UnlearnConfig(reference="deepcopy")

@@ -25,12 +25,21 @@ def token_logprobs(
     mask = labels != IGNORE
     safe = labels.masked_fill(~mask, 0)
     nll = torch.empty(labels.shape, dtype=torch.float32, device=logits.device)
-    # Rows per chunk so that one chunk's float32 logits stay under CHUNK_ELEMENTS: a 128k vocab
-    # at batch 8 x 2k tokens would otherwise need 8 GB for the log-softmax alone.
-    step = max(1, CHUNK_ELEMENTS // max(1, labels.shape[1] * logits.shape[-1]))
-    for i in range(0, logits.shape[0], step):
-        chunk = logits[i : i + step].float()
-        nll[i : i + step] = F.cross_entropy(chunk.transpose(1, 2), safe[i : i + step], reduction="none")
+    # Chunks of whole rows, or of positions within a row when one row is too long, so that one
+    # chunk's float32 logits stay under CHUNK_ELEMENTS: a 128k vocab at batch 8 x 2k tokens would
+    # otherwise need 8 GB for the float32 log-softmax alone (and as much again for its gradient).
+    n_pos, vocab = labels.shape[1], logits.shape[-1]
+    rows = CHUNK_ELEMENTS // max(1, n_pos * vocab)
+    if rows >= 1:
+        for i in range(0, logits.shape[0], rows):
+            chunk = logits[i : i + rows].float()
+            nll[i : i + rows] = F.cross_entropy(chunk.transpose(1, 2), safe[i : i + rows], reduction="none")
+    else:
+        cols = max(1, CHUNK_ELEMENTS // vocab)
+        for i in range(logits.shape[0]):
+            for j in range(0, n_pos, cols):
+                chunk = logits[i, j : j + cols].float()
+                nll[i, j : j + cols] = F.cross_entropy(chunk, safe[i, j : j + cols], reduction="none")
     return (-nll) * mask, mask
 
 

@@ -6,7 +6,9 @@ the loop only touches the model through ``accelerator.prepare``/``backward``.
 
 from __future__ import annotations
 
+import copy
 import itertools
+import time
 from collections.abc import Iterator
 
 import torch
@@ -79,12 +81,15 @@ def unlearn_lm(
     config: UnlearnConfig,
     accelerator: Accelerator | None = None,
     calibration: list[dict] | None = None,
+    history: list[dict] | None = None,
 ) -> torch.nn.Module:
     """Unlearn ``forget`` from ``model`` (keeping ``retain``) with ``config.method``.
 
     ``calibration``: examples like the forget set but never trained on; when given, training
     stops early (checked every ``config.calibration_every`` steps) once the forget set is no more
     likely than they are (see :mod:`genforget.lm.stopping`).
+    ``history``: when given, one dict per step is appended (``step``, ``loss``, ``forget_nll``,
+    ``seconds``, ``tokens`` = non-pad tokens through the trained model), trl's ``log_history``.
     Returns the trained model: a ``PeftModel`` when ``config.use_lora``, else ``model`` itself.
     """
     if not forget:
@@ -101,11 +106,15 @@ def unlearn_lm(
         _tokenize_all(retain, tokenizer, config.max_length) if retain and method.uses_retain else []
     )
 
+    ref_cache = ref_copy = None
+    if method.needs_ref and config.reference == "copy":
+        # The naive reference open toolkits use, kept for inputs that are not deterministic and
+        # as the benchmark's baseline: a second model in memory and a second forward per step.
+        ref_copy = copy.deepcopy(model).requires_grad_(False).eval().to(accelerator.device)
     if config.use_lora:
         model = add_lora(model, config)
     model.to(accelerator.device)
-    ref_cache = None
-    if method.needs_ref and not config.use_lora:
+    if method.needs_ref and not config.use_lora and ref_copy is None:
         ref_cache = cached_reference_logp(model, forget_feats, collate)
 
     stop = None
@@ -153,6 +162,7 @@ def unlearn_lm(
         disable=None if accelerator.is_main_process else True,
     )
     for step in bar:
+        t0 = time.perf_counter()
         fb = next(forget_it)
         idx = fb.pop("idx")
         tok_logp, tok_mask = token_logprobs(model, fb)
@@ -171,20 +181,36 @@ def unlearn_lm(
         if method.needs_ref:
             if ref_cache is not None:
                 scores.ref_logp = ref_cache.to(scores.logp.device)[idx]
+            elif ref_copy is not None:
+                with torch.no_grad():
+                    scores.ref_logp = sequence_scores(ref_copy, fb).logp
             else:
                 with reference_mode(raw):
                     scores.ref_logp = sequence_scores(raw, fb).logp
         retain_scores = None
+        tokens = int(fb["attention_mask"].sum())
         if retain_it is not None:
             rb = next(retain_it)
             rb.pop("idx")
             retain_scores = sequence_scores(model, rb)
+            tokens += int(rb["attention_mask"].sum())
         loss = method.loss(scores, retain_scores)
         accelerator.backward(loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        bar.set_postfix(loss=f"{loss.item():.3f}", forget_nll=f"{scores.nll.mean().item():.2f}")
+        loss_value, forget_nll = loss.item(), scores.nll.mean().item()
+        bar.set_postfix(loss=f"{loss_value:.3f}", forget_nll=f"{forget_nll:.2f}")
+        if history is not None:
+            history.append(
+                {
+                    "step": step,
+                    "loss": loss_value,
+                    "forget_nll": forget_nll,
+                    "seconds": time.perf_counter() - t0,
+                    "tokens": tokens,
+                }
+            )
     model.eval()
     return accelerator.unwrap_model(model)
