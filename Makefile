@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow lint clean-demo eval
+.PHONY: install demo test test-slow lint clean-demo eval bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,12 @@ eval: $(STAMP)
 	$(BIN)/python eval/run.py --model $(MODEL) --suite $(SUITE) \
 		$(if $(ORACLE),--oracle $(ORACLE)) $(if $(VICTIM),--victim $(VICTIM)) $(if $(OUT),--output_dir $(OUT))
 
+# Three tables (quality vs cost, growth, step cost), JSON in runs/bench/; ~20 min on 2 cores.
+bench: $(STAMP)
+	$(BIN)/python bench/quality_cost.py
+	$(BIN)/python bench/growth.py
+	$(BIN)/python bench/step_cost.py
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -40,8 +46,8 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check genforget recipes tests
-	$(BIN)/ruff format --check genforget recipes tests
+	$(BIN)/ruff check genforget recipes tests bench eval
+	$(BIN)/ruff format --check genforget recipes tests bench eval
 
 clean-demo:
 	rm -rf runs/demo

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from genforget.adapters import save_model
 from genforget.config import UnlearnConfig
-from genforget.data.pii import build_pii_corpus
+from genforget.data.pii import PIICorpus, build_pii_corpus
 from genforget.harness import Suite, run_suite
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VICTIM_PRESETS, train_victim
+from genforget.lm.victim import VICTIM_PRESETS, VictimConfig, train_victim
 from genforget.report import markdown_table, write_report
 
 
@@ -109,8 +109,21 @@ def demo_checks(models: dict[str, dict], timings: dict[str, float]) -> list[dict
     return [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
 
 
-def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
-    """Build corpus, train (or load) victim and oracle, unlearn, evaluate all three, report."""
+@dataclass
+class DemoModels:
+    """The demo's corpus and its two trained models (with their training times)."""
+
+    corpus: PIICorpus
+    victim: torch.nn.Module
+    oracle: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    victim_s: float
+    oracle_s: float
+    victim_config: VictimConfig
+
+
+def demo_models(args: DemoArgs) -> DemoModels:
+    """Build the corpus and train (or load from ``args.output_dir``) the victim and the oracle."""
     torch.set_num_threads(args.num_threads)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +138,15 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     oracle, _, oracle_s = _cached_train(
         corpus, ("retain",), vcfg, out / "oracle", tokenizer=tok, desc="oracle"
     )
+    return DemoModels(corpus, victim, oracle, tok, victim_s, oracle_s, vcfg)
+
+
+def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
+    """Build corpus, train (or load) victim and oracle, unlearn, evaluate all three, report."""
+    out = Path(args.output_dir)
+    dm = demo_models(args)
+    corpus, victim, oracle, tok, vcfg = dm.corpus, dm.victim, dm.oracle, dm.tokenizer, dm.victim_config
+    victim_s, oracle_s = dm.victim_s, dm.oracle_s
 
     forget, retain = corpus.unlearn_examples("forget"), corpus.full_text_examples("retain")
     print(

@@ -1,0 +1,239 @@
+"""Step cost: genforget as shipped vs the naive reference the open toolkits use.
+
+    python bench/step_cost.py [--steps 12] [--out runs/bench]
+
+For each registered LM method, one model (a ~7M-parameter Llama from config, random weights,
+batches from the built-in corpus) is unlearned twice in the same process, interleaved: (a) as
+shipped — NPO-style methods read reference log-probs cached once (full fine-tuning) or from the
+same model with its adapter off (LoRA); (b) naive — a deep-copied frozen reference whose forward
+runs every step (``reference=copy``). Reported: median step time, tokens/s (non-pad tokens through
+the trained model) and peak memory (each variant in a fresh process, see ``_measure.py``).
+
+Two more tables: LoRA NPO on a ~100M-parameter Llama config (adapter off vs a deep-copied
+reference: the memory of a second model), and per-token log-probs with a 128k vocabulary,
+chunked (as shipped) vs one full-vocabulary float32 log-softmax of the whole batch.
+Writes ``step_cost.json`` (method -> step_s, naive_step_s, peak_mb, naive_peak_mb, ...),
+``lora_memory.json`` and ``chunked_logprobs.json`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from genforget.config import UnlearnConfig
+from genforget.data.pii import build_pii_corpus
+from genforget.lm.trainer import unlearn_lm
+from genforget.lm.victim import train_tokenizer
+from genforget.registry import METHODS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import in_subprocess  # noqa: E402
+
+SIZES = {  # name -> (hidden, layers, heads, intermediate, vocab); vocab None = the tokenizer's
+    "7m": (384, 4, 6, 1024, None),
+    "100m": (640, 12, 10, 1728, 32000),
+}
+
+
+def _setup(size: str, n_retain: int = 64):
+    corpus = build_pii_corpus(200, 50, 0.1, seed=0)
+    tok = train_tokenizer([ex["text"] for ex in corpus.full_text_examples("retain")], 1024)
+    hidden, layers, heads, inter, vocab = SIZES[size]
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=vocab or len(tok),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=inter,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(cfg)
+    return model, tok, corpus.unlearn_examples("forget"), corpus.full_text_examples("retain")[:n_retain]
+
+
+def _config(method: str, reference: str, steps: int, **kw) -> UnlearnConfig:
+    return UnlearnConfig(
+        method=method, reference=reference, max_steps=steps, learning_rate=1e-4, batch_size=16, **kw
+    )
+
+
+def run_case(
+    size: str, method: str, reference: str, retain: bool, steps: int, use_lora: bool = False
+) -> dict:
+    """One unlearning run; returns median step time and tokens/s (peak memory: ``_measure``)."""
+    model, tok, forget, retain_ex = _setup(size)
+    history: list[dict] = []
+    cfg = _config(method, reference, steps, use_lora=use_lora, lora_target_modules=["q_proj", "v_proj"])
+    unlearn_lm(model, tok, forget, retain_ex if retain else None, cfg, history=history)
+    rows = history[2:] or history  # the first steps pay for allocation warm-up
+    return {
+        "step_s": statistics.median(h["seconds"] for h in rows),
+        "tokens_per_s": statistics.median(h["tokens"] / h["seconds"] for h in rows),
+    }
+
+
+def time_pair(method: str, retain: bool, steps: int, repeats: int = 2) -> dict:
+    """Shipped and naive step time in this one process, interleaved so drift hits both."""
+    model, tok, forget, retain_ex = _setup("7m")
+    runs: dict[str, list[dict]] = {"auto": [], "copy": []}
+    for _ in range(repeats):
+        for reference in runs:
+            history: list[dict] = []
+            cfg = _config(method, reference, steps)
+            unlearn_lm(copy.deepcopy(model), tok, forget, retain_ex if retain else None, cfg, history=history)
+            runs[reference] += history[2:]
+    med = {r: statistics.median(h["seconds"] for h in rows) for r, rows in runs.items()}
+    tps = {r: statistics.median(h["tokens"] / h["seconds"] for h in rows) for r, rows in runs.items()}
+    return {
+        "step_s": med["auto"],
+        "naive_step_s": med["copy"],
+        "step_ratio": med["auto"] / med["copy"],
+        "tokens_per_s": tps["auto"],
+        "naive_tokens_per_s": tps["copy"],
+    }
+
+
+def logprob_case(mode: str, vocab: int = 128_000, batch: int = 4, length: int = 256) -> dict:
+    """Forward + backward of per-token log-probs with a large vocabulary, bf16 logits."""
+    import torch.nn.functional as F
+
+    from genforget.lm.scoring import token_logprobs
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=128,
+    )
+    model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    ids = torch.randint(0, vocab, (batch, length))
+    b = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+    if mode == "chunked":
+        logp, mask = token_logprobs(model, b)
+        total = logp.sum()
+    else:
+        logits = model(input_ids=ids, attention_mask=b["attention_mask"]).logits[:, :-1]
+        total = F.log_softmax(logits.float(), -1).gather(-1, ids[:, 1:, None]).sum()
+    total.backward()
+    return {"logp_sum": float(total)}
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    fmt = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
+    for r in rows:
+        fmt.append("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(fmt)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--out", default="runs/bench")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    cases = [(m, cls.uses_retain) for m, cls in METHODS.items() if "lm" in cls.modalities]
+    cases.append(("npo", False))
+    results: dict[str, dict] = {}
+    for method, retain in cases:
+        key = method if retain or not METHODS[method].uses_retain else f"{method}_no_retain"
+        print(f"[step_cost] {key}: timing", flush=True)
+        r = time_pair(method, retain, args.steps)
+        for ref, name in (("auto", "peak_mb"), ("copy", "naive_peak_mb")):
+            r[name] = in_subprocess(
+                "step_cost", "run_case", size="7m", method=method, reference=ref, retain=retain, steps=4
+            )["peak_mb"]
+        r["peak_ratio"] = r["peak_mb"] / r["naive_peak_mb"]
+        r["retain_term"] = retain
+        results[key] = r
+    (out / "step_cost.json").write_text(json.dumps(results, indent=2))
+    print("\nStep cost, ~7M-parameter Llama, batch 16 forget (+16 retain), shipped vs naive reference:\n")
+    print(
+        _table(
+            [
+                "method",
+                "step s",
+                "naive step s",
+                "ratio",
+                "tokens/s",
+                "naive tokens/s",
+                "peak MB",
+                "naive peak MB",
+            ],
+            [
+                [
+                    k,
+                    r["step_s"],
+                    r["naive_step_s"],
+                    r["step_ratio"],
+                    r["tokens_per_s"],
+                    r["naive_tokens_per_s"],
+                    r["peak_mb"],
+                    r["naive_peak_mb"],
+                ]
+                for k, r in results.items()
+            ],
+        )
+    )
+
+    print("\n[step_cost] LoRA NPO on a ~100M-parameter Llama", flush=True)
+    lora = {
+        ref: in_subprocess(
+            "step_cost",
+            "run_case",
+            size="100m",
+            method="npo",
+            reference=ref,
+            retain=False,
+            steps=3,
+            use_lora=True,
+        )
+        for ref in ("auto", "copy")
+    }
+    lora["peak_ratio"] = lora["auto"]["peak_mb"] / lora["copy"]["peak_mb"]
+    lora["params"] = sum(p.numel() for p in _setup("100m")[0].parameters())
+    (out / "lora_memory.json").write_text(json.dumps(lora, indent=2))
+    print(
+        _table(
+            ["reference", "step s", "peak MB"],
+            [
+                ["adapter off (shipped)", lora["auto"]["step_s"], lora["auto"]["peak_mb"]],
+                ["deep copy (naive)", lora["copy"]["step_s"], lora["copy"]["peak_mb"]],
+            ],
+        )
+        + f"\n{lora['params'] / 1e6:.0f}M parameters; peak ratio {lora['peak_ratio']:.2f}"
+    )
+
+    print("\n[step_cost] per-token log-probs, vocabulary 128k, batch 4 x 256, bf16 logits", flush=True)
+    chunk = {m: in_subprocess("step_cost", "logprob_case", mode=m) for m in ("chunked", "full")}
+    chunk["peak_ratio"] = chunk["chunked"]["peak_mb"] / chunk["full"]["peak_mb"]
+    (out / "chunked_logprobs.json").write_text(json.dumps(chunk, indent=2))
+    print(
+        _table(
+            ["log-probs", "peak MB"],
+            [
+                ["chunked (shipped)", chunk["chunked"]["peak_mb"]],
+                ["full float32 log-softmax", chunk["full"]["peak_mb"]],
+            ],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
