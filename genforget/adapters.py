@@ -42,9 +42,18 @@ def reference_mode(model: torch.nn.Module) -> Iterator[None]:
         yield
 
 
-def save_model(model: torch.nn.Module, tokenizer, output_dir: str | Path, save_mode: str = "auto") -> str:
+def save_model(
+    model: torch.nn.Module,
+    tokenizer,
+    output_dir: str | Path,
+    save_mode: str = "auto",
+    state_dict: dict | None = None,
+) -> str:
     """Save as a PEFT adapter dir (``adapter``), a merged full model dir (``full``), or by type
-    (``auto``: adapter for LoRA models). Returns the mode used."""
+    (``auto``: adapter for LoRA models). Returns the mode used.
+
+    ``state_dict``: the full weights gathered by ``accelerator.get_state_dict`` when the model is
+    sharded (FSDP, DeepSpeed ZeRO-3), where the module's own tensors are only this rank's shard."""
     output_dir = Path(output_dir)
     is_peft = isinstance(model, PeftModel)
     if save_mode not in ("auto", "full", "adapter"):
@@ -54,6 +63,6 @@ def save_model(model: torch.nn.Module, tokenizer, output_dir: str | Path, save_m
     mode = save_mode if save_mode != "auto" else ("adapter" if is_peft else "full")
     if mode == "full" and is_peft:
         model = model.merge_and_unload()
-    model.save_pretrained(output_dir)
+    model.save_pretrained(output_dir, **({"state_dict": state_dict} if state_dict is not None else {}))
     tokenizer.save_pretrained(output_dir)
     return mode

@@ -67,7 +67,7 @@ def fingerprint(examples: list[dict]) -> str:
 def unlearn_main(argv: list[str] | None = None) -> int:
     """``recipes/unlearn_lm.py``: load model and data, unlearn, save, write a run record."""
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedType
 
     from genforget.adapters import save_model
     from genforget.api import load_model
@@ -103,10 +103,14 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - t0
+    state_dict = None
+    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED) and not cfg.use_lora:
+        # Sharded weights: every rank takes part in gathering the full state dict.
+        state_dict = accelerator.get_state_dict(accelerator._models[0])
     if accelerator.is_main_process:
         if out.is_dir() and args.overwrite:
             shutil.rmtree(out)
-        mode = save_model(model, tokenizer, out, args.save_mode)
+        mode = save_model(model, tokenizer, out, args.save_mode, state_dict=state_dict)
         record = {
             "method": cfg.method,
             "config": dataclasses.asdict(cfg),

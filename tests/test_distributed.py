@@ -1,0 +1,74 @@
+"""Multi-process accelerate on the CPU: two gloo processes give the single-process result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_recipes import ROOT, _args
+
+
+def _launch(config: str, out, *extra: str) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "recipes/accelerate" / config),
+        "--num_cpu_threads_per_process",
+        "1",
+        str(ROOT / "recipes/unlearn_lm.py"),
+        *extra,
+    ]
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "genforget_run.json").read_text())
+
+
+def test_two_processes_match_one_with_the_same_global_batch(victim_dir, tmp_path):
+    # The fixture corpus has 6 forget examples and 24 retain texts: global batches 6 and 12,
+    # split 3 + 3 and 6 + 6 over two processes.
+    common = ("--method", "npo", "--learning_rate", "1e-3", "--beta", "0.5")
+    one, two = tmp_path / "one", tmp_path / "two"
+    r1 = _launch(
+        "cpu.yaml", one, *_args(victim_dir, one, *common, "--batch_size", "6", "--retain_batch_size", "12")
+    )
+    r2 = _launch(
+        "cpu_2proc.yaml",
+        two,
+        *_args(victim_dir, two, *common, "--batch_size", "3", "--retain_batch_size", "6"),
+    )
+    assert r1["world_size"] == 1
+    assert r2["world_size"] == 2  # really two processes (accelerate's MULTI_CPU would run one)
+    w1, w2 = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    w0 = load_file(victim_dir / "model.safetensors")
+    moved = max((w1[k] - w0[k]).abs().max().item() for k in w0)
+    assert moved > 1e-3  # the runs trained, so agreement below is not trivial
+    for k in w1:
+        assert torch.allclose(w1[k], w2[k], atol=moved * 0.02), k
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cpu.yaml",
+        "cpu_2proc.yaml",
+        "single_gpu.yaml",
+        "ddp.yaml",
+        "fsdp.yaml",
+        "deepspeed_zero2.yaml",
+        "deepspeed_zero3.yaml",
+    ],
+)
+def test_shipped_accelerate_configs_parse(name):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "recipes/accelerate" / name).read_text())
+    assert cfg["distributed_type"] in ("NO", "MULTI_GPU", "FSDP", "DEEPSPEED")
+    assert cfg["num_processes"] >= 1 and cfg["num_machines"] == 1
