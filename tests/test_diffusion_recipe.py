@@ -102,3 +102,30 @@ def test_diffusion_demo_small_reports_in_the_lm_demo_shape_and_caches(tmp_path):
     assert all({"name", "value", "bar", "ok"} <= set(c) for c in data["checks"])
     report2 = run_diffusion_demo(args, ucfg, dcfg)  # cached victim: same training seconds, no retrain
     assert report2["timings"]["train_victim_s"] == report["timings"]["train_victim_s"]
+
+
+def test_recipe_erases_a_concept_from_a_stable_diffusion_pipeline_dir(tmp_path):
+    """A tiny StableDiffusionPipeline saved from configs stands in for real weights."""
+    from diffusers import AutoencoderKL, StableDiffusionPipeline
+
+    from genforget.diffusion.models import build_tiny_text_components
+
+    c = build_tiny_text_components(seed=0)
+    vae = AutoencoderKL(block_out_channels=(8,), latent_channels=4, norm_num_groups=8, sample_size=16)
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
+        scheduler=c["scheduler"], safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(tmp_path / "sd")
+    out = tmp_path / "esd"
+    args = ["--model_name_or_path", str(tmp_path / "sd"), "--output_dir", str(out), "--method", "esd",
+            "--max_steps", "1", "--batch_size", "2", "--num_model_samples", "2", "--sample_steps", "2",
+            "--use_lora", "true", "--save_mode", "adapter"]  # fmt: skip
+    assert unlearn_diffusion_main(args) == 2  # no --concept: usage error, nothing written
+    assert not out.exists()
+    assert unlearn_diffusion_main([*args, "--concept", "a photo of a church"]) == 0
+    record = json.loads((out / "genforget_run.json").read_text())
+    assert record["saved_as"] == "adapter" and len(record["concept_sha256"]) == 64
+    assert "church" not in (out / "genforget_run.json").read_text()
+    model, _ = load_class_model(out)
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.state_dict().items())

@@ -6,6 +6,7 @@ layout, as in a pipeline dir); a text-conditional one is a ``StableDiffusionPipe
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,12 @@ def save_class_model(unet: UNet2DModel, scheduler: DDPMScheduler, out: str | Pat
     scheduler.save_pretrained(out / "scheduler")
 
 
-def load_class_model(path: str | Path) -> tuple[UNet2DModel, DDPMScheduler]:
-    """Load what :func:`save_class_model` wrote, or a LoRA adapter dir whose base is one."""
+def load_class_model(path: str | Path) -> tuple[Any, DDPMScheduler]:
+    """Load ``(unet, scheduler)`` from what :func:`save_class_model` wrote (also the UNet of a
+    pipeline dir), or from a LoRA adapter dir whose recorded base is one."""
     path = Path(path)
     adapter = path / "adapter_config.json"
     if adapter.is_file():
-        import json
-
         from peft import PeftModel
 
         base = Path(json.loads(adapter.read_text())["base_model_name_or_path"])
@@ -79,22 +79,26 @@ def load_class_model(path: str | Path) -> tuple[UNet2DModel, DDPMScheduler]:
             f"{path} is not a class-conditional diffusion model dir (expected {path}/unet/config.json "
             f"and {path}/scheduler/; see genforget.diffusion.save_class_model)"
         )
-    return UNet2DModel.from_pretrained(path / "unet"), DDPMScheduler.from_pretrained(path / "scheduler")
+    # The UNet of a pipeline dir may be text-conditional: its config names its class.
+    cls_name = json.loads((path / "unet" / "config.json").read_text()).get("_class_name")
+    unet_cls = UNet2DConditionModel if cls_name == "UNet2DConditionModel" else UNet2DModel
+    return unet_cls.from_pretrained(path / "unet"), DDPMScheduler.from_pretrained(path / "scheduler")
 
 
 def build_tiny_text_components(seed: int = 0, sample_size: int = 8) -> dict[str, Any]:
     """Tiny ``UNet2DConditionModel`` + ``CLIPTextModel`` + word-level tokenizer from configs,
     in the spirit of diffusers' ``get_dummy_components`` (for tests; no download)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
+    import string
 
-    words = "a photo of the cat dog car tree house church van gogh style painting".split()
-    vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", "<bos>", "<eos>", *words])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", model_max_length=8
-    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    # A real CLIP (byte-level BPE) tokenizer over single characters: no merges file to download,
+    # and it saves into / loads from a StableDiffusionPipeline dir like the real one.
+    chars = string.ascii_lowercase + string.digits
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for suffix in ("", "</w>"):
+        vocab.update({c + suffix: len(vocab) + i for i, c in enumerate(chars)})
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=32)
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
@@ -103,10 +107,10 @@ def build_tiny_text_components(seed: int = 0, sample_size: int = 8) -> dict[str,
             intermediate_size=37,
             num_hidden_layers=2,
             num_attention_heads=4,
-            max_position_embeddings=8,
-            pad_token_id=0,
-            bos_token_id=2,
-            eos_token_id=3,
+            max_position_embeddings=32,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=1,
         )
     )
     torch.manual_seed(seed)
