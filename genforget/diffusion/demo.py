@@ -75,7 +75,7 @@ def save_grid(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
-        len(before), 2, figsize=(2 * k * 0.45 + 1, len(before) * 0.5 + 0.8), squeeze=False
+        len(before), 2, figsize=(2 * k * 0.45 + 1, len(before) * 0.55 + 1.0), squeeze=False
     )
     for row, c in enumerate(sorted(before)):
         for col, (name, s) in enumerate((("victim", before), ("after erasure", after))):
@@ -100,12 +100,15 @@ def diffusion_demo_checks(
     """The issue's acceptance bars, evaluated on the demo's own numbers."""
     v, u = models["victim"], models["unlearned"]
     ratio = u["retained_accuracy"] / max(v["retained_accuracy"], 1e-9)
+    kept = [c for c in per_class["victim"] if c != erased]
+    worst = min(per_class["unlearned"][c] / max(per_class["victim"][c], 1e-9) for c in kept)
     rows = [
         (f"victim: digit {erased} samples judged as {erased}", v["erased_class_accuracy"], ">= 0.80",
          v["erased_class_accuracy"] >= 0.8),
         (f"unlearned: digit {erased} samples judged as {erased}", u["erased_class_accuracy"], "<= 0.10",
          u["erased_class_accuracy"] <= 0.1),
         ("retained accuracy, unlearned / victim", ratio, ">= 0.90", ratio >= 0.9),
+        ("worst retained digit, unlearned / victim accuracy", worst, ">= 0.90", worst >= 0.9),
     ]  # fmt: skip
     return [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
 
