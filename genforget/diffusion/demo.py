@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,7 @@ def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: Diffu
     t0 = time.perf_counter()
     unlearned = unlearn_diffusion(copy.deepcopy(victim), scheduler, task, ucfg, dcfg)
     unlearn_s = time.perf_counter() - t0
+    shutil.rmtree(out / "unlearned", ignore_errors=True)  # a previous run may have saved the other mode
     mode = save_diffusion_model(unlearned, scheduler, out / "unlearned", base_path=out / "victim")
     after = sample_classes(unlearned, scheduler, args.samples_per_class, dcfg, 1234, "sample unlearned")
 
