@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow lint clean-demo eval bench
+.PHONY: install demo demo-diffusion test test-slow lint clean-demo clean-demo-diffusion eval bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python recipes/demo.py --config recipes/configs/demo.yaml
+
+# Digits DDPM (trained once, cached in runs/demo-diffusion/victim) -> erase digit 0 -> judge.
+demo-diffusion: $(STAMP)
+	$(BIN)/python recipes/demo_diffusion.py --config recipes/configs/demo_diffusion.yaml
 
 # make eval MODEL=runs/demo/unlearned SUITE=pii [ORACLE=runs/demo/oracle] [VICTIM=runs/demo/victim] [OUT=dir]
 SUITE ?= pii
@@ -51,3 +55,6 @@ lint: $(STAMP)
 
 clean-demo:
 	rm -rf runs/demo
+
+clean-demo-diffusion:
+	rm -rf runs/demo-diffusion

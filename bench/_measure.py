@@ -42,6 +42,24 @@ def in_subprocess(module: str, function: str, **kwargs) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _warm_up() -> None:
+    """Import lazily loaded modules and run one tiny training step, so the interpreter's one-time
+    costs (model code, thread pools, allocator arenas) are in the baseline, not in the case."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import genforget.lm.trainer  # noqa: F401
+
+    cfg = LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = get_peft_model(LlamaForCausalLM(cfg), LoraConfig(r=2, target_modules=["q_proj"]))
+    ids = torch.randint(0, 64, (2, 8))
+    model(input_ids=ids, labels=ids).loss.backward()
+    torch.optim.AdamW(model.parameters()).step()
+
+
 def main() -> None:
     module, function, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     sys.path.insert(0, str(HERE))
@@ -49,6 +67,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     fn = getattr(importlib.import_module(module), function)
+    _warm_up()
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()

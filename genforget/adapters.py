@@ -16,9 +16,11 @@ def add_lora(model: torch.nn.Module, config: UnlearnConfig) -> PeftModel:
     """Wrap ``model`` with a fresh LoRA adapter; the base weights are frozen by peft."""
     if isinstance(model, PeftModel):
         return model
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    targets = [m for m in config.lora_target_modules if m in present]
+    names = [name for name, _ in model.named_modules()]
+    # A target is a module-name suffix ("q_proj", or "to_out.0" for diffusers attention).
+    targets = [t for t in config.lora_target_modules if any(n == t or n.endswith("." + t) for n in names)]
     if not targets:
+        present = {n.rsplit(".", 1)[-1] for n in names}
         raise ValueError(
             f"lora_target_modules {config.lora_target_modules} match no module of this model; "
             f"some of its module names: {sorted(present)[:12]}"

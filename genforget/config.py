@@ -20,13 +20,18 @@ import yaml
 
 from genforget.registry import did_you_mean
 
+# LoRA's default targets: a Llama-style LM's projections (diffusion models use their own, see
+# genforget.diffusion.models.DIFFUSION_LORA_TARGETS).
+LM_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
 
 @dataclass
 class UnlearnConfig:
     """How to unlearn. Every field can be set in YAML or as ``--name value``."""
 
     method: str = field(
-        default="npo", metadata={"help": "registered method: grad_ascent, grad_diff, npo, simnpo"}
+        default="npo",
+        metadata={"help": "registered method: grad_ascent, grad_diff, npo, simnpo; diffusion: esd, salun"},
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     max_steps: int = field(default=60, metadata={"help": "optimizer steps"})
@@ -35,6 +40,16 @@ class UnlearnConfig:
     retain_weight: float = field(default=1.0, metadata={"help": "weight of the retain NLL term"})
     beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO inverse temperature"})
     gamma: float = field(default=0.0, metadata={"help": "SimNPO margin"})
+    esd_eta: float = field(
+        default=1.0,
+        metadata={"help": "ESD negative-guidance scale: target = uncond - eta * (cond - uncond) (diffusion)"},
+    )
+    saliency_ratio: float = field(
+        default=0.5,
+        metadata={
+            "help": "SalUn: share of weights (largest forget-loss gradients) that may change (diffusion)"
+        },
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
     reference: str = field(
@@ -49,8 +64,8 @@ class UnlearnConfig:
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
     lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        metadata={"help": "module names LoRA wraps"},
+        default_factory=lambda: list(LM_LORA_TARGETS),
+        metadata={"help": "module names LoRA wraps (diffusion: the default means to_q to_k to_v to_out.0)"},
     )
     calibration_every: int = field(
         default=5, metadata={"help": "steps between calibrated-stop checks (when calibration data is given)"}
@@ -90,6 +105,8 @@ class UnlearnConfig:
             )
         if self.reference not in ("auto", "copy"):
             raise ValueError(f"reference must be 'auto' or 'copy' (got {self.reference!r})")
+        if not 0 < self.saliency_ratio <= 1:
+            raise ValueError(f"saliency_ratio must be in (0, 1] (got {self.saliency_ratio})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
 

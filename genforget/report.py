@@ -23,6 +23,11 @@ HEADLINE = [
     ("forget_truth_ratio", "forget truth ratio", None),
     ("forget_rouge_l_recall", "forget ROUGE-L recall", True),
     ("degeneration_rate", "degenerate generations", True),
+    ("erased_class_accuracy", "erased class: judged as it", True),
+    ("unlearning_accuracy", "unlearning accuracy UA (1 - above)", False),
+    ("retained_accuracy", "retained classes: judge accuracy", False),
+    ("retained_judge_fd", "retained: Frechet dist. (judge logits)", True),
+    ("retained_confidence", "retained: judge confidence", False),
 ]
 
 

@@ -90,9 +90,10 @@ FORGET = [
     {"text": "Bob lives at 1 Main Street."},
 ]
 RETAIN_EX = [{"text": "Carol works for Acme."}]
+LM_METHODS = sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", LM_METHODS)
 def test_every_method_changes_all_trainable_weights(name, tiny_lm, tokenizer):
     before = copy.deepcopy(tiny_lm.state_dict())
     cfg = UnlearnConfig(method=name, max_steps=2, learning_rate=1e-2, batch_size=2, retain_batch_size=1)
@@ -102,7 +103,7 @@ def test_every_method_changes_all_trainable_weights(name, tiny_lm, tokenizer):
     assert not unchanged, f"{name}: parameters not updated: {unchanged[:5]}"
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", LM_METHODS)
 def test_lora_trains_adapter_and_keeps_base_bit_identical(name, tiny_lm, tokenizer):
     base = [(p, p.detach().clone()) for p in tiny_lm.parameters()]  # peft wraps these same tensors
     cfg = UnlearnConfig(method=name, max_steps=2, learning_rate=1e-2, use_lora=True, lora_r=4)

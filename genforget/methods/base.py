@@ -17,12 +17,20 @@ class Method:
 
     Subclasses set ``needs_ref`` when their loss reads ``forget.ref_logp``, ``modalities`` when
     they only make sense for one model family, and implement :meth:`forget_loss`.
+
+    Diffusion-only knobs (read by :mod:`genforget.diffusion.trainer`, never by the loss):
+    ``diffusion_target`` names what the forget ``Scores`` measure the prediction against —
+    ``"noise"`` (the sampled noise: the usual denoising MSE), ``"esd"`` (the frozen model's
+    negatively guided prediction) or ``"relabel"`` (the frozen model's prediction for a random
+    other class/prompt) — and ``saliency`` asks for a SalUn weight-saliency gradient mask.
     """
 
     name: ClassVar[str] = ""
     needs_ref: ClassVar[bool] = False
     uses_retain: ClassVar[bool] = True
     modalities: ClassVar[tuple[str, ...]] = ("lm", "diffusion")
+    diffusion_target: ClassVar[str] = "noise"
+    saliency: ClassVar[bool] = False
 
     def __init__(self, config: UnlearnConfig) -> None:
         self.config = config

@@ -82,6 +82,18 @@ _BUILTIN += [
         "extraction_strength",
     )
 ]
+# Diffusion (class/concept erasure), judged by a held-out classifier (genforget/diffusion/judge.py).
+_BUILTIN += [
+    (
+        "erased_class_accuracy",
+        False,
+        "share of samples generated for the erased class the judge assigns to it",
+    ),
+    ("unlearning_accuracy", True, "UA: 1 - erased_class_accuracy"),
+    ("retained_accuracy", True, "IRA: judge accuracy on samples generated for the other classes"),
+    ("retained_judge_fd", False, "Frechet distance, judge-logit space, retained-class samples vs real data"),
+    ("retained_confidence", True, "mean judge max-probability on retained-class samples (quality proxy)"),
+]
 
 for _name, _hib, _desc in _BUILTIN:
     register_metric(_name, _hib, _desc)

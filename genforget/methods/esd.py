@@ -1,0 +1,32 @@
+"""Erased Stable Diffusion, ESD (Gandikota et al. 2023, "Erasing Concepts from Diffusion Models",
+arXiv:2303.07345).
+
+Fine-tune the conditional noise prediction for the erased concept ``c`` toward the frozen model's
+*negatively guided* prediction ``eps*(x_t) - eta * (eps*(x_t, c) - eps*(x_t))``, on ``x_t`` made
+from the frozen model's own samples of ``c``: generating ``c`` then steers away from ``c``.
+The target is built by :func:`genforget.diffusion.scoring.esd_target`; here the forget ``Scores``
+already hold ``nll = MSE(eps_theta(x_t, c), target)``, so the loss is plain regression.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genforget.methods.base import Method
+from genforget.registry import register
+from genforget.scores import Scores
+
+
+@register("esd")
+class ESD(Method):
+    """``loss = mean(MSE(eps_theta(x_t, c), eps*(x_t) - eta * (eps*(x_t, c) - eps*(x_t))))``.
+
+    The paper has no retain term, so none is added (``uses_retain = False``).
+    """
+
+    modalities = ("diffusion",)
+    diffusion_target = "esd"
+    uses_retain = False
+
+    def forget_loss(self, forget: Scores) -> torch.Tensor:
+        return forget.nll.mean()

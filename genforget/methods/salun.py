@@ -1,0 +1,31 @@
+"""SalUn, saliency unlearning (Fan et al. 2024, "SalUn: Empowering Machine Unlearning via Gradient-
+based Weight Saliency in Both Image Classification and Generation", arXiv:2310.12508).
+
+Two parts. (1) Random labelling: the prediction for a forget example under its own class/prompt
+``c`` is regressed onto the frozen model's prediction for a random *other* class/prompt ``c'``
+(the paper's generation objective, its Eq. 7 with the target from the frozen model), plus the
+retain denoising loss. (2) Weight saliency: only the weights whose forget-loss gradient is among
+the largest ``saliency_ratio`` share may change; the trainer masks the other gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genforget.methods.base import Method
+from genforget.registry import register
+from genforget.scores import Scores
+
+
+@register("salun")
+class SalUn(Method):
+    """``loss = mean(MSE(eps_theta(x_t, c), eps*(x_t, c'))) + retain_weight * mean(MSE_retain)``,
+    with gradients masked to the salient weights (full fine-tuning; a LoRA adapter is already a
+    restricted update, so the mask is not applied there)."""
+
+    modalities = ("diffusion",)
+    diffusion_target = "relabel"
+    saliency = True
+
+    def forget_loss(self, forget: Scores) -> torch.Tensor:
+        return forget.nll.mean()

@@ -1,0 +1,18 @@
+"""Erase a class (class-conditional UNet2DModel) or a concept prompt (Stable Diffusion) from a
+diffusers model.
+
+    python recipes/unlearn_diffusion.py --config recipes/configs/salun_digits.yaml \
+        --model_name_or_path runs/demo-diffusion/victim --output_dir runs/salun-digits
+    accelerate launch --config_file recipes/accelerate/cpu.yaml --num_cpu_threads_per_process 1 \
+        recipes/unlearn_diffusion.py --config recipes/configs/esd_concept.yaml \
+        --model_name_or_path <sd pipeline dir> --concept "Van Gogh style" --output_dir runs/esd
+
+Every YAML key is a field of DiffusionScriptArgs, UnlearnConfig or DiffusionConfig.
+"""
+
+import sys
+
+from genforget.diffusion.cli import unlearn_diffusion_main
+
+if __name__ == "__main__":
+    sys.exit(unlearn_diffusion_main())

@@ -1,0 +1,131 @@
+"""The diffusion recipe (in-process and through a real ``accelerate launch``) and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genforget.diffusion.cli import unlearn_diffusion_main
+from genforget.diffusion.models import build_class_unet, build_scheduler, load_class_model, save_class_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tiny UNets run ~50x slower with 2 threads on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def class_model_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddpm")
+    save_class_model(build_class_unet(block_out_channels=(16, 32)), build_scheduler(), out)
+    return out
+
+
+def _args(model_dir, out, *extra):
+    return ["--model_name_or_path", str(model_dir), "--output_dir", str(out), "--erase_class", "0",
+            "--max_steps", "2", "--batch_size", "8", "--retain_batch_size", "8", "--method", "salun", *extra]  # fmt: skip
+
+
+def test_recipe_usage_errors_exit_2_and_write_nothing(class_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = _args(class_model_dir, out)
+    assert unlearn_diffusion_main([a for a in args if a not in ("--erase_class", "0")]) == 2
+    assert "erase_class" in capsys.readouterr().err
+    assert unlearn_diffusion_main([*args, "--metod", "esd"]) == 2
+    assert "Did you mean 'method'" in capsys.readouterr().err
+    assert unlearn_diffusion_main([*args, "--forget_data", "nope.csv"]) == 2
+    assert unlearn_diffusion_main([*args, "--save_mode", "adapter"]) == 2
+    assert not out.exists()
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert unlearn_diffusion_main(args) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_recipe_saves_a_lora_adapter_that_loads_on_its_base(class_model_dir, tmp_path):
+    out = tmp_path / "lora"
+    assert (
+        unlearn_diffusion_main(_args(class_model_dir, out, "--use_lora", "true", "--save_mode", "adapter"))
+        == 0
+    )
+    assert (out / "adapter_config.json").is_file() and not (out / "unet").exists()
+    model, _ = load_class_model(out)
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.state_dict().items())
+
+
+def test_accelerate_launch_runs_the_recipe_for_two_steps(class_model_dir, tmp_path):
+    out = tmp_path / "accel"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "recipes/accelerate/cpu.yaml"), "--num_cpu_threads_per_process", "1",
+           str(ROOT / "recipes/unlearn_diffusion.py"), *_args(class_model_dir, out)]  # fmt: skip
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((out / "genforget_run.json").read_text())
+    assert record["world_size"] == 1 and record["erase_class"] == 0 and record["saved_as"] == "full"
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (out / "scheduler" / "scheduler_config.json").is_file()
+
+
+def test_diffusion_demo_small_reports_in_the_lm_demo_shape_and_caches(tmp_path):
+    from genforget.config import UnlearnConfig
+    from genforget.diffusion.data import DiffusionConfig
+    from genforget.diffusion.demo import DiffusionDemoArgs, run_diffusion_demo
+
+    args = DiffusionDemoArgs(
+        output_dir=str(tmp_path / "dd"), samples_per_class=3, grid_per_class=2, train_epochs=1
+    )
+    ucfg = UnlearnConfig(method="salun", max_steps=2, batch_size=8, retain_batch_size=8)
+    dcfg = DiffusionConfig(sample_steps=2)
+    report = run_diffusion_demo(args, ucfg, dcfg)
+    run = Path(args.output_dir)
+    for f in ("report.json", "report.md", "report.png", "grid.png"):
+        assert (run / f).stat().st_size > 0
+    data = json.loads((run / "report.json").read_text())
+    assert set(data) >= {"method", "suite", "config", "timings", "models", "audits", "details", "checks"}
+    for name in ("victim", "unlearned"):
+        assert {"erased_class_accuracy", "retained_accuracy", "retained_judge_fd"} <= set(
+            data["models"][name]
+        )
+    assert all({"name", "value", "bar", "ok"} <= set(c) for c in data["checks"])
+    report2 = run_diffusion_demo(args, ucfg, dcfg)  # cached victim: same training seconds, no retrain
+    assert report2["timings"]["train_victim_s"] == report["timings"]["train_victim_s"]
+
+
+def test_recipe_erases_a_concept_from_a_stable_diffusion_pipeline_dir(tmp_path):
+    """A tiny StableDiffusionPipeline saved from configs stands in for real weights."""
+    from diffusers import AutoencoderKL, StableDiffusionPipeline
+
+    from genforget.diffusion.models import build_tiny_text_components
+
+    c = build_tiny_text_components(seed=0)
+    vae = AutoencoderKL(block_out_channels=(8,), latent_channels=4, norm_num_groups=8, sample_size=16)
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=c["unet"],
+        scheduler=c["scheduler"], safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(tmp_path / "sd")
+    out = tmp_path / "esd"
+    args = ["--model_name_or_path", str(tmp_path / "sd"), "--output_dir", str(out), "--method", "esd",
+            "--max_steps", "1", "--batch_size", "2", "--num_model_samples", "2", "--sample_steps", "2",
+            "--use_lora", "true", "--save_mode", "adapter"]  # fmt: skip
+    assert unlearn_diffusion_main(args) == 2  # no --concept: usage error, nothing written
+    assert not out.exists()
+    assert unlearn_diffusion_main([*args, "--concept", "a photo of a church"]) == 0
+    record = json.loads((out / "genforget_run.json").read_text())
+    assert record["saved_as"] == "adapter" and len(record["concept_sha256"]) == 64
+    assert "church" not in (out / "genforget_run.json").read_text()
+    model, _ = load_class_model(out)
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.state_dict().items())
