@@ -104,11 +104,19 @@ def time_pair(method: str, retain: bool, steps: int, repeats: int = 2) -> dict:
     }
 
 
-def logprob_case(mode: str, vocab: int = 128_000, batch: int = 4, length: int = 256) -> dict:
-    """Forward + backward of per-token log-probs with a large vocabulary, bf16 logits."""
+def logprob_case(
+    mode: str, vocab: int = 128_000, batch: int = 4, length: int = 256, chunk_elements: int = 0
+) -> dict:
+    """Forward + backward of per-token log-probs with a large vocabulary, bf16 logits.
+
+    ``chunk_elements`` overrides the shipped chunk size (``scoring.CHUNK_ELEMENTS``)."""
     import torch.nn.functional as F
 
+    from genforget.lm import scoring
     from genforget.lm.scoring import token_logprobs
+
+    if chunk_elements:
+        scoring.CHUNK_ELEMENTS = chunk_elements
 
     torch.manual_seed(0)
     cfg = LlamaConfig(

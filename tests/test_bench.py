@@ -1,0 +1,40 @@
+"""Benchmark plumbing: the memory probe measures what a case allocates; the GPU check's code path
+runs (tiny, on the CPU) in all three modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def test_chunked_logprobs_peak_below_full_log_softmax():
+    from _measure import in_subprocess
+
+    kw = {"vocab": 32_000, "batch": 2, "length": 256}
+    # a chunk of half a row, as the shipped 2**26 elements are of a 128k-vocabulary batch
+    chunked = in_subprocess("step_cost", "logprob_case", mode="chunked", chunk_elements=128 * 32_000, **kw)
+    full = in_subprocess("step_cost", "logprob_case", mode="full", **kw)
+    assert chunked["logp_sum"] == __import__("pytest").approx(full["logp_sum"], rel=1e-3)
+    # full: bf16 logits + their float32 copy + float32 log-softmax (+ gradients) of 2 x 255 x 32k
+    logits_mb = 2 * 255 * 32_000 * 4 / 2**20
+    assert full["peak_mb"] - chunked["peak_mb"] > 0.5 * logits_mb
+
+
+def test_gpu_check_code_path_runs_tiny_on_cpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    cmd = [sys.executable, str(ROOT / "bench/gpu_check.py"), "--size", "tiny", "--steps", "3", "--batch", "2"]
+    cmd += ["--length", "16", "--out", str(out)]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [r["mode"] for r in rows] == ["full", "lora", "qlora"]
+    for r in rows:
+        assert "error" not in r, r
+        assert r["tokens_per_s"] > 0 and r["step_s"] > 0
