@@ -111,6 +111,9 @@ def unlearn_lm(
         # The naive reference open toolkits use, kept for inputs that are not deterministic and
         # as the benchmark's baseline: a second model in memory and a second forward per step.
         ref_copy = copy.deepcopy(model).requires_grad_(False).eval().to(accelerator.device)
+    if config.gradient_checkpointing:
+        # Non-reentrant checkpointing also works when only a LoRA adapter requires gradients.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.use_lora:
         model = add_lora(model, config)
     model.to(accelerator.device)
