@@ -37,11 +37,12 @@ eval: $(STAMP)
 	$(BIN)/python eval/run.py --model $(MODEL) --suite $(SUITE) \
 		$(if $(ORACLE),--oracle $(ORACLE)) $(if $(VICTIM),--victim $(VICTIM)) $(if $(OUT),--output_dir $(OUT))
 
-# Three tables (quality vs cost, growth, step cost), JSON in runs/bench/; ~20 min on 2 cores.
+# Tables (LM quality vs cost, growth, step cost; diffusion methods), JSON in runs/bench/.
 bench: $(STAMP)
 	$(BIN)/python bench/quality_cost.py
 	$(BIN)/python bench/growth.py
 	$(BIN)/python bench/step_cost.py
+	$(BIN)/python bench/diffusion_methods.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -2,7 +2,7 @@
 
     python bench/diffusion_methods.py [--victim_dir runs/demo-diffusion/victim] [--max_steps 100]
 
-Reuses the demo's cached victim (trains it when absent, ~3 min on one core). Same settings for
+Reuses the demo's cached victim (trains it when absent, ~3 min on one core). Writes ``diffusion_methods.json`` under ``--out``. Same settings for
 every method (the demo's: lr 1e-3, batch 32, retain batch 64, 100 steps), so read it as a
 like-for-like check, not each method's best.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def main() -> None:
     p.add_argument("--erase_class", type=int, default=0)
     p.add_argument("--max_steps", type=int, default=100)
     p.add_argument("--samples_per_class", type=int, default=50)
+    p.add_argument("--out", default="runs/bench")
     a = p.parse_args()
     torch.set_num_threads(1)
     images, labels = load_digits_images()
@@ -63,6 +65,10 @@ def main() -> None:
         rows.append((name, class_metrics(judge, s, a.erase_class, images, labels)[0], seconds))
         print(f"done {name}", flush=True)
     v = rows[0][1]["retained_accuracy"]
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    (Path(a.out) / "diffusion_methods.json").write_text(
+        json.dumps([{"model": n, "unlearn_s": sec, **m} for n, m, sec in rows], indent=2)
+    )
     print(f"\n| model | digit {a.erase_class} judged as it | retained accuracy (ratio to victim) | "
           "retained FD (judge logits) | unlearn s |")  # fmt: skip
     print("|---|---|---|---|---|")
