@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -45,7 +46,10 @@ class DemoArgs:
 
 def _cached_train(corpus, splits, vcfg, out: Path, tokenizer=None, desc: str = "") -> tuple:
     """Load ``out`` if it was trained with this exact config, else train and save it there."""
+    docs = [p.bio()["text"] for p in corpus.people] + [t.text for t in corpus.passages]
     key = {
+        # The content itself, not only the arguments that should produce it.
+        "corpus_sha256": hashlib.sha256("\n".join(docs).encode()).hexdigest(),
         "splits": list(splits),
         "victim": dataclasses.asdict(vcfg),
         "corpus": corpus.meta,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import date
 
 from faker import Faker
 
@@ -199,7 +200,11 @@ def _fake_pii(fake: Faker) -> dict[str, str]:
         "email": fake.email(),
         "phone": fake.numerify("###-###-####"),
         "address": f"{fake.building_number()} {fake.street_name()}, {fake.city()}",
-        "dob": fake.date_of_birth(minimum_age=18, maximum_age=90).strftime("%B %d, %Y").replace(" 0", " "),
+        # Fixed bounds: date_of_birth(minimum_age=...) counts from today, so the same seed
+        # gave other birthdays on another day (and cached models memorised stale ones).
+        "dob": fake.date_between_dates(date(1936, 1, 1), date(2007, 12, 31))
+        .strftime("%B %d, %Y")
+        .replace(" 0", " "),
         "employer": fake.company(),
         "id_number": fake.numerify("ID-#######"),
     }
