@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
@@ -152,7 +152,13 @@ def unlearn_lm(
         else None
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    # The fused kernel is 3x faster than the per-tensor loop on CPU; DeepSpeed/FSDP bring their own.
+    fused = accelerator.distributed_type in (
+        DistributedType.NO,
+        DistributedType.MULTI_GPU,
+        DistributedType.MULTI_CPU,
+    )
+    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
     model, opt, forget_dl = accelerator.prepare(model, opt, forget_dl)
     retain_it = _cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
     forget_it = _cycle(forget_dl)
