@@ -1,6 +1,6 @@
 """Step cost: genforget as shipped vs the naive reference the open toolkits use.
 
-    python bench/step_cost.py [--steps 10] [--out runs/bench]
+    python bench/step_cost.py [--steps 8] [--out runs/bench]
 
 For each registered LM method, one model (a ~7M-parameter Llama from config, random weights,
 batches from the built-in corpus) is unlearned twice in the same process, interleaved: (a) as
@@ -165,7 +165,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--out", default="runs/bench")
     args = ap.parse_args()
     torch.set_num_threads(1)
