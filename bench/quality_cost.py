@@ -21,8 +21,8 @@ import torch
 import yaml
 
 from genforget.config import UnlearnConfig, make_config
-from genforget.demo import DemoArgs, demo_models
-from genforget.harness import Suite, run_suite
+from genforget.demo import DemoArgs, demo_models, demo_suite
+from genforget.harness import run_suite
 from genforget.lm.trainer import unlearn_lm
 from genforget.registry import METHODS
 
@@ -65,14 +65,7 @@ def main() -> None:
         stopped[method] = len(history)
         models[method] = (out, tok)
     torch.set_num_threads(demo.num_threads)
-    suite = Suite(
-        name="bench",
-        n_people=demo.n_people,
-        n_passages=demo.n_passages,
-        forget_frac=demo.forget_frac,
-        corpus_seed=demo.corpus_seed,
-        audits=[],
-    )
+    suite = demo_suite(demo, "bench")
     report = run_suite(models, suite, method="all", progress=False)
     rows = []
     oracle_auc = report["models"]["oracle"]["mia_min_k_auc"]

@@ -44,6 +44,15 @@ def reference_mode(model: torch.nn.Module) -> Iterator[None]:
         yield
 
 
+def resolve_save_mode(save_mode: str, is_peft: bool) -> str:
+    """``full`` or ``adapter`` for a requested ``auto``/``full``/``adapter`` (LM and diffusion)."""
+    if save_mode not in ("auto", "full", "adapter"):
+        raise ValueError(f"save_mode must be 'auto', 'full' or 'adapter' (got {save_mode!r})")
+    if save_mode == "adapter" and not is_peft:
+        raise ValueError("save_mode='adapter' needs use_lora=true; a full fine-tune has no adapter to save")
+    return save_mode if save_mode != "auto" else ("adapter" if is_peft else "full")
+
+
 def save_model(
     model: torch.nn.Module,
     tokenizer,
@@ -58,11 +67,7 @@ def save_model(
     sharded (FSDP, DeepSpeed ZeRO-3), where the module's own tensors are only this rank's shard."""
     output_dir = Path(output_dir)
     is_peft = isinstance(model, PeftModel)
-    if save_mode not in ("auto", "full", "adapter"):
-        raise ValueError(f"save_mode must be 'auto', 'full' or 'adapter' (got {save_mode!r})")
-    if save_mode == "adapter" and not is_peft:
-        raise ValueError("save_mode='adapter' needs use_lora=true; a full fine-tune has no adapter to save")
-    mode = save_mode if save_mode != "auto" else ("adapter" if is_peft else "full")
+    mode = resolve_save_mode(save_mode, is_peft)
     if mode == "full" and is_peft:
         model = model.merge_and_unload()
     model.save_pretrained(output_dir, **({"state_dict": state_dict} if state_dict is not None else {}))

@@ -145,6 +145,18 @@ def demo_models(args: DemoArgs) -> DemoModels:
     return DemoModels(corpus, victim, oracle, tok, victim_s, oracle_s, vcfg)
 
 
+def demo_suite(args: DemoArgs, name: str) -> Suite:
+    """The eval suite of the demo's corpus, without audits (``make eval`` runs those)."""
+    return Suite(
+        name=name,
+        n_people=args.n_people,
+        n_passages=args.n_passages,
+        forget_frac=args.forget_frac,
+        corpus_seed=args.corpus_seed,
+        audits=[],
+    )
+
+
 def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     """Build corpus, train (or load) victim and oracle, unlearn, evaluate all three, report."""
     out = Path(args.output_dir)
@@ -169,14 +181,7 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
         )
     )
 
-    suite = Suite(
-        name="demo",
-        n_people=args.n_people,
-        n_passages=args.n_passages,
-        forget_frac=args.forget_frac,
-        corpus_seed=args.corpus_seed,
-        audits=[],
-    )
+    suite = demo_suite(args, "demo")
     models = {"victim": (victim, tok), "unlearned": (unlearned, tok), "oracle": (oracle, tok)}
     print("[demo] evaluating victim, unlearned and oracle")
     report = run_suite(models, suite, method=ucfg.method)

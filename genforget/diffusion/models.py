@@ -169,12 +169,10 @@ def save_diffusion_model(
     :func:`load_class_model` can find the base). ``auto``: adapter for LoRA models. Returns the mode."""
     from peft import PeftModel
 
+    from genforget.adapters import resolve_save_mode
+
     is_peft = isinstance(model, PeftModel)
-    if save_mode not in ("auto", "full", "adapter"):
-        raise ValueError(f"save_mode must be 'auto', 'full' or 'adapter' (got {save_mode!r})")
-    if save_mode == "adapter" and not is_peft:
-        raise ValueError("save_mode='adapter' needs use_lora=true; a full fine-tune has no adapter to save")
-    mode = save_mode if save_mode != "auto" else ("adapter" if is_peft else "full")
+    mode = resolve_save_mode(save_mode, is_peft)
     out = Path(out)
     if mode == "adapter":
         if base_path is not None:
