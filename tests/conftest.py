@@ -94,3 +94,12 @@ def unlearn_corpus(model, tok, corpus, calibrated: bool = False, **config):
         calibration=corpus.calibration_examples() if calibrated else None,
         **config,
     )
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one torch thread, restoring the count afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -19,13 +19,8 @@ DIFF_METHODS = sorted(n for n, cls in METHODS.items() if "diffusion" in cls.moda
 FAST = DiffusionConfig(num_model_samples=4, sample_steps=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tiny UNets run ~50x slower with 2 threads on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# These tiny UNets run ~50x slower with 2 threads on a shared 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

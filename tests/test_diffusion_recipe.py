@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from genforget.diffusion.cli import unlearn_diffusion_main
 from genforget.diffusion.models import build_class_unet, build_scheduler, load_class_model, save_class_model
@@ -17,13 +16,8 @@ from genforget.diffusion.models import build_class_unet, build_scheduler, load_c
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tiny UNets run ~50x slower with 2 threads on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# These tiny UNets run ~50x slower with 2 threads on a shared 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

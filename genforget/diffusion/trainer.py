@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -25,14 +23,8 @@ from genforget.diffusion.data import DiffusionConfig, DiffusionTask
 from genforget.diffusion.models import DIFFUSION_LORA_TARGETS
 from genforget.diffusion.sampling import sample
 from genforget.diffusion.scoring import add_noise, denoising_scores, esd_target, mse_scores, predict_noise
+from genforget.loop import cycle
 from genforget.registry import get_method
-
-
-def _cycle(loader: DataLoader) -> Iterator[list[torch.Tensor]]:
-    for epoch in itertools.count():
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        yield from loader
 
 
 def saliency_masks(
@@ -137,8 +129,8 @@ def unlearn_diffusion(
         )
     opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     model, opt, forget_dl = accelerator.prepare(model, opt, forget_dl)
-    retain_it = _cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
-    forget_it = _cycle(forget_dl)
+    retain_it = cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
+    forget_it = cycle(forget_dl)
     raw = accelerator.unwrap_model(model)
 
     def frozen_eps(x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

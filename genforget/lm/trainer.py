@@ -7,9 +7,7 @@ the loop only touches the model through ``accelerator.prepare``/``backward``.
 from __future__ import annotations
 
 import copy
-import itertools
 import time
-from collections.abc import Iterator
 
 import torch
 from accelerate import Accelerator, DistributedType
@@ -22,6 +20,7 @@ from genforget.config import UnlearnConfig
 from genforget.lm.data import Collator, normalise_example, tokenize_example
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
+from genforget.loop import cycle
 from genforget.registry import get_method
 
 
@@ -32,13 +31,6 @@ def _tokenize_all(examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_
 def _whole_text(ex: dict) -> dict:
     """The example with every token a target: what a membership attack scores."""
     return {"text": normalise_example(ex)["text"]}
-
-
-def _cycle(loader: DataLoader) -> Iterator[dict]:
-    for epoch in itertools.count():
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        yield from loader
 
 
 @torch.no_grad()
@@ -160,8 +152,8 @@ def unlearn_lm(
     )
     opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
     model, opt, forget_dl = accelerator.prepare(model, opt, forget_dl)
-    retain_it = _cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
-    forget_it = _cycle(forget_dl)
+    retain_it = cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
+    forget_it = cycle(forget_dl)
     raw = accelerator.unwrap_model(model)
 
     model.train()
