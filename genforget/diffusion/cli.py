@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli import check_output_dir
+from genforget.cli.common import check_output_dir
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.diffusion.data import DiffusionConfig
 

@@ -1,0 +1,29 @@
+"""Helpers every ``genforget`` verb shares: output-dir checks and data fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from genforget.config import UsageError
+
+
+def check_output_dir(path: str, overwrite: bool) -> Path:
+    """Refuse a missing or non-empty output dir (unless ``overwrite``) before any work is done."""
+    if not path:
+        raise UsageError("output_dir is required: pass --output_dir runs/<name>")
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output_dir {out} is a file")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"output_dir {out} is not empty; choose a new dir or pass --overwrite true")
+    return out
+
+
+def fingerprint(examples: list[dict]) -> str:
+    """SHA-256 of the examples: a ledger can prove *which* data was forgotten without holding it."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps(ex, sort_keys=True).encode())
+    return h.hexdigest()

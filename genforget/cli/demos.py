@@ -1,0 +1,38 @@
+"""``genforget demo <name>``: the built-in demos (the Makefile's ``demo*`` targets call these)."""
+
+from __future__ import annotations
+
+import sys
+
+from genforget.config import UnlearnConfig, UsageError, parse_config
+
+DEMOS = ("pii", "diffusion")
+
+
+def demo_main(argv: list[str] | None = None) -> int:
+    """``genforget demo pii|diffusion [--config x.yaml] [--field value ...]``: exit 0 when every
+    check of the demo passes, 1 when one fails, 2 on a usage error."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in DEMOS:
+        got = repr(argv[0]) if argv else "nothing"
+        print(f"error: genforget demo needs one of {', '.join(DEMOS)} (got {got})", file=sys.stderr)
+        return 2
+    name, rest = argv[0], argv[1:]
+    try:
+        if name == "pii":
+            from genforget.demo import DemoArgs, run_demo
+
+            args, ucfg = parse_config((DemoArgs, UnlearnConfig), rest)
+            report = run_demo(args, ucfg)
+        else:
+            from genforget.diffusion.data import DiffusionConfig
+            from genforget.diffusion.demo import DiffusionDemoArgs, run_diffusion_demo
+
+            args, ucfg, dcfg = parse_config((DiffusionDemoArgs, UnlearnConfig, DiffusionConfig), rest)
+            if not 0 <= args.erase_class <= 9:
+                raise UsageError(f"erase_class must be a digit 0..9 (got {args.erase_class})")
+            report = run_diffusion_demo(args, ucfg, dcfg)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0 if all(c["ok"] for c in report["checks"]) else 1

@@ -1,0 +1,49 @@
+"""``genforget <verb>``: the console script (``[project.scripts]`` in pyproject.toml).
+
+Each verb names a ``module:function`` taking ``argv`` and returning an exit code; modules are
+imported only when their verb runs, so ``genforget --help`` is instant. A new verb is one line in
+:data:`VERBS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from genforget.registry import did_you_mean
+
+# verb -> (module:function, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "unlearn": ("genforget.cli.unlearn:unlearn_main", "unlearn a forget set from a causal LM"),
+    "unlearn-diffusion": (
+        "genforget.diffusion.cli:unlearn_diffusion_main",
+        "erase a class or concept from a diffusion model",
+    ),
+    "eval": ("genforget.cli.eval:eval_main", "evaluate saved models on a suite (report.json/md/png)"),
+    "train-victim": ("genforget.cli.victim:train_victim_main", "train the built-in memorising victim"),
+    "demo": ("genforget.cli.demos:demo_main", "run a built-in demo: pii | diffusion"),
+}
+
+
+def usage() -> str:
+    width = max(len(v) for v in VERBS)
+    lines = [f"  {v:<{width}}  {h}" for v, (_, h) in VERBS.items()]
+    return "usage: genforget <verb> [--help] [options]\n\nverbs:\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``genforget <verb> ...``; returns the verb's exit code (2 for a usage error)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if argv else 2
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"error: unknown verb {verb!r}.{did_you_mean(verb, list(VERBS))}\n{usage()}", file=sys.stderr)
+        return 2
+    module, func = VERBS[verb][0].split(":")
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""``genforget unlearn`` / ``recipes/unlearn_lm.py``: load a causal LM and data, unlearn, save.
+
+Usage errors exit with code 2 and write nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+
+from genforget.cli.common import check_output_dir, fingerprint
+from genforget.config import UnlearnConfig, UsageError, parse_config
+
+
+@dataclass
+class UnlearnScriptArgs:
+    """What to load and where to save, for ``recipes/unlearn_lm.py``."""
+
+    model_name_or_path: str = field(
+        default="", metadata={"help": "save_pretrained dir or hub id of the model"}
+    )
+    forget_data: str = field(default="", metadata={"help": "JSONL path, pii:forget, or tofu:<dir>:<split>"})
+    retain_data: str = field(
+        default="", metadata={"help": "same forms as forget_data; empty = no retain term"}
+    )
+    calibration_data: str = field(
+        default="",
+        metadata={"help": "never-seen data like the forget set (pii:calibration): enables calibrated stop"},
+    )
+    output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    save_mode: str = field(
+        default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"}
+    )
+    n_people: int = field(default=200, metadata={"help": "built-in corpus: people trained on"})
+    n_passages: int = field(default=50, metadata={"help": "built-in corpus: passages trained on"})
+    forget_frac: float = field(default=0.1, metadata={"help": "built-in corpus: forget share"})
+    corpus_seed: int = field(default=0, metadata={"help": "built-in corpus: seed"})
+    num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
+
+
+def unlearn_main(argv: list[str] | None = None) -> int:
+    """``recipes/unlearn_lm.py``: load model and data, unlearn, save, write a run record."""
+    import torch
+    from accelerate import Accelerator, DistributedType
+
+    from genforget.adapters import save_model
+    from genforget.api import load_model
+    from genforget.data.loaders import load_data_spec
+    from genforget.lm.trainer import unlearn_lm
+
+    try:
+        args, cfg = parse_config((UnlearnScriptArgs, UnlearnConfig), argv)
+        out = check_output_dir(args.output_dir, args.overwrite)
+        if not args.model_name_or_path:
+            raise UsageError("model_name_or_path is required")
+        if not args.forget_data:
+            raise UsageError("forget_data is required (a JSONL path, pii:forget or tofu:<dir>:<split>)")
+        if args.save_mode == "adapter" and not cfg.use_lora:
+            raise UsageError("save_mode adapter needs --use_lora true")
+        corpus = (args.n_people, args.n_passages, args.forget_frac, args.corpus_seed)
+        forget = load_data_spec(args.forget_data, *corpus)
+        retain = load_data_spec(args.retain_data, *corpus) if args.retain_data else None
+        calibration = load_data_spec(args.calibration_data, *corpus) if args.calibration_data else None
+        if not forget:
+            raise UsageError(f"forget_data {args.forget_data!r} holds no examples")
+        model, tokenizer = load_model(args.model_name_or_path)
+    except (UsageError, ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    t0 = time.perf_counter()
+    try:
+        model = unlearn_lm(model, tokenizer, forget, retain, cfg, accelerator, calibration=calibration)
+    except ValueError as e:  # e.g. tokenizer/model mismatch found while preparing
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - t0
+    state_dict = None
+    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED) and not cfg.use_lora:
+        # Sharded weights: every rank takes part in gathering the full state dict.
+        state_dict = accelerator.get_state_dict(accelerator._models[0])
+    if accelerator.is_main_process:
+        if out.is_dir() and args.overwrite:
+            shutil.rmtree(out)
+        mode = save_model(model, tokenizer, out, args.save_mode, state_dict=state_dict)
+        record = {
+            "method": cfg.method,
+            "config": dataclasses.asdict(cfg),
+            "model": args.model_name_or_path,
+            "saved_as": mode,
+            "world_size": accelerator.num_processes,
+            "forget_examples": len(forget),
+            "forget_sha256": fingerprint(forget),
+            "retain_examples": len(retain or []),
+            "unlearn_s": seconds,
+        }
+        (out / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
+    accelerator.wait_for_everyone()
+    return 0
