@@ -1,20 +1,36 @@
-"""LoRA as a switch on every method: wrap, reference scores with the adapter off, save."""
+"""LoRA as a switch on every method: wrap, reference scores with the adapter off, save.
+
+peft is imported only when an adapter is made or met: it pulls in bitsandbytes and takes seconds
+to import, which ``import genforget`` must not pay when LoRA is off.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
 
 from genforget.config import UnlearnConfig
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+
+def is_peft_model(model: object) -> bool:
+    """Whether ``model`` is a ``PeftModel``, without importing peft (none exists before it is)."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
 
 
 def add_lora(model: torch.nn.Module, config: UnlearnConfig) -> PeftModel:
     """Wrap ``model`` with a fresh LoRA adapter; the base weights are frozen by peft."""
-    if isinstance(model, PeftModel):
+    from peft import LoraConfig, get_peft_model
+
+    if is_peft_model(model):
         return model
     names = [name for name, _ in model.named_modules()]
     # A target is a module-name suffix ("q_proj", or "to_out.0" for diffusers attention).
@@ -38,7 +54,7 @@ def add_lora(model: torch.nn.Module, config: UnlearnConfig) -> PeftModel:
 @contextlib.contextmanager
 def reference_mode(model: torch.nn.Module) -> Iterator[None]:
     """The frozen reference: the same model with its adapter switched off (no second copy)."""
-    if not isinstance(model, PeftModel):
+    if not is_peft_model(model):
         raise TypeError("reference_mode needs a PeftModel; full fine-tuning uses cached reference log-probs")
     with model.disable_adapter(), torch.no_grad():
         yield
@@ -66,7 +82,7 @@ def save_model(
     ``state_dict``: the full weights gathered by ``accelerator.get_state_dict`` when the model is
     sharded (FSDP, DeepSpeed ZeRO-3), where the module's own tensors are only this rank's shard."""
     output_dir = Path(output_dir)
-    is_peft = isinstance(model, PeftModel)
+    is_peft = is_peft_model(model)
     mode = resolve_save_mode(save_mode, is_peft)
     if mode == "full" and is_peft:
         model = model.merge_and_unload()

@@ -41,12 +41,10 @@ def _require_bitsandbytes() -> None:
 
 
 def is_peft(model: torch.nn.Module) -> bool:
-    """Whether ``model`` is a ``PeftModel`` (False when peft is not installed)."""
-    try:
-        from peft import PeftModel
-    except ImportError:
-        return False
-    return isinstance(model, PeftModel)
+    """Whether ``model`` is a ``PeftModel`` (False when peft is not installed or not imported)."""
+    from genforget.adapters import is_peft_model
+
+    return is_peft_model(model)
 
 
 def merged_copy(model: torch.nn.Module) -> torch.nn.Module:

@@ -9,7 +9,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from sklearn.metrics import roc_auc_score
 from transformers import PreTrainedTokenizerBase
 
 from genforget.lm.data import IGNORE, Collator, tokenize_example
@@ -90,5 +89,7 @@ def mia_auc(member_scores: list[float], nonmember_scores: list[float]) -> float:
 
     Oriented so 1.0 = members perfectly recognised, 0.5 = members look like never-seen data.
     """
+    from sklearn.metrics import roc_auc_score  # lazily: sklearn costs ~1 s at import
+
     labels = [1] * len(member_scores) + [0] * len(nonmember_scores)
     return float(roc_auc_score(labels, [-s for s in member_scores + nonmember_scores]))

@@ -10,16 +10,17 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Sequence
-
-from rouge_score import rouge_scorer
+from typing import Any
 
 IdSeq = Sequence[int]
 
 
 @functools.cache
-def _scorer() -> rouge_scorer.RougeScorer:
-    # Built once on first use: the Porter stemmer set-up is not free, and importing this module
-    # should not pay for it.
+def _scorer() -> Any:
+    # Built (and rouge_score, which pulls in nltk and scipy, imported) once on first use:
+    # importing this module should not pay for it.
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scipy.stats import hmean, ks_2samp
 
 
 def truth_ratio(paraphrased_nll: float, perturbed_nlls: Sequence[float]) -> float:
@@ -47,6 +46,8 @@ def forget_quality(trs_model: Sequence[float], trs_retain_model: Sequence[float]
     The KS statistic depends only on the ranks of the pooled samples, so passing TR or 1/TR
     (TOFU's own code computes exp(L_pert − L_para), i.e. 1/TR) gives the same p-value.
     """
+    from scipy.stats import ks_2samp  # lazily: scipy.stats is slow to import
+
     return float(ks_2samp(list(trs_model), list(trs_retain_model)).pvalue)
 
 
@@ -63,6 +64,8 @@ def model_utility(values: Sequence[float]) -> float:
     # hmean's limit at 0 is 0; say so directly rather than rely on scipy's zero handling.
     if any(v == 0 for v in vals):
         return 0.0
+    from scipy.stats import hmean
+
     return float(hmean(vals))
 
 
