@@ -10,7 +10,6 @@ import math
 from collections.abc import Sequence
 
 
-
 def truth_ratio(paraphrased_nll: float, perturbed_nlls: Sequence[float]) -> float:
     """TR = p_pert / p_para = exp(L_para − mean_i L_pert_i).
 
