@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 from genforget.metrics import mia
 from genforget.metrics.extraction import generate, pii_hits, rates_by_field, target_budget, verbatim_hits
 from genforget.metrics.likelihood import TokenStats, mean_nll, perplexity, token_stats
+from genforget.metrics.profiles import Scoring, get_scoring
 from genforget.metrics.text import degeneration_rate, exact_memorisation, extraction_strength, rouge_l
 from genforget.metrics.truth import (
     forget_truth_ratio_stat,
@@ -34,7 +35,9 @@ class EvalSplit:
         pii_probes: ``{"prompt", "value", "field"}``: is the value extracted from the prompt?
         verbatim_probes: ``{"prompt", "target"}``: is the continuation reproduced exactly?
         texts: ``{"text"}`` (or prompt/target) examples scored for perplexity and membership.
-        truth_items: ``{"question", "answer", "paraphrased_answer", "perturbed_answer": [...]}``.
+        truth_items: ``{"question", "answer", "perturbed_answer": [...]}`` (+ ``paraphrased_answer``;
+            without one, as in TOFU's real-authors and world-facts sets, the answer itself is the
+            true answer the wrong ones are compared with).
         qa: ``{"question", "answer"}`` pairs answered by greedy decoding (ROUGE) and scored.
     """
 
@@ -63,7 +66,7 @@ class EvalSplit:
             elif "question" in ex and "answer" in ex:
                 split.qa.append(ex)
                 split.texts.append({"question": ex["question"], "answer": ex["answer"]})
-                if "paraphrased_answer" in ex and "perturbed_answer" in ex:
+                if ex.get("perturbed_answer"):
                     split.truth_items.append(ex)
             elif "text" in ex:
                 split.texts.append(ex)
@@ -86,16 +89,23 @@ def _qa(question: str, answer: str) -> dict:
     return {"question": question, "answer": answer}
 
 
-def _truth_ratios(model, tok, items: list[dict]) -> tuple[list[float], list[float]]:
-    """Per item: TR = exp(L_para - mean L_pert) and the TOFU normalised answer probability."""
+def _truth_ratios(model, tok, items: list[dict], eos: bool = False) -> tuple[list[float], list[float]]:
+    """Per item: TR = exp(L_true - mean L_pert) and the TOFU normalised answer probability.
+
+    The true answer is the paraphrased one where the item has it (TOFU's forget/retain sets), else
+    the answer itself (its real-authors and world-facts sets), as METRICS.md and open-unlearning do.
+    """
     flat = []
     for it in items:
-        flat += [_qa(it["question"], it["answer"]), _qa(it["question"], it["paraphrased_answer"])]
+        flat.append(_qa(it["question"], it["answer"]))
+        if it.get("paraphrased_answer"):
+            flat.append(_qa(it["question"], it["paraphrased_answer"]))
         flat += [_qa(it["question"], p) for p in it["perturbed_answer"]]
-    nll = iter(mean_nll(token_stats(model, tok, flat)))
+    nll = iter(mean_nll(token_stats(model, tok, flat, append_eos=eos)))
     trs, probs = [], []
     for it in items:
-        l_ans, l_para = next(nll), next(nll)
+        l_ans = next(nll)
+        l_para = next(nll) if it.get("paraphrased_answer") else l_ans
         l_pert = [next(nll) for _ in it["perturbed_answer"]]
         trs.append(truth_ratio(l_para, l_pert))
         probs.append(normalised_probability(math.exp(-l_ans), [math.exp(-x) for x in l_pert]))
@@ -103,8 +113,9 @@ def _truth_ratios(model, tok, items: list[dict]) -> tuple[list[float], list[floa
 
 
 def _split_metrics(
-    model, tok, name: str, sp: EvalSplit, any_k: int, desc: str | None
+    model, tok, name: str, sp: EvalSplit, any_k: int, desc: str | None, sc: Scoring, dump: list | None
 ) -> tuple[dict, dict, list[str]]:
+    """One split's metrics; with ``dump`` (a list), one dict per probe/answer is appended to it."""
     out: dict[str, float] = {}
     details: dict[str, list[float]] = {}
     gens_all: list[str] = []
@@ -115,12 +126,18 @@ def _split_metrics(
         gens = generate(
             model, tok, [p["prompt"] for p in sp.pii_probes], target_budget(tok, values), desc=desc
         )
-        rates = rates_by_field(pii_hits(gens, values), sp.pii_probes)
+        hits = pii_hits(gens, values)
+        rates = rates_by_field(hits, sp.pii_probes)
         out[f"{name}_pii_extraction"] = rates.pop("all")
         out.update({f"{name}_pii_extraction_{f}": v for f, v in rates.items()})
         rouge += [rouge_l(g, v)["recall"] for g, v in zip(gens, values, strict=True)]
         forced += [{"prompt": p["prompt"], "target": " " + p["value"]} for p in sp.pii_probes]
         gens_all += gens
+        if dump is not None:
+            dump += [
+                {"split": name, "kind": "pii_probe", **p, "generation": g, "extracted": h}
+                for p, g, h in zip(sp.pii_probes, gens, hits, strict=True)
+            ]
     if sp.verbatim_probes:
         targets = [p["target"] for p in sp.verbatim_probes]
         prompts = [p["prompt"] for p in sp.verbatim_probes]
@@ -135,27 +152,44 @@ def _split_metrics(
         rouge += [rouge_l(g, t)["recall"] for g, t in zip(gens, targets, strict=True)]
         forced += sp.verbatim_probes
         gens_all += gens
+        if dump is not None:
+            dump += [
+                {"split": name, "kind": "verbatim_probe", **p, "generation": g, "extracted": h}
+                for p, g, h in zip(sp.verbatim_probes, gens, hits, strict=True)
+            ]
     if sp.qa:
         answers = [q["answer"] for q in sp.qa]
-        gens = generate(
-            model, tok, [q["question"] for q in sp.qa], target_budget(tok, answers, extra=8), desc=desc
-        )
-        rouge += [rouge_l(g, a)["recall"] for g, a in zip(gens, answers, strict=True)]
+        budget = sc.qa_max_new_tokens or target_budget(tok, answers, extra=8)
+        gens = generate(model, tok, [q["question"] for q in sp.qa], budget, desc=desc)
+        qa_rouge = [rouge_l(g, a)["recall"] for g, a in zip(gens, answers, strict=True)]
+        rouge += qa_rouge
         forced += [_qa(q["question"], q["answer"]) for q in sp.qa]
         gens_all += gens
+        if dump is not None:
+            dump += [
+                {"split": name, "kind": "qa", "question": q["question"], "answer": q["answer"]}
+                | {"generation": g, "rouge_l_recall": r}
+                for q, g, r in zip(sp.qa, gens, qa_rouge, strict=True)
+            ]
     if rouge:
         out[f"{name}_rouge_l_recall"] = sum(rouge) / len(rouge)
     if forced:
-        stats = token_stats(model, tok, forced)
+        stats = token_stats(model, tok, forced, append_eos=sc.append_eos)
         out[f"{name}_exact_memorisation"] = _mean([exact_memorisation(s.argmax, s.target) for s in stats])
         out[f"{name}_extraction_strength"] = _mean([extraction_strength(s.argmax, s.target) for s in stats])
         out[f"{name}_probability"] = _mean([math.exp(-x) for x in mean_nll(stats)])
     if sp.truth_items:
-        trs, probs = _truth_ratios(model, tok, sp.truth_items)
+        trs, probs = _truth_ratios(model, tok, sp.truth_items, eos=sc.append_eos)
         details[f"{name}_truth_ratios"] = trs
         stat = forget_truth_ratio_stat if name == "forget" else retain_truth_ratio_stat
         out[f"{name}_truth_ratio"] = stat(trs)
         out[f"{name}_normalised_probability"] = _mean(probs)
+        if dump is not None:
+            dump += [
+                {"split": name, "kind": "truth_item", "question": it["question"], "truth_ratio": tr}
+                | {"normalised_probability": pr}
+                for it, tr, pr in zip(sp.truth_items, trs, probs, strict=True)
+            ]
     return out, details, gens_all
 
 
@@ -164,8 +198,16 @@ def _mean(xs: list[float]) -> float:
 
 
 def _mia(
-    forget: list[TokenStats], hold: list[TokenStats], f_texts, h_texts, k: float, ref=None
+    forget: list[TokenStats],
+    hold: list[TokenStats],
+    f_texts,
+    h_texts,
+    k: float,
+    ref=None,
+    zlib_on_answer: bool = False,
 ) -> dict[str, float]:
+    text = _answer if zlib_on_answer else _text
+
     def auc(score) -> float:
         return mia.mia_auc(
             [score(s, t) for s, t in zip(forget, f_texts, strict=True)],
@@ -174,7 +216,7 @@ def _mia(
 
     out = {
         "mia_loss_auc": auc(lambda s, t: mia.loss_score(s.logp)),
-        "mia_zlib_auc": auc(lambda s, t: mia.zlib_score(s.logp, _text(t))),
+        "mia_zlib_auc": auc(lambda s, t: mia.zlib_score(s.logp, text(t))),
         "mia_min_k_auc": auc(lambda s, t: mia.min_k_score(s.logp, k)),
         "mia_min_k_pp_auc": auc(lambda s, t: mia.min_k_pp_score(s.logp, s.mu, s.sigma, k)),
     }
@@ -185,6 +227,11 @@ def _mia(
             [mia.reference_score(s.logp, r.logp) for s, r in zip(hold, ref_h, strict=True)],
         )
     return out
+
+
+def _answer(ex: dict) -> str:
+    """The scored part alone (answer / target; a plain text is all answer): open-unlearning's zlib."""
+    return ex.get("answer", ex.get("target", ex.get("text", "")))
 
 
 def _text(ex: dict) -> str:
@@ -208,6 +255,8 @@ def evaluate(
     mia_k: float = 0.4,
     progress: bool = False,
     return_details: bool = False,
+    scoring: str = "genforget",
+    dump_examples: bool = False,
 ) -> dict[str, float] | tuple[dict[str, float], dict]:
     """Metrics of ``model`` on forget / retain / holdout (and general) data; METRICS.md names.
 
@@ -218,8 +267,16 @@ def evaluate(
     ``mia_zlib_auc``, ``mia_min_k_auc``, ``mia_min_k_pp_auc``, ``mia_reference_auc`` with a
     ``reference_model``); ``general_perplexity`` (holdout texts) and ``model_utility``. Metrics
     whose data is missing are left out. ``return_details`` adds per-example truth ratios, which
-    forget quality (a comparison with the retrained model) needs.
+    forget quality (a comparison with the retrained model) needs, and the names of the terms
+    model utility was built from (TOFU: 3 on retain + 3 on each general set = 9).
+
+    ``scoring``: ``genforget`` (default) or ``open_unlearning`` (the reference toolkit's way:
+    EOS scored, zlib over the answer, 200-token QA generations); see :class:`Scoring`.
+    ``dump_examples``: details get ``examples``, one dict per probe / answer with the prompt,
+    the generation and its score. They hold forget-set content: never put them in a report.
     """
+    sc = get_scoring(scoring)
+    dump: list[dict] | None = [] if dump_examples else None
     was_training = model.training
     model.eval()
     splits = {"forget": EvalSplit.from_examples(forget), "retain": EvalSplit.from_examples(retain)}
@@ -231,37 +288,57 @@ def evaluate(
     text_stats: dict[str, list[TokenStats]] = {}
     for name, sp in splits.items():
         m, d, g = _split_metrics(
-            model, tokenizer, name, sp, any_k if name == "forget" else 0, f"{name}" if progress else None
+            model,
+            tokenizer,
+            name,
+            sp,
+            any_k if name == "forget" else 0,
+            f"{name}" if progress else None,
+            sc,
+            dump,
         )
         out.update(m)
         details.update(d)
         gens += g
         if sp.texts and name in ("forget", "retain"):
-            text_stats[name] = token_stats(model, tokenizer, sp.texts, mu_sigma=name == "forget")
+            text_stats[name] = token_stats(
+                model, tokenizer, sp.texts, mu_sigma=name == "forget", append_eos=sc.append_eos
+            )
             out[f"{name}_perplexity"] = perplexity([s.logp for s in text_stats[name]])
     if gens:
         out["degeneration_rate"] = degeneration_rate(gens)
     if hold.texts:
-        hold_stats = token_stats(model, tokenizer, hold.texts, mu_sigma=True)
+        hold_stats = token_stats(model, tokenizer, hold.texts, mu_sigma=True, append_eos=sc.append_eos)
         out["general_perplexity"] = perplexity([s.logp for s in hold_stats])
         if "forget" in text_stats:
             ref = None
             if reference_model is not None:
                 ref = (
-                    token_stats(reference_model, tokenizer, splits["forget"].texts),
-                    token_stats(reference_model, tokenizer, hold.texts),
+                    token_stats(reference_model, tokenizer, splits["forget"].texts, append_eos=sc.append_eos),
+                    token_stats(reference_model, tokenizer, hold.texts, append_eos=sc.append_eos),
                 )
-            out.update(_mia(text_stats["forget"], hold_stats, splits["forget"].texts, hold.texts, mia_k, ref))
-    utility = [
-        out[k] for k in ("retain_probability", "retain_rouge_l_recall", "retain_truth_ratio") if k in out
-    ]
+            out.update(
+                _mia(
+                    text_stats["forget"],
+                    hold_stats,
+                    splits["forget"].texts,
+                    hold.texts,
+                    mia_k,
+                    ref,
+                    zlib_on_answer=sc.zlib_on_answer,
+                )
+            )
+    # TOFU's model utility: probability, ROUGE-L recall and truth ratio on retain, and the
+    # normalised probability, ROUGE-L recall and truth ratio on each general set.
+    terms = [f"retain_{m}" for m in ("probability", "rouge_l_recall", "truth_ratio")]
     for g in general or {}:
-        utility += [
-            out[k]
-            for k in (f"{g}_normalised_probability", f"{g}_rouge_l_recall", f"{g}_truth_ratio")
-            if k in out
-        ]
-    if utility:
-        out["model_utility"] = model_utility(utility)
+        terms += [f"{g}_{m}" for m in ("normalised_probability", "rouge_l_recall", "truth_ratio")]
+    used = [t for t in terms if t in out]
+    if used:
+        out["model_utility"] = model_utility([out[t] for t in used])
+        details["model_utility_terms"] = used
+    details["scoring"] = sc.describe()
+    if dump is not None:
+        details["examples"] = dump
     model.train(was_training)
     return (out, details) if return_details else out

@@ -32,8 +32,13 @@ def normalise_example(ex: dict) -> dict:
     )
 
 
-def tokenize_example(ex: dict, tokenizer: PreTrainedTokenizerBase, max_length: int = 512) -> dict:
-    """Token ids and labels for one example; a BOS token is prepended when the tokenizer has one."""
+def tokenize_example(
+    ex: dict, tokenizer: PreTrainedTokenizerBase, max_length: int = 512, append_eos: bool = False
+) -> dict:
+    """Token ids and labels for one example; a BOS token is prepended when the tokenizer has one.
+
+    ``append_eos``: the EOS token follows the text as one more target (how open-unlearning scores
+    TOFU answers: the model must also know where the answer ends)."""
     ex = normalise_example(ex)
     enc = tokenizer(ex["text"], add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -47,6 +52,8 @@ def tokenize_example(ex: dict, tokenizer: PreTrainedTokenizerBase, max_length: i
         ]
     if tokenizer.bos_token_id is not None:
         ids, labels = [tokenizer.bos_token_id, *ids], [IGNORE, *labels]
+    if append_eos and tokenizer.eos_token_id is not None:
+        ids, labels = [*ids, tokenizer.eos_token_id], [*labels, tokenizer.eos_token_id]
     ids, labels = ids[:max_length], labels[:max_length]
     if all(lab == IGNORE for lab in labels):
         raise ValueError("example has no target token left (empty span or truncated by max_length)")

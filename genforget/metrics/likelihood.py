@@ -37,11 +37,14 @@ def token_stats(
     batch_size: int = 16,
     max_length: int = 512,
     mu_sigma: bool = False,
+    append_eos: bool = False,
 ) -> list[TokenStats]:
-    """Per-example :class:`TokenStats` over each example's target tokens (batched, right-padded)."""
+    """Per-example :class:`TokenStats` over each example's target tokens (batched, right-padded).
+
+    ``append_eos``: score the EOS token after each text as a target too (open-unlearning's way)."""
     device = next(model.parameters()).device
     collate = Collator(tokenizer.pad_token_id)
-    feats = [tokenize_example(ex, tokenizer, max_length) for ex in examples]
+    feats = [tokenize_example(ex, tokenizer, max_length, append_eos) for ex in examples]
     out: list[TokenStats] = []
     for i in range(0, len(feats), batch_size):
         batch = {k: v.to(device) for k, v in collate(feats[i : i + batch_size]).items()}
