@@ -31,11 +31,15 @@ demo-diffusion: $(STAMP)
 	$(BIN)/python recipes/demo_diffusion.py --config recipes/configs/demo_diffusion.yaml
 
 # make eval MODEL=runs/demo/unlearned SUITE=pii [ORACLE=runs/demo/oracle] [VICTIM=runs/demo/victim] [OUT=dir]
+#           [FORGET=forget05] [SCORING=open_unlearning] [SET="any_k=0 audits=[]"] [FORCE=true] [DUMP=true]
 SUITE ?= pii
+# eval/run.py is named by absolute path so `make -C <repo> eval ...` works from any directory.
 eval: $(STAMP)
-	@test -n "$(MODEL)" || { echo "usage: make eval MODEL=<dir> [SUITE=pii|tofu|quick] [ORACLE=<dir>] [VICTIM=<dir>]"; exit 2; }
-	$(BIN)/python eval/run.py --model $(MODEL) --suite $(SUITE) \
-		$(if $(ORACLE),--oracle $(ORACLE)) $(if $(VICTIM),--victim $(VICTIM)) $(if $(OUT),--output_dir $(OUT))
+	@test -n "$(MODEL)" || { echo "usage: make eval MODEL=<dir> [SUITE=pii|tofu|quick] [ORACLE=<dir>] [VICTIM=<dir>] [FORGET=forget05] [SET=\"key=value ...\"]"; exit 2; }
+	$(BIN)/python $(CURDIR)/eval/run.py --model $(MODEL) --suite $(SUITE) \
+		$(if $(ORACLE),--oracle $(ORACLE)) $(if $(VICTIM),--victim $(VICTIM)) $(if $(OUT),--output_dir $(OUT)) \
+		$(if $(or $(FORGET),$(SCORING),$(SET)),--set $(if $(FORGET),forget_split=$(FORGET)) $(if $(SCORING),scoring=$(SCORING)) $(SET)) \
+		$(if $(FORCE),--force $(FORCE)) $(if $(DUMP),--dump_examples $(DUMP))
 
 # Tables (LM quality vs cost, growth, step cost; diffusion methods), JSON in runs/bench/.
 bench: $(STAMP)

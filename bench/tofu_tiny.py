@@ -48,7 +48,6 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench/tofu_tiny.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    n = args.forget.removeprefix("forget")
     forget, retain = load_tofu(args.data, args.forget), load_tofu(args.data, "retain_perturbed")
     cfg = VictimConfig(
         hidden_size=128, intermediate_size=256, vocab_size=2048, max_steps=args.steps, batch_size=32
@@ -74,31 +73,48 @@ def main() -> None:
         out = genforget.unlearn(copy.deepcopy(victim), tok, forget_qa, retain_qa, method=method, **kw)
         timings[method] = time.perf_counter() - t0
         models[method] = (out, tok)
-    suite = Suite(name="tofu_tiny", data=f"tofu:{args.data}", tofu_split=n, any_k=0, audits=[])
-    report = run_suite(models, suite, data=build_suite_data(suite), method="all", progress=False)
     rows = []
-    print(
-        f"\nTOFU {args.forget}, tiny Llama ({sum(p.numel() for p in victim.parameters()) / 1e6:.2f}M params), "
-        f"{args.threads} CPU thread(s)\n"
-    )
-    print("| model | forget quality | model utility | forget ROUGE-L | MIA min-k AUC | time (s) |")
-    print("|---|---|---|---|---|---|")
-    for name, m in report["models"].items():
-        fq = m.get("forget_quality")
-        row = {
-            "model": name,
-            "forget_quality": fq,
-            "model_utility": m["model_utility"],
-            "forget_rouge_l_recall": m["forget_rouge_l_recall"],
-            "mia_min_k_auc": m["mia_min_k_auc"],
-            "time_s": timings[name],
-        }
-        rows.append(row)
-        fq_s = "—" if fq is None else f"{fq:.2e}"
-        print(
-            f"| {name} | {fq_s} | {m['model_utility']:.3f} | {m['forget_rouge_l_recall']:.3f} | "
-            f"{m['mia_min_k_auc']:.3f} | {timings[name]:.1f} |"
+    n_params = sum(p.numel() for p in victim.parameters()) / 1e6
+    reports = {}
+    for scoring in ("genforget", "open_unlearning"):
+        suite = Suite(
+            name="tofu_tiny",
+            data=f"tofu:{args.data}",
+            forget_split=args.forget,
+            any_k=0,
+            audits=[],
+            scoring=scoring,
         )
+        report = run_suite(models, suite, data=build_suite_data(suite), method="all", progress=False)
+        reports[scoring] = report
+        print(
+            f"\nTOFU {args.forget}, tiny Llama ({n_params:.2f}M params), {args.threads} CPU thread(s), "
+            f"scoring {report['details']['scoring']}; model utility from "
+            f"{len(report['details']['model_utility_terms'])} terms\n"
+        )
+        print(
+            "| model | forget quality | model utility | forget ROUGE-L | MIA min-k AUC | MIA zlib AUC | time (s) |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for name, m in report["models"].items():
+            fq = m.get("forget_quality")
+            row = {
+                "scoring": scoring,
+                "model": name,
+                "forget_quality": fq,
+                "model_utility": m["model_utility"],
+                "forget_rouge_l_recall": m["forget_rouge_l_recall"],
+                "mia_min_k_auc": m["mia_min_k_auc"],
+                "mia_zlib_auc": m["mia_zlib_auc"],
+                "time_s": timings[name],
+            }
+            rows.append(row)
+            fq_s = "—" if fq is None else f"{fq:.2e}"
+            print(
+                f"| {name} | {fq_s} | {m['model_utility']:.4f} | {m['forget_rouge_l_recall']:.3f} | "
+                f"{m['mia_min_k_auc']:.3f} | {m['mia_zlib_auc']:.3f} | {timings[name]:.1f} |"
+            )
+    report = reports
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"rows": rows, "report": report, "config": vars(args)}, indent=2))
     print(f"\nwrote {args.out}")

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from genforget.adapters import save_model
 from genforget.config import UnlearnConfig
+from genforget.data.loaders import fingerprint
 from genforget.data.pii import PIICorpus, build_pii_corpus
 from genforget.harness import Suite, run_suite
 from genforget.lm.trainer import unlearn_lm
@@ -177,7 +178,14 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
 
     (out / "unlearned" / "genforget_run.json").write_text(
         json.dumps(
-            {"method": ucfg.method, "config": dataclasses.asdict(ucfg), "unlearn_s": unlearn_s}, indent=2
+            {
+                "method": ucfg.method,
+                "config": dataclasses.asdict(ucfg),
+                "unlearn_s": unlearn_s,
+                "forget_examples": len(forget),
+                "forget_sha256": fingerprint(forget),
+            },
+            indent=2,
         )
     )
 

@@ -9,13 +9,16 @@ the robustness audits, each on a copy.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from genforget.config import make_config
+from genforget.data.loaders import fingerprint
 from genforget.evaluate import EvalSplit, corpus_split, evaluate
 from genforget.metrics.mia import privleak
 from genforget.metrics.registry import METRIC_INFO
@@ -35,7 +38,14 @@ class Suite:
     n_passages: int = 50
     forget_frac: float = 0.1
     corpus_seed: int = 0
-    tofu_split: str = field(default="10", metadata={"help": "TOFU forget/holdout size: 01, 05 or 10"})
+    forget_split: str = field(
+        default="forget10",
+        metadata={"help": "TOFU forget split: forget01, forget05 or forget10 (holdout and perturbed follow)"},
+    )
+    scoring: str = field(
+        default="genforget",
+        metadata={"help": "genforget | open_unlearning (EOS scored, zlib on answers, 200-token QA)"},
+    )
     any_k: int = field(
         default=5, metadata={"help": "sampled generations for 'extractable in any of k' (0 = off)"}
     )
@@ -47,21 +57,73 @@ class Suite:
 
     def __post_init__(self) -> None:
         from genforget.audit import AUDITS
+        from genforget.metrics.profiles import get_scoring
 
         bad = [a for a in self.audits if a not in AUDITS]
         if bad:
             raise ValueError(f"unknown audit(s) {bad}; available: {', '.join(AUDITS)}")
+        if self.forget_split not in ("forget01", "forget05", "forget10"):
+            raise ValueError(
+                f"forget_split must be forget01, forget05 or forget10 (got {self.forget_split!r})"
+            )
+        get_scoring(self.scoring)
 
 
-def load_suite(name_or_path: str) -> Suite:
-    """A suite from ``eval/suites/<name>.yaml`` or a YAML path; unknown keys are errors."""
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` (``--set`` / ``make eval SET=...``) as a dict; values read as YAML
+    scalars, so ``any_k=0`` is an int and ``audits=[relearn]`` a list."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value (got {pair!r})")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def resolve_data(data: str, base: Path) -> str:
+    """A suite's ``tofu:<dir>``, with ``${VAR}`` expanded and a relative dir read from the suite
+    file's own folder (then the working dir), so a suite runs from any directory. A string that
+    is no local dir is left as is: a hub id."""
+    if not data.startswith("tofu:"):
+        return data
+    src = os.path.expandvars(data.split(":", 1)[1])
+    p = Path(src)
+    for cand in [p] if p.is_absolute() else [base / p, p]:
+        if cand.is_dir():
+            return f"tofu:{cand.resolve()}"
+    return f"tofu:{src}"
+
+
+def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
+    """A suite from ``eval/suites/<name>.yaml`` or a YAML path, with ``overrides`` applied;
+    unknown keys are errors (with a "did you mean")."""
     path = Path(name_or_path)
     if not path.is_file():
         path = SUITES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         have = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
         raise FileNotFoundError(f"suite {name_or_path!r} not found; available: {', '.join(have)}")
-    return make_config(Suite, yaml.safe_load(path.read_text()) or {})
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"suite file {path}: expected a mapping of key: value")
+    values.update(overrides or {})
+    if isinstance(values.get("data"), str):
+        values["data"] = resolve_data(values["data"], path.resolve().parent)
+    return make_config(Suite, values)
+
+
+def suite_forget_fingerprint(suite: Suite) -> str:
+    """SHA-256 of the forget examples a model is unlearned on for this suite (what
+    ``recipes/unlearn_lm.py`` records as ``forget_sha256`` for ``pii:forget`` / ``tofu:<dir>:<split>``)."""
+    if suite.data == "pii":
+        from genforget.data.pii import build_pii_corpus
+
+        corpus = build_pii_corpus(suite.n_people, suite.n_passages, suite.forget_frac, seed=suite.corpus_seed)
+        return fingerprint(corpus.unlearn_examples("forget"))
+    from genforget.data.loaders import load_tofu
+
+    return fingerprint(load_tofu(suite.data.split(":", 1)[1], suite.forget_split))
 
 
 @dataclass
@@ -97,7 +159,7 @@ def build_suite_data(suite: Suite) -> SuiteData:
     if suite.data.startswith("tofu:"):
         from genforget.data.loaders import load_tofu
 
-        src, n = suite.data.split(":", 1)[1], suite.tofu_split
+        src, n = suite.data.split(":", 1)[1], suite.forget_split.removeprefix("forget")
         forget = load_tofu(src, f"forget{n}_perturbed")
         para = [
             {"question": r["paraphrased_question"], "answer": r["answer"]}
@@ -185,9 +247,14 @@ def run_suite(
     victim: str = "victim",
     method: str = "unknown",
     progress: bool = True,
+    dump_examples: bool = False,
 ) -> dict:
     """Evaluate every ``(model, tokenizer)`` of ``models`` on the suite; return a report dict
-    (the demo's ``report.json`` shape, plus ``audits`` and per-metric ``details``)."""
+    (the demo's ``report.json`` shape, plus ``audits`` and per-metric ``details``).
+
+    ``dump_examples``: the report gets ``_examples`` (model -> per-example rows, forget-set
+    content included) for the caller to write to a file of its own; it must never be written
+    inside a report."""
     data = data or build_suite_data(suite)
     results, details, timings = {}, {}, {}
     for name, (model, tok) in models.items():
@@ -204,6 +271,8 @@ def run_suite(
             any_k=suite.any_k,
             progress=progress,
             return_details=True,
+            scoring=suite.scoring,
+            dump_examples=dump_examples,
         )
         timings[f"eval_{name}_s"] = time.perf_counter() - t0
     if oracle in results:
@@ -226,7 +295,8 @@ def run_suite(
         if name not in (oracle, victim) and suite.audits:
             audits[name] = run_audits(model, tok, data, suite, victim_rates or None)
     used = sorted({k for r in results.values() for k in r})
-    return {
+    first = next(iter(details.values()), {})
+    report = {
         "method": method,
         "suite": suite.name,
         "config": {"suite": dataclasses.asdict(suite)},
@@ -239,5 +309,10 @@ def run_suite(
             "privleak_auc": "mia_min_k_auc, MUSE orientation (1 - AUC)",
             "extraction_strength_no_match": 0.0,
             "rouge": "rougeL recall, stemmer on",
+            "scoring": first.get("scoring"),
+            "model_utility_terms": first.get("model_utility_terms"),
         },
     }
+    if dump_examples:
+        report["_examples"] = {name: d.get("examples", []) for name, d in details.items()}
+    return report

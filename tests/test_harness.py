@@ -99,7 +99,7 @@ def test_tofu_suite_data_from_shared_files():
     tofu = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
     if not tofu.is_dir():
         pytest.skip("shared TOFU data not present")
-    data = build_suite_data(Suite(data=f"tofu:{tofu}", tofu_split="01", audits=[]))
+    data = build_suite_data(Suite(data=f"tofu:{tofu}", forget_split="forget01", audits=[]))
     assert len(data.forget.qa) == 40 and len(data.forget.truth_items) == 40
     assert len(data.holdout.texts) == 40 and set(data.general) == {"real_authors", "world_facts"}
     assert len(data.paraphrase.qa) == 40
@@ -131,3 +131,66 @@ def test_make_eval_writes_three_reports_without_pii(unlearned_dir, oracle_dir, v
     leaked = [v for v in corpus.pii_values("forget") if any(v.encode() in b for b in blobs)]
     assert leaked == []
     assert eval_main(argv) == 2  # non-empty output dir is refused
+
+
+def test_suite_data_paths_resolve_from_the_suite_file_from_any_directory(tmp_path, monkeypatch):
+    tofu = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
+    (tmp_path / "suites" / "data" / "tofu").mkdir(parents=True)
+    (tmp_path / "suites" / "s.yaml").write_text("name: s\ndata: tofu:data/tofu\naudits: []\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert (
+        load_suite(str(tmp_path / "suites" / "s.yaml")).data
+        == f"tofu:{tmp_path / 'suites' / 'data' / 'tofu'}"
+    )
+    monkeypatch.setenv("MY_TOFU", str(tmp_path / "suites" / "data" / "tofu"))
+    s = load_suite("tofu", {"data": "tofu:${MY_TOFU}", "forget_split": "forget05"})
+    assert s.data == f"tofu:{tmp_path / 'suites' / 'data' / 'tofu'}" and s.forget_split == "forget05"
+    if tofu.is_dir():  # the shipped suite finds the shared data from anywhere
+        assert load_suite("tofu").data == f"tofu:{tofu}"
+    assert load_suite("tofu", {"data": "tofu:locuslab/TOFU"}).data == "tofu:locuslab/TOFU"  # hub id
+
+
+def test_set_overrides_any_key_and_names_unknown_ones():
+    from genforget.harness import parse_overrides
+
+    s = load_suite("quick", parse_overrides(["any_k=0", "audits=[relearn]", "scoring=open_unlearning"]))
+    assert s.any_k == 0 and s.audits == ["relearn"] and s.scoring == "open_unlearning"
+    with pytest.raises(ValueError, match="Did you mean 'forget_split'"):
+        load_suite("tofu", parse_overrides(["forgetsplit=forget05"]))
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["forget05"])
+    with pytest.raises(ValueError, match="forget_split must be"):
+        load_suite("tofu", {"forget_split": "forget07"})
+
+
+def test_eval_refuses_a_model_unlearned_on_another_forget_set(unlearned_dir, tmp_path, capsys):
+    import shutil
+
+    from genforget.data.loaders import fingerprint
+    from genforget.data.pii import build_pii_corpus
+    from genforget.harness import suite_forget_fingerprint
+
+    model = tmp_path / "m"
+    shutil.copytree(unlearned_dir, model)
+    demo_forget = build_pii_corpus(200, 50, 0.1, seed=0).unlearn_examples("forget")  # the demo's
+    (model / "genforget_run.json").write_text(json.dumps({"forget_sha256": fingerprint(demo_forget)}))
+    argv = ["--model", str(model), "--suite", "quick", "--output_dir", str(tmp_path / "r")]
+    assert eval_main(argv) == 2
+    assert "another forget set" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    # the matching suite passes the check (the demo's own suite is pii)
+    assert suite_forget_fingerprint(load_suite("pii")) == fingerprint(demo_forget)
+
+
+def test_dump_examples_goes_to_its_own_marked_file(unlearned_dir, corpus, tmp_path):
+    out = tmp_path / "eval"
+    argv = ["--model", str(unlearned_dir), "--suite", "quick", "--output_dir", str(out)]
+    argv += ["--set", "audits=[]", "any_k=0", "--dump_examples", "true"]
+    assert eval_main(argv) == 0
+    dump = (out / "examples.FORGET-SET-CONTENT.jsonl").read_text().splitlines()
+    assert "FORGET-SET CONTENT" in json.loads(dump[0])["warning"]
+    rows = [json.loads(x) for x in dump[1:]]
+    assert {r["kind"] for r in rows} >= {"pii_probe", "verbatim_probe"}
+    report_blobs = [p.read_bytes() for p in out.iterdir() if not p.name.startswith("examples.")]
+    assert not [v for v in corpus.pii_values("forget") if any(v.encode() in b for b in report_blobs)]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from genforget.config import UsageError
+from genforget.data.loaders import fingerprint  # noqa: F401  (re-exported for the verbs)
 
 
 def check_output_dir(path: str, overwrite: bool) -> Path:
@@ -19,11 +18,3 @@ def check_output_dir(path: str, overwrite: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"output_dir {out} is not empty; choose a new dir or pass --overwrite true")
     return out
-
-
-def fingerprint(examples: list[dict]) -> str:
-    """SHA-256 of the examples: a ledger can prove *which* data was forgotten without holding it."""
-    h = hashlib.sha256()
-    for ex in examples:
-        h.update(json.dumps(ex, sort_keys=True).encode())
-    return h.hexdigest()

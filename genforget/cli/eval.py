@@ -25,7 +25,24 @@ class EvalScriptArgs:
     victim: str = field(default="", metadata={"help": "model before unlearning: recovered shares of audits"})
     output_dir: str = field(default="", metadata={"help": "report dir (default runs/eval/<suite>-<time>)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    set: list[str] = field(
+        default_factory=list,
+        metadata={"help": "override suite keys: --set forget_split=forget05 scoring=open_unlearning"},
+    )
+    force: bool = field(
+        default=False, metadata={"help": "evaluate a model whose run record names another forget set"}
+    )
+    dump_examples: bool = field(
+        default=False,
+        metadata={
+            "help": "also write per-example scores and generations to examples.FORGET-SET-CONTENT.jsonl "
+            "(holds forget-set text and PII: off by default)"
+        },
+    )
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+
+
+EXAMPLES_FILE = "examples.FORGET-SET-CONTENT.jsonl"
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -33,14 +50,16 @@ def eval_main(argv: list[str] | None = None) -> int:
     import torch
 
     from genforget.api import load_model
-    from genforget.harness import load_suite, run_suite
+    from genforget.harness import load_suite, parse_overrides, run_suite
     from genforget.report import write_report
 
     try:
         (args,) = parse_config((EvalScriptArgs,), argv)
         if not args.model:
             raise UsageError("--model is required (one or more model dirs)")
-        suite = load_suite(args.suite)
+        suite = load_suite(args.suite, parse_overrides(args.set))
+        if not args.force:
+            check_forget_set(args.model, suite)
         out = check_output_dir(
             args.output_dir or f"runs/eval/{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}", args.overwrite
         )
@@ -58,13 +77,57 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.num_threads)
-    report = run_suite(models, suite, method=_method_of(args.model))
+    report = run_suite(models, suite, method=_method_of(args.model), dump_examples=args.dump_examples)
+    examples = report.pop("_examples", None)
     report["config"]["models"] = {"victim": args.victim, "evaluated": args.model, "oracle": args.oracle}
     if out.is_dir() and args.overwrite:
         shutil.rmtree(out)
     paths = write_report(report, out)
     print(f"report: {paths['md']}, {paths['json']}, {paths['png']}")
+    if examples is not None:
+        _write_examples(out / EXAMPLES_FILE, examples)
+        print(f"per-example dump (holds forget-set content; keep it private): {out / EXAMPLES_FILE}")
     return 0
+
+
+def _write_examples(path: Path, examples: dict[str, list[dict]]) -> None:
+    """One JSON line per probe/answer and model, after a first line that says what the file holds."""
+    with path.open("w") as f:
+        f.write(
+            json.dumps(
+                {
+                    "warning": "FORGET-SET CONTENT: prompts, generations and PII values of the evaluated "
+                    "data. Written only because --dump_examples was given; never share it with a report."
+                }
+            )
+            + "\n"
+        )
+        for model, rows in examples.items():
+            for row in rows:
+                f.write(json.dumps({"model": model, **row}) + "\n")
+
+
+def check_forget_set(model_dirs: list[str], suite) -> None:
+    """Refuse (a :class:`UsageError`) a model whose run record names a forget set other than the
+    suite's: its "forget" numbers would describe people it was never asked to forget."""
+    from genforget.harness import suite_forget_fingerprint
+
+    expected = None
+    for d in model_dirs:
+        rec = Path(d) / "genforget_run.json"
+        if not rec.is_file():
+            continue
+        recorded = json.loads(rec.read_text()).get("forget_sha256")
+        if not recorded:
+            continue
+        expected = expected or suite_forget_fingerprint(suite)
+        if recorded != expected:
+            raise UsageError(
+                f"{d} was unlearned on another forget set (sha256 {recorded[:12]}...) than suite "
+                f"{suite.name!r} evaluates ({expected[:12]}...): its forget metrics would describe data "
+                "it was never asked to forget. Use the matching suite (or --set its corpus/forget_split), "
+                "or pass --force true to evaluate anyway"
+            )
 
 
 def _method_of(dirs: list[str]) -> str:

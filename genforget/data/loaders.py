@@ -9,12 +9,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 EXAMPLE_KEYS = (("text",), ("prompt", "target"), ("question", "answer"), ("prompt", "value"))
+
+
+def fingerprint(examples: list[dict]) -> str:
+    """SHA-256 of the examples: a record can prove *which* data was forgotten without holding it."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps(ex, sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def _check(ex: Any, where: str) -> dict:
