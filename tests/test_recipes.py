@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from genforget.cli import train_victim_main, unlearn_main
 from genforget.config import UnlearnConfig, UsageError, parse_config
@@ -212,3 +213,26 @@ def test_leak_check_can_fail(tmp_path, corpus):
     value = corpus.pii_values("forget")[1]
     (tmp_path / "log.txt").write_text(f"generated: {value}")
     assert _leaks(tmp_path, corpus) == [value]
+
+
+def test_train_victim_on_tofu_shaped_data_and_fine_tune_an_existing_model(tmp_path, victim_dir):
+    data = tmp_path / "full.jsonl"
+    rows = [{"question": f"Who is author {i}?", "answer": f"Author {i} writes poems."} for i in range(6)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    small = ["--max_steps", "3", "--hidden_size", "32", "--intermediate_size", "64", "--vocab_size", "300"]
+    assert train_victim_main(["--data", str(data), "--output_dir", str(tmp_path / "a"), *small]) == 0
+    from genforget import load_model
+
+    model, tok = load_model(tmp_path / "a")
+    assert model.config.hidden_size == 32
+    # fine-tune an existing model dir: its weights move, its size stays
+    before, _ = load_model(victim_dir)
+    argv = ["--data", str(data), "--model_name_or_path", str(victim_dir), "--output_dir", str(tmp_path / "b")]
+    assert train_victim_main([*argv, "--max_steps", "2", "--learning_rate", "1e-2"]) == 0
+    after, _ = load_model(tmp_path / "b")
+    assert after.config.hidden_size == before.config.hidden_size
+    assert not torch.equal(after.lm_head.weight, before.lm_head.weight)
+    assert (
+        train_victim_main(["--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(tmp_path / "c")]) == 2
+    )
+    assert not (tmp_path / "c").exists()
