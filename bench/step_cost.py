@@ -19,6 +19,7 @@ Writes ``step_cost.json`` (method -> step_s, naive_step_s, peak_mb, naive_peak_m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import statistics
@@ -75,6 +76,32 @@ def _config(method: str, reference: str, steps: int, **kw) -> UnlearnConfig:
     )
 
 
+# What each variant switches: the reference (cached log-probs / adapter off vs a deep-copied model
+# run every step), the LM head on target positions only, and one packed forget + retain forward.
+# "naive" is the open toolkits' step (measured within 6 % of the reference toolkit's).
+VARIANTS = {
+    "naive": {"reference": "copy", "head": False, "pack": False},
+    "cached reference": {"reference": "auto", "head": False, "pack": False},
+    "+ target-only LM head": {"reference": "auto", "head": True, "pack": False},
+    "shipped (+ packed forward)": {"reference": "auto", "head": True, "pack": True},
+}
+SHIPPED, NAIVE = "shipped (+ packed forward)", "naive"
+
+
+@contextlib.contextmanager
+def variant(name: str):
+    """Switch the trainer to ``VARIANTS[name]`` (its reference is passed to the config)."""
+    from genforget.lm import scoring, trainer
+
+    v = VARIANTS[name]
+    old = scoring.TARGET_ONLY_HEAD, trainer.PACK_FORGET_RETAIN
+    scoring.TARGET_ONLY_HEAD, trainer.PACK_FORGET_RETAIN = v["head"], v["pack"]
+    try:
+        yield v["reference"]
+    finally:
+        scoring.TARGET_ONLY_HEAD, trainer.PACK_FORGET_RETAIN = old
+
+
 def run_case(
     size: str,
     method: str,
@@ -84,14 +111,18 @@ def run_case(
     use_lora: bool = False,
     batch_size: int = 25,
     checkpointing: bool = False,
+    variant_name: str = "",
 ) -> dict:
-    """One unlearning run; returns median step time and tokens/s (peak memory: ``_measure``)."""
+    """One unlearning run; returns median step time and tokens/s (peak memory: ``_measure``).
+
+    ``variant_name`` (a :data:`VARIANTS` key) overrides ``reference`` and sets the trainer switches."""
     model, tok, forget, retain_ex = _setup(size)
     history: list[dict] = []
-    cfg = _config(method, reference, steps, use_lora=use_lora, lora_target_modules=["q_proj", "v_proj"])
-    cfg.batch_size = batch_size
-    cfg.gradient_checkpointing = checkpointing
-    unlearn_lm(model, tok, forget, retain_ex if retain else None, cfg, history=history)
+    with variant(variant_name or (NAIVE if reference == "copy" else SHIPPED)) as ref:
+        cfg = _config(method, ref, steps, use_lora=use_lora, lora_target_modules=["q_proj", "v_proj"])
+        cfg.batch_size = batch_size
+        cfg.gradient_checkpointing = checkpointing
+        unlearn_lm(model, tok, forget, retain_ex if retain else None, cfg, history=history)
     rows = history[2:] or history  # the first steps pay for allocation warm-up
     return {
         "step_s": statistics.median(h["seconds"] for h in rows),
@@ -99,24 +130,40 @@ def run_case(
     }
 
 
+def time_variants(
+    method: str, retain: bool, steps: int, names: tuple[str, ...] = (SHIPPED, NAIVE), repeats: int = 2
+) -> dict[str, dict]:
+    """Median step time and tokens/s of each variant in this one process, interleaved so drift
+    hits all of them."""
+    model, tok, forget, retain_ex = _setup("7m")
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    for _ in range(repeats):
+        for name in names:
+            history: list[dict] = []
+            with variant(name) as ref:
+                cfg = _config(method, ref, steps)
+                unlearn_lm(
+                    copy.deepcopy(model), tok, forget, retain_ex if retain else None, cfg, history=history
+                )
+            runs[name] += history[2:]
+    return {
+        n: {
+            "step_s": statistics.median(h["seconds"] for h in rows),
+            "tokens_per_s": statistics.median(h["tokens"] / h["seconds"] for h in rows),
+        }
+        for n, rows in runs.items()
+    }
+
+
 def time_pair(method: str, retain: bool, steps: int, repeats: int = 2) -> dict:
     """Shipped and naive step time in this one process, interleaved so drift hits both."""
-    model, tok, forget, retain_ex = _setup("7m")
-    runs: dict[str, list[dict]] = {"auto": [], "copy": []}
-    for _ in range(repeats):
-        for reference in runs:
-            history: list[dict] = []
-            cfg = _config(method, reference, steps)
-            unlearn_lm(copy.deepcopy(model), tok, forget, retain_ex if retain else None, cfg, history=history)
-            runs[reference] += history[2:]
-    med = {r: statistics.median(h["seconds"] for h in rows) for r, rows in runs.items()}
-    tps = {r: statistics.median(h["tokens"] / h["seconds"] for h in rows) for r, rows in runs.items()}
+    t = time_variants(method, retain, steps, (SHIPPED, NAIVE), repeats)
     return {
-        "step_s": med["auto"],
-        "naive_step_s": med["copy"],
-        "step_ratio": med["auto"] / med["copy"],
-        "tokens_per_s": tps["auto"],
-        "naive_tokens_per_s": tps["copy"],
+        "step_s": t[SHIPPED]["step_s"],
+        "naive_step_s": t[NAIVE]["step_s"],
+        "step_ratio": t[SHIPPED]["step_s"] / t[NAIVE]["step_s"],
+        "tokens_per_s": t[SHIPPED]["tokens_per_s"],
+        "naive_tokens_per_s": t[NAIVE]["tokens_per_s"],
     }
 
 
@@ -214,6 +261,30 @@ def main() -> None:
                     r["naive_peak_mb"],
                 ]
                 for k, r in results.items()
+            ],
+        )
+    )
+
+    print("\n[step_cost] NPO: what each candidate gives, step time relative to naive", flush=True)
+    ladder: dict[str, dict] = {}
+    for retain in (True, False):
+        t = time_variants("npo", retain, args.steps, tuple(VARIANTS), repeats=2)
+        ladder["npo" if retain else "npo_no_retain"] = {
+            n: dict(r, ratio=r["step_s"] / t[NAIVE]["step_s"]) for n, r in t.items()
+        }
+    (out / "step_ladder.json").write_text(json.dumps(ladder, indent=2))
+    print(
+        _table(
+            ["variant", "npo step s", "ratio", "npo, no retain: step s", "ratio"],
+            [
+                [
+                    n,
+                    ladder["npo"][n]["step_s"],
+                    ladder["npo"][n]["ratio"],
+                    ladder["npo_no_retain"][n]["step_s"],
+                    ladder["npo_no_retain"][n]["ratio"],
+                ]
+                for n in VARIANTS
             ],
         )
     )

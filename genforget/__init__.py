@@ -8,7 +8,7 @@ Public API::
 """
 
 import genforget.methods  # noqa: F401  (registers the built-in methods)
-from genforget.api import load_model, unlearn
+from genforget.api import UnlearnResult, load_model, unlearn
 from genforget.config import UnlearnConfig
 from genforget.evaluate import EvalSplit, evaluate
 from genforget.registry import METHODS, get_method, register
@@ -19,6 +19,7 @@ __all__ = [
     "EvalSplit",
     "Scores",
     "UnlearnConfig",
+    "UnlearnResult",
     "evaluate",
     "get_method",
     "load_model",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,24 @@ from genforget.data.loaders import as_examples
 from genforget.lm.trainer import check_tokenizer_matches, unlearn_lm
 
 
+@dataclass
+class UnlearnResult:
+    """What :func:`unlearn` returns with ``return_history=True``.
+
+    ``history``: one dict per step (``step``, ``loss``, ``forget_nll``, ``seconds``, ``tokens``;
+    ``calibration_forget`` / ``calibration_unseen`` at calibrated-stop checks; a final
+    ``stopped`` row when the stop fired), trl's ``log_history`` shape.
+    """
+
+    model: torch.nn.Module
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def stopped_at(self) -> int | None:
+        """The step the calibrated stop fired at, or None when training ran to ``max_steps``."""
+        return next((r["step"] for r in self.history if r.get("stopped")), None)
+
+
 def unlearn(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -22,8 +41,9 @@ def unlearn(
     method: str = "npo",
     calibration: Any = None,
     accelerator: Any = None,
+    return_history: bool = False,
     **config: Any,
-) -> torch.nn.Module:
+) -> torch.nn.Module | UnlearnResult:
     """Make ``model`` forget ``forget`` while keeping ``retain``; returns the unlearned model.
 
     ``forget``/``retain``: lists of examples (``{"text", "spans"}``, ``{"prompt", "target"}``,
@@ -33,9 +53,11 @@ def unlearn(
     and the base weights are untouched; otherwise ``model`` is trained in place.
     ``calibration``: examples like ``forget`` that the model never saw; training then stops as
     soon as the forget set is no more likely than they are (neither under- nor over-forgotten).
+    ``return_history``: return an :class:`UnlearnResult` (model + per-step history) instead.
     """
     cfg = make_config(UnlearnConfig, {"method": method, **config})
-    return unlearn_lm(
+    history: list[dict] = []
+    out = unlearn_lm(
         model,
         tokenizer,
         as_examples(forget, "forget"),
@@ -43,7 +65,9 @@ def unlearn(
         cfg,
         accelerator,
         calibration=as_examples(calibration, "calibration"),
+        history=history,
     )
+    return UnlearnResult(out, history) if return_history else out
 
 
 def load_model(path: str | Path, base_model: str | None = None, **kwargs: Any) -> tuple[torch.nn.Module, Any]:

@@ -82,6 +82,9 @@ class UnlearnConfig:
         },
     )
     max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
+    logging_steps: int = field(
+        default=10, metadata={"help": "steps between progress-bar updates (each reads the device once)"}
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
 
     def __post_init__(self) -> None:
@@ -98,6 +101,7 @@ class UnlearnConfig:
             "lora_r",
             "max_length",
             "calibration_every",
+            "logging_steps",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")

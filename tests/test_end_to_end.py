@@ -82,13 +82,29 @@ def test_evaluate_accepts_plain_examples(victim):
 
 def test_calibrated_stop_ends_when_forget_looks_unseen(victim, corpus, splits, capsys):
     model, tok = victim
-    out = unlearn_corpus(
-        model, tok, corpus, calibrated=True, method="npo", beta=0.02, learning_rate=1e-3, max_steps=300
+    res = unlearn_corpus(
+        model,
+        tok,
+        corpus,
+        calibrated=True,
+        method="npo",
+        beta=0.02,
+        learning_rate=1e-3,
+        max_steps=300,
+        return_history=True,
     )
+    out = res.model
     msg = capsys.readouterr().out
     assert "calibrated stop after" in msg
     steps = int(msg.split("calibrated stop after ")[1].split()[0])
-    assert 0 < steps < 300
+    assert 0 < steps < 300 and res.stopped_at == steps
+    # history: one row per trained step, the calibration trace on the check steps
+    trained = [r for r in res.history if not r.get("stopped")]
+    assert [r["step"] for r in trained] == list(range(steps))
+    assert all(r["tokens"] > 0 and r["seconds"] > 0 and isinstance(r["loss"], float) for r in trained)
+    checks = [r for r in res.history if "calibration_unseen" in r]
+    assert checks[-1]["calibration_forget"] >= checks[-1]["calibration_unseen"]
+    assert all(c["calibration_forget"] < c["calibration_unseen"] for c in checks[:-1])
     m = genforget.evaluate(out, tok, splits["forget"], splits["retain"], splits["holdout"])
     assert m["forget_pii_extraction"] <= 0.1
     assert abs(m["mia_min_k_auc"] - 0.5) < 0.3  # no longer perfectly member-like (victim: 1.0)

@@ -217,3 +217,34 @@ def test_gradient_checkpointing_trains_the_same(tiny_lm, tokenizer, corpus):
         outs.append(torch.cat([p.detach().flatten() for n, p in out.named_parameters() if "lora_B" in n]))
     assert outs[0].abs().max() > 1e-4  # the adapter (zero-initialised B) has trained
     assert torch.allclose(outs[0], outs[1], atol=1e-6)
+
+
+def test_lm_head_runs_on_target_positions_only_with_the_same_values_and_gradients(tiny_lm, tokenizer, corpus):
+    feats = [tokenize_example(ex, tokenizer) for ex in corpus.unlearn_examples("forget")]
+    batch = Collator(tokenizer.pad_token_id)(feats)
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    seen = []
+    hook = tiny_lm.lm_head.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    fast, _ = scoring.token_logprobs(tiny_lm, batch)
+    hook.remove()
+    assert seen == [(int(mask.sum()), tiny_lm.config.vocab_size)]  # only the target positions
+    assert int(mask.sum()) < mask.numel()  # spanned examples: context tokens skipped
+    assert not tiny_lm.lm_head._forward_pre_hooks  # the gathering hook is removed again
+    grads_fast = torch.autograd.grad(fast.sum(), list(tiny_lm.parameters()))
+    full, _ = scoring._full_token_logprobs(tiny_lm, batch, labels, mask)
+    grads_full = torch.autograd.grad(full.sum(), list(tiny_lm.parameters()))
+    assert torch.allclose(fast, full, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(grads_fast, grads_full, strict=True))
+
+
+def test_packed_forget_retain_forward_equals_two_forwards(tiny_lm, tokenizer, corpus):
+    from genforget.lm.trainer import concat_batches
+
+    collate = Collator(tokenizer.pad_token_id)
+    fb = collate([tokenize_example(ex, tokenizer) for ex in corpus.unlearn_examples("forget")[:3]])
+    rb = collate([tokenize_example(ex, tokenizer) for ex in corpus.full_text_examples("retain")[:5]])
+    packed = sequence_scores(tiny_lm, concat_batches(fb, rb, tokenizer.pad_token_id))
+    f, r = sequence_scores(tiny_lm, fb), sequence_scores(tiny_lm, rb)
+    assert torch.allclose(packed.logp, torch.cat([f.logp, r.logp]), atol=1e-4)
+    assert torch.allclose(packed.nll, torch.cat([f.nll, r.nll]), atol=1e-5)

@@ -10,6 +10,7 @@ import copy
 import time
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator, DistributedType
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -17,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
-from genforget.lm.data import Collator, normalise_example, tokenize_example
+from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_example
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
 from genforget.loop import cycle
@@ -31,6 +32,21 @@ def _tokenize_all(examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_
 def _whole_text(ex: dict) -> dict:
     """The example with every token a target: what a membership attack scores."""
     return {"text": normalise_example(ex)["text"]}
+
+
+# Off only to measure what one packed forget + retain forward saves (bench/step_cost.py).
+PACK_FORGET_RETAIN = True
+
+
+def concat_batches(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], pad_id: int) -> dict:
+    """Rows of ``a`` then ``b`` (``input_ids``/``labels``/``attention_mask``), right-padded to one
+    length: forget and retain examples go through the model in one forward."""
+    n = max(a["input_ids"].shape[1], b["input_ids"].shape[1])
+    fill = {"input_ids": pad_id, "labels": IGNORE, "attention_mask": 0}
+    return {
+        k: torch.cat([F.pad(x[k], (0, n - x[k].shape[1]), value=fill[k]) for x in (a, b)])
+        for k in ("input_ids", "labels", "attention_mask")
+    }
 
 
 @torch.no_grad()
@@ -51,6 +67,35 @@ def cached_reference_logp(
         out[i : i + batch_size] = sequence_scores(model, batch).logp.float().cpu()
     model.train(was_training)
     return out
+
+
+def _flush(pending: list[dict], history: list[dict] | None) -> list[dict]:
+    """Read the pending steps' device numbers (one sync) into ``history``; empties ``pending``."""
+    rows = [{k: v.item() if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
+    rows = [dict(r, tokens=int(r["tokens"])) for r in rows]
+    if history is not None:
+        history.extend(rows)
+    pending.clear()
+    return rows
+
+
+def _add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
+    """Each calibrated-stop check onto its step's row (a stop step, never trained, gets a row)."""
+    rows = {r["step"]: r for r in history}
+    for step, forget_value, unseen_value in stop.history:
+        row = rows.get(step)
+        if row is None:
+            row = {"step": step, "stopped": True}
+            history.append(row)
+        row.update(calibration_forget=forget_value, calibration_unseen=unseen_value)
+
+
+def _report_stop(accelerator: Accelerator, stop: CalibratedStop, step: int, history: list | None) -> None:
+    _, forget_value, unseen_value = stop.history[-1]
+    accelerator.print(
+        f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
+        f">= unseen {unseen_value:.3f}"
+    )
 
 
 def check_tokenizer_matches(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -81,7 +126,9 @@ def unlearn_lm(
     stops early (checked every ``config.calibration_every`` steps) once the forget set is no more
     likely than they are (see :mod:`genforget.lm.stopping`).
     ``history``: when given, one dict per step is appended (``step``, ``loss``, ``forget_nll``,
-    ``seconds``, ``tokens`` = non-pad tokens through the trained model), trl's ``log_history``.
+    ``seconds``, ``tokens`` = non-pad tokens through the trained model), trl's ``log_history``;
+    steps with a calibrated-stop check also carry ``calibration_forget`` and
+    ``calibration_unseen``, and a stop adds a row with ``stopped: True``.
     Returns the trained model: a ``PeftModel`` when ``config.use_lora``, else ``model`` itself.
     """
     if not forget:
@@ -110,7 +157,10 @@ def unlearn_lm(
         model = add_lora(model, config)
     model.to(accelerator.device)
     if method.needs_ref and not config.use_lora and ref_copy is None:
-        ref_cache = cached_reference_logp(model, forget_feats, collate)
+        # At the training batch size: a larger caching batch would set the peak memory of a small run.
+        ref_cache = cached_reference_logp(model, forget_feats, collate, config.batch_size).to(
+            accelerator.device
+        )
 
     stop = None
     if calibration:
@@ -162,56 +212,70 @@ def unlearn_lm(
         desc=f"unlearn[{config.method}]",
         disable=None if accelerator.is_main_process else True,
     )
+    # Per-step numbers stay on the device and are read at logging steps and at the end: a
+    # `.item()` every step would make the host wait for the device each step.
+    pending: list[dict] = []
+    sync_time = accelerator.device.type == "cuda" and history is not None
     for step in bar:
         t0 = time.perf_counter()
         fb = next(forget_it)
         idx = fb.pop("idx")
-        tok_logp, tok_mask = token_logprobs(model, fb)
+        rb = None
+        if retain_it is not None:
+            rb = next(retain_it)
+            rb.pop("idx")
+        if stop is not None and stop.statistic == "text_min_k" and stop.should_stop(step, raw):
+            _report_stop(accelerator, stop, step, history)
+            break
+        # One forward over forget + retain rows: fewer, larger matmuls than two calls.
+        n_f = fb["input_ids"].shape[0]
+        if rb is not None and not PACK_FORGET_RETAIN:
+            tok_logp, tok_mask = token_logprobs(model, fb)
+            retain_scores = sequence_scores(model, rb)
+            batch = {"attention_mask": torch.cat([fb["attention_mask"].sum(1), rb["attention_mask"].sum(1)])}
+        else:
+            batch = concat_batches(fb, rb, tokenizer.pad_token_id) if rb is not None else fb
+            tok_logp, tok_mask = token_logprobs(model, batch)
+            retain_scores = scores_from_tokens(tok_logp[n_f:], tok_mask[n_f:]) if rb is not None else None
+            tok_logp, tok_mask = tok_logp[:n_f], tok_mask[:n_f]
         scores = scores_from_tokens(tok_logp, tok_mask)
-        if stop is not None:
-            if stop.statistic != "text_min_k":  # whole-text statistic is scored at checks instead
-                values = stop.per_example(tok_logp, tok_mask)
-                stop.update(accelerator.gather(idx), accelerator.gather(values))
+        if stop is not None and stop.statistic != "text_min_k":
+            values = stop.per_example(tok_logp, tok_mask)
+            stop.update(accelerator.gather(idx), accelerator.gather(values))
             if stop.should_stop(step, raw):
-                _, forget_value, unseen_value = stop.history[-1]
-                accelerator.print(
-                    f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
-                    f">= unseen {unseen_value:.3f}"
-                )
+                _report_stop(accelerator, stop, step, history)
                 break
         if method.needs_ref:
             if ref_cache is not None:
-                scores.ref_logp = ref_cache.to(scores.logp.device)[idx]
+                scores.ref_logp = ref_cache[idx]
             elif ref_copy is not None:
                 with torch.no_grad():
                     scores.ref_logp = sequence_scores(ref_copy, fb).logp
             else:
                 with reference_mode(raw):
                     scores.ref_logp = sequence_scores(raw, fb).logp
-        retain_scores = None
-        tokens = int(fb["attention_mask"].sum())
-        if retain_it is not None:
-            rb = next(retain_it)
-            rb.pop("idx")
-            retain_scores = sequence_scores(model, rb)
-            tokens += int(rb["attention_mask"].sum())
         loss = method.loss(scores, retain_scores)
         accelerator.backward(loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        loss_value, forget_nll = loss.item(), scores.nll.mean().item()
-        bar.set_postfix(loss=f"{loss_value:.3f}", forget_nll=f"{forget_nll:.2f}")
-        if history is not None:
-            history.append(
-                {
-                    "step": step,
-                    "loss": loss_value,
-                    "forget_nll": forget_nll,
-                    "seconds": time.perf_counter() - t0,
-                    "tokens": tokens,
-                }
-            )
+        if sync_time:
+            torch.cuda.synchronize()
+        pending.append(
+            {
+                "step": step,
+                "loss": loss.detach(),
+                "forget_nll": scores.nll.detach().mean(),
+                "seconds": time.perf_counter() - t0,
+                "tokens": batch["attention_mask"].sum(),
+            }
+        )
+        if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
+            rows = _flush(pending, history)
+            bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
+    _flush(pending, history)
+    if history is not None and stop is not None:
+        _add_calibration_trace(history, stop)
     model.eval()
     return accelerator.unwrap_model(model)
