@@ -32,7 +32,7 @@ class UnlearnConfig:
     method: str = field(
         default="npo",
         metadata={
-            "help": "registered method: grad_ascent, grad_diff, npo, simnpo, idk_nll, idk_dpo, rmu, whp; "
+            "help": "registered method: grad_ascent, grad_diff, npo, simnpo, idk_nll, idk_dpo, rmu, whp, wga; "
             "diffusion: esd, salun"
         },
     )
@@ -65,11 +65,14 @@ class UnlearnConfig:
     )
     rmu_alpha: float = field(default=100.0, metadata={"help": "RMU: weight of the retain activation term"})
     whp_alpha: float = field(
-        default=1.0, metadata={"help": "WHP: v_generic = v_base - alpha * ReLU(v_reinforced - v_base)"}
+        default=5.0, metadata={"help": "WHP: v_generic = v_base - alpha * ReLU(v_reinforced - v_base)"}
     )
     whp_reinforce_steps: int = field(
         default=20,
         metadata={"help": "WHP: steps of LoRA fine-tuning on the forget set for the reinforced model"},
+    )
+    wga_beta: float = field(
+        default=1.0, metadata={"help": "WGA: forget-token NLL weighted by p(token)^wga_beta (detached)"}
     )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
@@ -134,7 +137,7 @@ class UnlearnConfig:
             raise ValueError(f"saliency_ratio must be in (0, 1] (got {self.saliency_ratio})")
         if self.rmu_layer < -1:
             raise ValueError(f"rmu_layer must be >= 0, or -1 for auto (got {self.rmu_layer})")
-        for name in ("rmu_c", "rmu_alpha", "whp_alpha", "whp_reinforce_steps"):
+        for name in ("rmu_c", "rmu_alpha", "whp_alpha", "whp_reinforce_steps", "wga_beta"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
         if self.retain_weight < 0:

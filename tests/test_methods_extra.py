@@ -74,6 +74,26 @@ def test_idk_dpo_matches_hand_computation():
         m.loss(Scores(logp=rejected.logp, nll=rejected.nll, chosen=chosen))
 
 
+def test_wga_matches_hand_computation():
+    m = _method("wga", wga_beta=2.0, retain_weight=0.5)
+    # two examples, tokens log p: (log .5, log .25 | pad) and (log .8 | pad, pad)
+    logp = torch.log(torch.tensor([[0.5, 0.25, 1.0], [0.8, 1.0, 1.0]]))
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    logp = logp * mask
+    forget = Scores(logp=logp.sum(-1), nll=torch.ones(2), token_logp=logp, token_mask=mask)
+    # -mean over 3 target tokens of p^2 * nll
+    expected = -(0.25 * math.log(2) + 0.0625 * math.log(4) + 0.64 * -math.log(0.8)) / 3
+    assert m.loss(forget).item() == pytest.approx(expected, rel=1e-6)
+    retain = Scores(logp=torch.zeros(1), nll=torch.tensor([0.4]))
+    assert m.loss(forget, retain).item() == pytest.approx(expected + 0.2, rel=1e-6)
+    # the weight is a constant: the gradient is p^beta times plain ascent's
+    logp.requires_grad_(True)
+    get_method("wga")(UnlearnConfig(method="wga", wga_beta=2.0)).forget_loss(
+        Scores(logp=logp.sum(-1), nll=torch.ones(2), token_logp=logp, token_mask=mask)
+    ).backward()
+    assert logp.grad[0, 0].item() == pytest.approx(0.25 / 3)
+
+
 def test_whp_generic_logits_formula():
     base = torch.tensor([1.0, 2.0, 3.0])
     reinforced = torch.tensor([3.0, 2.0, 0.0])
@@ -106,10 +126,11 @@ def _prepare(name, model, tokenizer, **cfg):
 
 def test_rmu_prepare_layer_control_and_restriction(tiny_lm, tokenizer):
     method, _, (model, config, _, run) = _prepare("rmu", tiny_lm, tokenizer)
-    # 2 layers: round(7/32 * 2) = 0; only layer 0's down_proj trains
-    assert run.info["rmu_layer"] == 0
+    # 2 layers: round(7/32 * 2) = 0, raised to 1; the down_proj of layers max(0, 1-2)..1 train
+    assert run.info["rmu_layer"] == 1
     assert [n for n, p in model.named_parameters() if p.requires_grad] == [
-        "model.layers.0.mlp.down_proj.weight"
+        "model.layers.0.mlp.down_proj.weight",
+        "model.layers.1.mlp.down_proj.weight",
     ]
     # auto c: 5x the mean frozen activation norm on forget tokens; control = c * unit vector
     assert method.control.norm().item() == pytest.approx(run.info["rmu_c"], rel=1e-5)
@@ -117,7 +138,9 @@ def test_rmu_prepare_layer_control_and_restriction(tiny_lm, tokenizer):
     run.close()
     assert all(p.requires_grad for p in model.parameters())
     _, _, (_, lora_cfg, _, run) = _prepare("rmu", tiny_lm, tokenizer, use_lora=True)
-    assert lora_cfg.lora_target_modules == ["model.layers.0.mlp.down_proj"]
+    assert lora_cfg.lora_target_modules == ["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]
+    with pytest.raises(ValueError, match="outside"):
+        _method("rmu", rmu_layer=2).hidden_layer(2)
     run.close()
 
 
@@ -127,7 +150,7 @@ def test_rmu_frozen_retain_activations_without_a_model_copy(tiny_lm, tokenizer):
     cfg = UnlearnConfig(method="rmu", max_steps=3, learning_rate=5e-2, batch_size=2, retain_batch_size=1)
     collate = Collator(tokenizer.pad_token_id)
     batch = collate([tokenize_example(RETAIN_EX[0], tokenizer)])
-    layer_of = lambda m: decoder_layers(m)[0][1]  # noqa: E731
+    layer_of = lambda m: decoder_layers(m)[1][1]  # noqa: E731
     expected = _layer_output(frozen_model, layer_of(frozen_model), batch)
     method, _, (model, _, _, run) = _prepare("rmu", tiny_lm, tokenizer)
     with torch.no_grad():

@@ -78,8 +78,12 @@ def _layer_output(model, layer: torch.nn.Module, batch: dict, params: dict | Non
 
 
 def _targets(h: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Rows of ``h`` at target tokens (labels != -100), stacked ``[N, D]``."""
-    return h[batch["labels"] != IGNORE]
+    """Rows of ``h`` at the positions that *predict* a target token (``labels[t + 1] != -100``),
+    stacked ``[N, D]``: the activation at t is what produces token t + 1, so these are the ones
+    to steer (the token-level loss's alignment). For a whole-text example: every token but the last."""
+    predicts = torch.zeros_like(batch["labels"], dtype=torch.bool)
+    predicts[:, :-1] = batch["labels"][:, 1:] != IGNORE
+    return h[predicts]
 
 
 @dataclasses.dataclass
@@ -265,12 +269,21 @@ def reinforced_logits(ctx: PrepareContext, steps: int) -> list[tuple[torch.Tenso
     peft.eval()
     out = []
     with torch.no_grad():
-        for feat in ctx.forget_feats:
-            ids = torch.tensor([feat["input_ids"]], device=device)
-            reinforced = peft(input_ids=ids).logits[0].float()
+        for start in range(0, len(ctx.forget_feats), 16):
+            chunk = ctx.forget_feats[start : start + 16]
+            # Right padding: a row's logits before its padding do not depend on it.
+            b = collate(chunk)
+            kwargs = {
+                "input_ids": b["input_ids"].to(device),
+                "attention_mask": b["attention_mask"].to(device),
+            }
+            reinforced = peft(**kwargs).logits.float()
             with peft.disable_adapter():
-                base = peft(input_ids=ids).logits[0].float()
-            out.append((base, reinforced))
+                base = peft(**kwargs).logits.float()
+            out += [
+                (base[i, : len(f["input_ids"])], reinforced[i, : len(f["input_ids"])])
+                for i, f in enumerate(chunk)
+            ]
     base_model = peft.unload()
     for n, p in base_model.named_parameters():
         p.requires_grad_(flags[n])

@@ -1,6 +1,6 @@
 """Unlearning methods. Importing this package registers every method in :data:`METHODS`."""
 
-from genforget.methods import esd, grad_ascent, grad_diff, idk_dpo, idk_nll, npo, rmu, salun, simnpo, whp  # noqa: F401
+from genforget.methods import esd, grad_ascent, grad_diff, idk_dpo, idk_nll, npo, rmu, salun, simnpo, wga, whp  # noqa: F401
 from genforget.methods.base import Method
 
 __all__ = ["Method"]

@@ -7,7 +7,9 @@ at the frozen model's. Only the MLP down-projections of layers ``l-2 .. l`` trai
 paper's code; with LoRA only those modules get an adapter.
 
 Scaled to this project's models (2 decoder layers, width 64-128): ``l`` defaults to the paper's
-relative depth, ``round(7/32 * n_layers)`` (layer 7 of 32 in Zephyr-7B; layer 0 here); ``c``
+relative depth, ``round(7/32 * n_layers)`` (layer 7 of 32 in Zephyr-7B), but at least 1 and at
+most the last layer (so layer 1 here: steering layer 0 could not separate the forget people from
+the retain people of the tiny victim, both collapsed together); ``c``
 defaults to 5x the frozen model's mean activation norm at that layer on the forget tokens (the
 rule of Adaptive RMU, Dang et al. 2024, arXiv:2408.06223, since a fixed c = 6.5-20 means nothing
 at another width); ``alpha`` = 100, the low end of the paper's 100-1200.
@@ -31,7 +33,7 @@ AUTO_C_SCALE = 5.0
 class RMU(Method):
     """``loss = mean((h_l(x_f) - c*u)^2) + alpha * mean((h_l(x_r) - h_l^frozen(x_r))^2)``
 
-    means over target tokens and hidden units, as the paper's ``mse_loss``. Config:
+    means over target-predicting positions and hidden units, as the paper's ``mse_loss``. Config:
     ``rmu_layer`` (-1: auto), ``rmu_c`` (0: auto), ``rmu_alpha``.
     """
 
@@ -45,7 +47,8 @@ class RMU(Method):
     def hidden_layer(self, n_layers: int) -> int:
         layer = self.config.rmu_layer
         if layer < 0:
-            layer = round(7 / 32 * n_layers)
+            # At least 1: on the 2-layer victim, layer 0 could not tell forget from retain.
+            layer = min(n_layers - 1, max(1, round(7 / 32 * n_layers)))
         if not 0 <= layer < n_layers:
             raise ValueError(f"rmu_layer {layer} is outside the model's {n_layers} decoder layers")
         return layer
