@@ -207,3 +207,26 @@ def test_whp_term_replacement_hook(tokenizer):
     gen_id = tokenizer(" " + generic, add_special_tokens=False)["input_ids"][0]
     assert out["labels"][1] == gen_id != feat["labels"][1]  # position 0 is BOS
     assert out["labels"][2:] == feat["labels"][2:]
+
+
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_rmu_same_losses_with_gradient_checkpointing(tiny_lm, tokenizer, use_lora):
+    """Checkpointing re-runs the hooked layer in backward; the captured activations must still be
+    this step's forget and retain ones, so the loss curve is the same."""
+    curves = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = copy.deepcopy(tiny_lm)
+        cfg = UnlearnConfig(
+            method="rmu",
+            max_steps=3,
+            learning_rate=1e-2,
+            batch_size=2,
+            use_lora=use_lora,
+            gradient_checkpointing=ckpt,
+        )
+        history: list[dict] = []
+        unlearn_lm(model, tokenizer, FORGET, RETAIN_EX, cfg, history=history)
+        curves.append([h["loss"] for h in history])
+    assert curves[0] == pytest.approx(curves[1], rel=1e-4)
+    assert curves[0][-1] < curves[0][0]
