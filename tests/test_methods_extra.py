@@ -230,3 +230,25 @@ def test_rmu_same_losses_with_gradient_checkpointing(tiny_lm, tokenizer, use_lor
         curves.append([h["loss"] for h in history])
     assert curves[0] == pytest.approx(curves[1], rel=1e-4)
     assert curves[0][-1] < curves[0][0]
+
+
+def test_idk_dpo_cached_reference_trains_like_a_copied_one(tiny_lm, tokenizer):
+    """The refusals' cached reference log-probs give the same run as the naive deep copy."""
+    curves = []
+    for reference in ("auto", "copy"):
+        torch.manual_seed(0)
+        cfg = UnlearnConfig(
+            method="idk_dpo",
+            max_steps=3,
+            learning_rate=1e-2,
+            batch_size=2,
+            reference=reference,
+            retain_weight=0.0,
+        )
+        history: list[dict] = []
+        unlearn_lm(copy.deepcopy(tiny_lm), tokenizer, FORGET, RETAIN_EX, cfg, history=history)
+        curves.append([h["loss"] for h in history])
+    assert curves[0] == pytest.approx(curves[1], rel=1e-5)
+    # at step 0 the policy is the reference: margin 0, loss = -log sigmoid(0) = log 2; then it falls
+    assert curves[0][0] == pytest.approx(math.log(2), rel=1e-5)
+    assert curves[0][-1] < math.log(2)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genforget.data.muse import load_muse, load_muse_dir
-from genforget.metrics.muse import knowmem, rouge_l_f1_scores, verbmem, verbmem_probes
+from genforget.metrics.muse import knowmem, muse_metrics, rouge_l_f1_scores, verbmem, verbmem_probes
 from genforget.metrics.registry import metric_info
 
 
@@ -73,6 +73,18 @@ def test_knowmem_answers_first_line_with_icl_prompt(tokenizer):
     # answer "in the city" vs "the city": LCS 2, P = 2/3, R = 1, F1 = 0.8
     assert knowmem(lm, tokenizer, qa, icl=icl) == pytest.approx(0.8)
     assert lm.max_new == [32]
+
+
+def test_muse_metrics_per_split(tokenizer):
+    lm = TableLM(tokenizer, {"Alice lives at": " the city", "Question: Who?\nAnswer:": " Bob"})
+    got = muse_metrics(
+        lm,
+        tokenizer,
+        {"forget": [{"prompt": "Alice lives at", "target": "the city hall"}]},  # P 1, R 2/3: F1 0.8
+        {"retain": [{"question": "Who?", "answer": "Bob"}]},
+    )
+    assert got == pytest.approx({"forget_verbmem": 0.8, "retain_knowmem": 1.0})
+    assert all(metric_info(k) for k in got)
 
 
 def test_muse_metrics_are_registered_with_directions():

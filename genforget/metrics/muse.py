@@ -98,3 +98,25 @@ def knowmem(
     prompts = [shots + template.format(question=ex["question"]) for ex in qa]
     gens = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return _mean(rouge_l_f1_scores([_answer(g) for g in gens], [ex["answer"] for ex in qa]))
+
+
+def muse_metrics(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    verbmem_sets: dict[str, Sequence[dict]] | None = None,
+    knowmem_sets: dict[str, Sequence[dict]] | None = None,
+    icl: Sequence[dict] = (),
+) -> dict[str, float]:
+    """``{"<split>_verbmem": ..., "<split>_knowmem": ...}`` for each split given (``forget``,
+    ``retain``: the registered names), e.g. from :func:`genforget.data.muse.load_muse`."""
+    out = {
+        f"{split}_verbmem": verbmem(model, tokenizer, probes)
+        for split, probes in (verbmem_sets or {}).items()
+    }
+    out.update(
+        {
+            f"{split}_knowmem": knowmem(model, tokenizer, qa, icl=icl)
+            for split, qa in (knowmem_sets or {}).items()
+        }
+    )
+    return out
