@@ -252,3 +252,22 @@ def test_idk_dpo_cached_reference_trains_like_a_copied_one(tiny_lm, tokenizer):
     # at step 0 the policy is the reference: margin 0, loss = -log sigmoid(0) = log 2; then it falls
     assert curves[0][0] == pytest.approx(math.log(2), rel=1e-5)
     assert curves[0][-1] < math.log(2)
+
+
+def test_frozen_activations_when_nothing_is_restricted(tiny_lm, tokenizer, monkeypatch):
+    """A needs_hidden method that trains every weight still gets the *frozen* activations."""
+    from genforget.methods.rmu import RMU
+
+    monkeypatch.setattr(RMU, "trainable_modules", lambda self, model: None)
+    collate = Collator(tokenizer.pad_token_id)
+    batch = collate([tokenize_example(RETAIN_EX[0], tokenizer)])
+    layer = decoder_layers(tiny_lm)[1][1]
+    expected = _layer_output(tiny_lm, layer, batch)
+    _, _, (model, _, _, run) = _prepare("rmu", tiny_lm, tokenizer)
+    assert all(p.requires_grad for p in model.parameters())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)
+    run.raw = model
+    assert torch.equal(run._frozen_hidden(batch), expected)
+    run.close()

@@ -224,6 +224,10 @@ def prepare_method(
                 run.frozen_params = {
                     n: p.detach().clone() for n, p in model.named_parameters() if n.startswith(keep)
                 }
+    if method.needs_hidden and not config.use_lora and run.frozen_params is None:
+        # Nothing restricted: every weight may move, so keep a copy of all of them (a state
+        # dict, not a second model; a method that trains few modules should say which).
+        run.frozen_params = {n: p.detach().clone() for n, p in model.named_parameters()}
     if method.needs_hidden:
         layers = decoder_layers(model)
         run.layer = layers[method.hidden_layer(len(layers))][1]
