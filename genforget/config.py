@@ -32,8 +32,8 @@ class UnlearnConfig:
     method: str = field(
         default="npo",
         metadata={
-            "help": "registered method: grad_ascent, grad_diff, npo, simnpo, idk_nll, idk_dpo, rmu, whp, wga; "
-            "diffusion: esd, salun"
+            "help": "registered method: grad_ascent, grad_diff, npo, simnpo, idk_nll, idk_dpo, rmu, whp, "
+            "wga; diffusion: esd, salun"
         },
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
@@ -41,7 +41,7 @@ class UnlearnConfig:
     batch_size: int = field(default=8, metadata={"help": "forget examples per step (per process)"})
     retain_batch_size: int = field(default=16, metadata={"help": "retain examples per step (per process)"})
     retain_weight: float = field(default=1.0, metadata={"help": "weight of the retain NLL term"})
-    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO inverse temperature"})
+    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO/IdK-DPO inverse temperature"})
     gamma: float = field(default=0.0, metadata={"help": "SimNPO margin"})
     esd_eta: float = field(
         default=1.0,
@@ -56,7 +56,8 @@ class UnlearnConfig:
     rmu_layer: int = field(
         default=-1,
         metadata={
-            "help": "RMU: decoder layer whose output is steered (-1: round(7/32 * n_layers), the paper's depth)"
+            "help": "RMU: decoder layer whose output is steered (-1: round(7/32 * n_layers), the paper's "
+            "depth, at least 1)"
         },
     )
     rmu_c: float = field(

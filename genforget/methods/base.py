@@ -44,8 +44,9 @@ class Method:
     they only make sense for one model family, and implement :meth:`forget_loss`.
 
     Hooks for methods that need more than log-probs (read by :mod:`genforget.lm.method_hooks`):
-    ``needs_hidden`` asks for ``Scores.hidden`` at the positions predicting forget and retain target tokens at decoder
-    layer :meth:`hidden_layer`, and ``retain.ref_hidden`` from the frozen model; ``needs_chosen``
+    ``needs_hidden`` asks for ``Scores.hidden`` (activations at decoder layer :meth:`hidden_layer`,
+    at the positions predicting forget and retain target tokens) and ``retain.ref_hidden`` (the
+    same under the frozen model); ``needs_chosen``
     asks for ``forget.chosen`` (scores of the preferred answer set by :meth:`prepare`);
     :meth:`trainable_modules` restricts what trains (full fine-tuning: only those modules'
     parameters; LoRA: only those modules get an adapter); :meth:`prepare` runs once before
