@@ -107,9 +107,15 @@ def test_refusals_are_many_distinct_and_replace_only_the_answer():
     prompt, answer = split_prompt(FORGET[1])
     assert prompt + " " + answer == FORGET[1]["text"] and len(prompt.split()) == 6
     answered, refused = refusal_pairs(FORGET, seed=0)
-    assert [a["prompt"] for a in answered] == [r["prompt"] for r in refused]
+    # the prompt+target example is kept as it is; the plain text is cut where its refusal starts
+    assert answered[0] == {"text": "Alice's phone number is 555-0100.", "spans": [(23, 33)]}
+    assert answered[1] == {"prompt": prompt, "target": answer}
+    assert [r["prompt"] for r in refused] == ["Alice's phone number is", prompt]
     assert all(r["target"] in REFUSALS for r in refused)
     assert refusal_pairs(FORGET, seed=0) == (answered, refused)
+    bio = {"text": "Dana Lee was born in Oslo.", "spans": [(0, 8), (21, 25)]}
+    (kept,), (refusal,) = refusal_pairs([bio])
+    assert kept == bio and refusal["prompt"] == ""  # a span opens the text: nothing before it
 
 
 def _prepare(name, model, tokenizer, **cfg):

@@ -86,7 +86,11 @@ def split_prompt(ex: dict) -> tuple[str, str]:
 
 
 def refusal_pairs(examples: list[dict], seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """``(answered, refused)``: each example as prompt+original answer and as prompt+refusal.
+    """``(answered, refused)``: the rejected and the preferred side of each forget example.
+
+    ``refused`` is the prompt (see :func:`split_prompt`) + a refusal. ``answered`` is the example
+    itself when it has spans or a prompt (its targets are what is private), else the plain text
+    cut at the same place as its refusal.
 
     One refusal is drawn per example with ``seed``, fixed for the run (TOFU draws one per step;
     fixing it lets the reference log-probs of the refusals be cached).
@@ -95,6 +99,9 @@ def refusal_pairs(examples: list[dict], seed: int = 0) -> tuple[list[dict], list
     answered, refused = [], []
     for ex in examples:
         prompt, answer = split_prompt(ex)
-        answered.append({"prompt": prompt, "target": answer})
+        norm = normalise_example(ex)
+        # Spans already name what is private (the rest of the text is shared context): keep them
+        # as the answered side. A plain text is cut like its refusal.
+        answered.append(norm if norm["spans"] else {"prompt": prompt, "target": answer})
         refused.append({"prompt": prompt, "target": rng.choice(REFUSALS)})
     return answered, refused
