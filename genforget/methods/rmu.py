@@ -12,7 +12,10 @@ most the last layer (so layer 1 here: steering layer 0 could not separate the fo
 the retain people of the tiny victim, both collapsed together); ``c``
 defaults to 5x the frozen model's mean activation norm at that layer on the forget tokens (the
 rule of Adaptive RMU, Dang et al. 2024, arXiv:2408.06223, since a fixed c = 6.5-20 means nothing
-at another width); ``alpha`` = 100, the low end of the paper's 100-1200.
+at another width); ``alpha`` = 100, the low end of the paper's 100-1200. It trains few weights,
+so it wants a larger learning rate than the loss-based methods: on the small test victim
+lr 1e-2 for 150 steps took forget-PII extraction 0.96 -> 0.08 (retain 0.97 -> 0.87), while the
+shared defaults (1e-3, 60 steps) left it unchanged.
 """
 
 from __future__ import annotations
