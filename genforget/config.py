@@ -31,14 +31,17 @@ class UnlearnConfig:
 
     method: str = field(
         default="npo",
-        metadata={"help": "registered method: grad_ascent, grad_diff, npo, simnpo; diffusion: esd, salun"},
+        metadata={
+            "help": "registered method: grad_ascent, grad_diff, npo, simnpo, idk_nll, idk_dpo, rmu, whp, "
+            "wga; diffusion: esd, salun"
+        },
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     max_steps: int = field(default=60, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=8, metadata={"help": "forget examples per step (per process)"})
     retain_batch_size: int = field(default=16, metadata={"help": "retain examples per step (per process)"})
     retain_weight: float = field(default=1.0, metadata={"help": "weight of the retain NLL term"})
-    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO inverse temperature"})
+    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO/IdK-DPO inverse temperature"})
     gamma: float = field(default=0.0, metadata={"help": "SimNPO margin"})
     esd_eta: float = field(
         default=1.0,
@@ -49,6 +52,28 @@ class UnlearnConfig:
         metadata={
             "help": "SalUn: share of weights (largest forget-loss gradients) that may change (diffusion)"
         },
+    )
+    rmu_layer: int = field(
+        default=-1,
+        metadata={
+            "help": "RMU: decoder layer whose output is steered (-1: round(7/32 * n_layers), the paper's "
+            "depth, at least 1)"
+        },
+    )
+    rmu_c: float = field(
+        default=0.0,
+        metadata={"help": "RMU: steering coefficient c (0: 5x the frozen mean activation norm at the layer)"},
+    )
+    rmu_alpha: float = field(default=100.0, metadata={"help": "RMU: weight of the retain activation term"})
+    whp_alpha: float = field(
+        default=5.0, metadata={"help": "WHP: v_generic = v_base - alpha * ReLU(v_reinforced - v_base)"}
+    )
+    whp_reinforce_steps: int = field(
+        default=20,
+        metadata={"help": "WHP: steps of LoRA fine-tuning on the forget set for the reinforced model"},
+    )
+    wga_beta: float = field(
+        default=1.0, metadata={"help": "WGA: forget-token NLL weighted by p(token)^wga_beta (detached)"}
     )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
@@ -115,6 +140,11 @@ class UnlearnConfig:
             raise ValueError(f"reference must be 'auto' or 'copy' (got {self.reference!r})")
         if not 0 < self.saliency_ratio <= 1:
             raise ValueError(f"saliency_ratio must be in (0, 1] (got {self.saliency_ratio})")
+        if self.rmu_layer < -1:
+            raise ValueError(f"rmu_layer must be >= 0, or -1 for auto (got {self.rmu_layer})")
+        for name in ("rmu_c", "rmu_alpha", "whp_alpha", "whp_reinforce_steps", "wga_beta"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
 

@@ -97,10 +97,16 @@ LM_METHODS = sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)
 def test_every_method_changes_all_trainable_weights(name, tiny_lm, tokenizer):
     before = copy.deepcopy(tiny_lm.state_dict())
     cfg = UnlearnConfig(method=name, max_steps=2, learning_rate=1e-2, batch_size=2, retain_batch_size=1)
+    # "Trainable": every weight, or only the modules a method restricts itself to (RMU); then
+    # every other weight must stay bit-identical.
+    modules = get_method(name)(cfg).trainable_modules(tiny_lm)
+    keep = tuple(m + "." for m in modules) if modules is not None else ("",)
     model = unlearn_lm(tiny_lm, tokenizer, FORGET, RETAIN_EX, cfg)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
-    unchanged = [k for k in before if k not in changed]
+    unchanged = [k for k in before if k not in changed and k.startswith(keep)]
     assert not unchanged, f"{name}: parameters not updated: {unchanged[:5]}"
+    assert all(k.startswith(keep) for k in changed), f"{name}: frozen parameters changed"
+    assert all(p.requires_grad for p in model.parameters()), "requires_grad flags not restored"
 
 
 @pytest.mark.parametrize("name", LM_METHODS)

@@ -106,7 +106,7 @@ def scores_from_tokens(logp: torch.Tensor, mask: torch.Tensor) -> Scores:
     """:class:`Scores` from masked token log-probs: ``logp`` = sum, ``nll`` = mean target NLL."""
     n = mask.sum(-1).clamp(min=1)
     total = logp.sum(-1)
-    return Scores(logp=total, nll=-total / n)
+    return Scores(logp=total, nll=-total / n, token_logp=logp, token_mask=mask)
 
 
 def sequence_scores(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Scores:

@@ -19,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_example
+from genforget.lm.method_hooks import prepare_method
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
 from genforget.loop import cycle
@@ -150,6 +151,20 @@ def unlearn_lm(
         # The naive reference open toolkits use, kept for inputs that are not deterministic and
         # as the benchmark's baseline: a second model in memory and a second forward per step.
         ref_copy = copy.deepcopy(model).requires_grad_(False).eval().to(accelerator.device)
+    # Method hooks: prepare() (refusals, WHP labels, RMU's control vector), restricted modules,
+    # and the extra Scores fields (hidden, chosen) filled each step by method_run.loss.
+    model, config, forget_feats, method_run = prepare_method(
+        method,
+        model,
+        tokenizer,
+        forget,
+        forget_feats,
+        retain_feats,
+        config,
+        collate,
+        accelerator.device,
+        ref_copy,
+    )
     if config.gradient_checkpointing:
         # Non-reentrant checkpointing also works when only a LoRA adapter requires gradients.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -254,7 +269,7 @@ def unlearn_lm(
             else:
                 with reference_mode(raw):
                     scores.ref_logp = sequence_scores(raw, fb).logp
-        loss = method.loss(scores, retain_scores)
+        loss = method_run.loss(scores, retain_scores, model, raw, fb, idx, rb)
         accelerator.backward(loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
@@ -277,5 +292,6 @@ def unlearn_lm(
     _flush(pending, history)
     if history is not None and stop is not None:
         _add_calibration_trace(history, stop)
+    method_run.close()
     model.eval()
     return accelerator.unwrap_model(model)

@@ -1,6 +1,18 @@
 """Unlearning methods. Importing this package registers every method in :data:`METHODS`."""
 
-from genforget.methods import esd, grad_ascent, grad_diff, npo, salun, simnpo  # noqa: F401
+from genforget.methods import (  # noqa: F401
+    esd,
+    grad_ascent,
+    grad_diff,
+    idk_dpo,
+    idk_nll,
+    npo,
+    rmu,
+    salun,
+    simnpo,
+    wga,
+    whp,
+)
 from genforget.methods.base import Method
 
 __all__ = ["Method"]

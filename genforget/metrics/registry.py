@@ -82,6 +82,13 @@ _BUILTIN += [
         "extraction_strength",
     )
 ]
+# MUSE (Shi et al. 2024, arXiv:2407.06460), genforget/metrics/muse.py.
+_BUILTIN += [
+    ("forget_verbmem", False, "MUSE VerbMem: ROUGE-L F1, greedy 128-token continuation of forget prefixes"),
+    ("retain_verbmem", True, "MUSE VerbMem on retain texts: ROUGE-L F1 of greedy continuations of prefixes"),
+    ("forget_knowmem", False, "MUSE KnowMem: ROUGE-L F1 of answers to questions about the forget texts"),
+    ("retain_knowmem", True, "MUSE KnowMem: ROUGE-L F1 of answers to questions about the retain texts"),
+]
 # Diffusion (class/concept erasure), judged by a held-out classifier (genforget/diffusion/judge.py).
 _BUILTIN += [
     (

@@ -1,0 +1,33 @@
+"""WGA, weighted gradient ascent (Wang et al. 2025, "Rethinking LLM Unlearning Objectives: A
+Gradient Perspective and Go Beyond", ICLR 2025, arXiv:2502.19301).
+
+Gradient ascent with each forget token's NLL weighted by its own (detached) probability to the
+power ``wga_beta``: tokens the model already finds unlikely stop contributing, so ascent does not
+keep pushing what is already forgotten, which is what makes plain gradient ascent collapse.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genforget.methods.base import Method
+from genforget.registry import register
+from genforget.scores import Scores
+
+
+@register("wga")
+class WGA(Method):
+    """``loss = -sum_t(sg[p_t^beta] * nll_t) / n_tokens + retain_weight * mean(nll_retain)``,
+
+    over every target token of the batch (as open-unlearning's ``compute_wga_loss``); ``sg`` is
+    stop-gradient, ``beta`` = ``config.wga_beta``.
+    """
+
+    modalities = ("lm",)  # needs token-level log-probs
+
+    def forget_loss(self, forget: Scores) -> torch.Tensor:
+        if forget.token_logp is None or forget.token_mask is None:
+            raise ValueError("wga needs forget.token_logp and token_mask (per-token log-probs)")
+        mask = forget.token_mask.to(forget.token_logp.dtype)
+        weight = (self.config.wga_beta * forget.token_logp.detach()).exp()  # p^beta = exp(beta * log p)
+        return (weight * forget.token_logp * mask).sum() / mask.sum().clamp(min=1)
