@@ -53,6 +53,11 @@ class Suite:
     relearn_steps: int = 10
     relearn_learning_rate: float = 1e-3
     relearn_fraction: float = 0.5
+    relearn_budgets: list[int] = field(
+        default_factory=lambda: [0, 5, 10, 20, 40],
+        metadata={"help": "relearn_speed: cumulative fine-tuning steps on the forget set to measure at"},
+    )
+    relearn_batch_size: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -136,6 +141,7 @@ class SuiteData:
     general: dict[str, EvalSplit]
     relearn_units: list[tuple[list[dict], EvalSplit]]  # (examples to relearn, what to re-measure)
     paraphrase: EvalSplit
+    relearn_texts: list[dict] = field(default_factory=list)  # the forget set itself, for relearn_speed
 
 
 def build_suite_data(suite: Suite) -> SuiteData:
@@ -155,6 +161,7 @@ def build_suite_data(suite: Suite) -> SuiteData:
             general={},
             relearn_units=units,
             paraphrase=EvalSplit(pii_probes=corpus.pii_probes("forget", paraphrase=True)),
+            relearn_texts=corpus.full_text_examples("forget"),
         )
     if suite.data.startswith("tofu:"):
         from genforget.data.loaders import load_tofu
@@ -178,6 +185,7 @@ def build_suite_data(suite: Suite) -> SuiteData:
                 ([{"question": r["question"], "answer": r["answer"]}], EvalSplit(qa=[r])) for r in forget
             ],
             paraphrase=EvalSplit(qa=para),
+            relearn_texts=[{"question": r["question"], "answer": r["answer"]} for r in forget],
         )
     raise ValueError(f"suite data must be 'pii' or 'tofu:<dir or hub id>' (got {suite.data!r})")
 
@@ -195,14 +203,57 @@ def _forget_rates(model, tok, split: EvalSplit) -> dict[str, float]:
     return {k: m[k] for k in AUDIT_METRICS if k in m}
 
 
+def relearn_speed(models: dict[str, tuple], data: SuiteData, suite: Suite, oracle: str) -> dict:
+    """The relearn-speed audit for every model: its forget-extraction curve over
+    ``suite.relearn_budgets`` steps of fine-tuning on the forget set, and, against the oracle's
+    curve, the area between them and the largest gap (see :mod:`genforget.audit.relearn_speed`)."""
+    from genforget.audit.relearn_speed import curve_gap, relearn_curve
+
+    probe = EvalSplit(
+        pii_probes=data.forget.pii_probes, verbatim_probes=data.forget.verbatim_probes, qa=data.forget.qa
+    )
+    metric = next(k for k in AUDIT_METRICS if k in _forget_rates(*models[next(iter(models))], probe))
+    curves, seconds = {}, {}
+    for name, (model, tok) in models.items():
+        t0 = time.perf_counter()
+        curves[name] = relearn_curve(
+            model,
+            tok,
+            data.relearn_texts,
+            lambda m, tok=tok: _forget_rates(m, tok, probe)[metric],
+            suite.relearn_budgets,
+            suite.relearn_learning_rate,
+            suite.relearn_batch_size,
+            suite.seed,
+        )
+        seconds[name] = time.perf_counter() - t0
+    gaps = {
+        n: curve_gap(c, curves[oracle], suite.relearn_budgets)
+        for n, c in curves.items()
+        if oracle in curves and n != oracle
+    }
+    return {
+        "metric": metric,
+        "budgets": list(suite.relearn_budgets),
+        "learning_rate": suite.relearn_learning_rate,
+        "batch_size": suite.relearn_batch_size,
+        "curves": curves,
+        "gap_to_oracle": gaps,
+        "seconds": seconds,
+    }
+
+
 def run_audits(model, tok, data: SuiteData, suite: Suite, victim_rates: dict | None) -> dict:
-    """Re-measure forgetting after each attack on a copy of ``model``; add recovered shares."""
+    """Re-measure forgetting after each attack on a copy of ``model``; add recovered shares.
+    (``relearn_speed`` compares models with the oracle: :func:`relearn_speed`.)"""
     from genforget.audit import quantize_copy, recovered_share, relearn_copy, split_for_relearning
 
     base = _forget_rates(model, tok, data.forget)
     out: dict[str, dict] = {}
     for audit in suite.audits:
         t0 = time.perf_counter()
+        if audit == "relearn_speed":
+            continue
         if audit == "relearn":
             attack, held = split_for_relearning(data.relearn_units, suite.relearn_fraction, suite.seed)
             examples = [ex for exs, _ in attack for ex in exs]
@@ -292,8 +343,19 @@ def run_suite(
         k: results[victim][k] for k in AUDIT_METRICS if victim in results and k in results[victim]
     }
     for name, (model, tok) in models.items():
-        if name not in (oracle, victim) and suite.audits:
+        if name not in (oracle, victim) and [a for a in suite.audits if a != "relearn_speed"]:
             audits[name] = run_audits(model, tok, data, suite, victim_rates or None)
+    speed = None
+    if "relearn_speed" in suite.audits and data.relearn_texts:
+        speed = relearn_speed(models, data, suite, oracle)
+        for name, gap in speed["gap_to_oracle"].items():
+            if name != victim:
+                audits.setdefault(name, {})["relearn_speed"] = {
+                    "relearn_gap_area": gap["area"],
+                    "relearn_max_gap": gap["max_gap"],
+                    "relearn_max_gap_at": gap["max_gap_at"],
+                    "seconds": speed["seconds"][name],
+                }
     used = sorted({k for r in results.values() for k in r})
     first = next(iter(details.values()), {})
     report = {
@@ -313,6 +375,8 @@ def run_suite(
             "model_utility_terms": first.get("model_utility_terms"),
         },
     }
+    if speed is not None:
+        report["relearn_speed"] = speed
     if dump_examples:
         report["_examples"] = {name: d.get("examples", []) for name, d in details.items()}
     return report

@@ -77,6 +77,18 @@ def render_markdown(report: dict) -> str:
             audits_table(report["audits"]),
             "",
         ]
+    if report.get("relearn_speed"):
+        sp = report["relearn_speed"]
+        out += [
+            "## Relearn speed",
+            "",
+            f"`{sp['metric']}` after fine-tuning a copy on the forget set for each step budget "
+            f"(lr {sp['learning_rate']:g}, batch {sp['batch_size']}). The oracle never saw the forget "
+            "set: its curve is what removed looks like; area = mean gap over the ladder.",
+            "",
+            relearn_speed_table(sp),
+            "",
+        ]
     if t:
         out += ["## Timings (s)", "", "| step | seconds |", "|---|---|"]
         out += [f"| {k} | {v:.1f} |" for k, v in t.items()]
@@ -173,6 +185,48 @@ def plot_tradeoff(report: dict, path: str | Path) -> bool:
     return True
 
 
+def plot_relearn_speed(report: dict, path: str | Path) -> bool:
+    """Forget extraction vs relearning steps, one line per model (the oracle's: what "removed"
+    looks like); False when the report has no relearn-speed audit."""
+    speed = report.get("relearn_speed")
+    if not speed:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for i, (name, curve) in enumerate(speed["curves"].items()):
+        style = {"ls": "--", "c": "black"} if name == "oracle" else {"c": COLORS[i % len(COLORS)]}
+        ax.plot(speed["budgets"], curve, marker="o", label=name, **style)
+    ax.set_xlabel(
+        f"relearning steps on the forget set (lr {speed['learning_rate']:g}, batch {speed['batch_size']})"
+    )
+    ax.set_ylabel(speed["metric"].replace("_", " "), fontsize=8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    ax.set_title("Relearn speed: above the oracle's curve = hidden, not removed", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def relearn_speed_table(speed: dict) -> str:
+    """Curves as rows (models), budgets as columns, then the gap to the oracle."""
+    b = speed["budgets"]
+    lines = [
+        "| model | " + " | ".join(f"{k} steps" for k in b) + " | area vs oracle | largest gap (at step) |",
+        "|---|" + "---|" * (len(b) + 2),
+    ]
+    for name, curve in speed["curves"].items():
+        gap = speed["gap_to_oracle"].get(name)
+        tail = f"{gap['area']:.3f} | {gap['max_gap']:.3f} ({gap['max_gap_at']:.0f})" if gap else "— | —"
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in curve) + f" | {tail} |")
+    return "\n".join(lines)
+
+
 def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``report.png`` (and ``tradeoff.png`` when two or
     more models have forget and utility numbers) into ``out_dir``."""
@@ -184,4 +238,6 @@ def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
     plot_report(report, paths["png"])
     if plot_tradeoff(report, out_dir / "tradeoff.png"):
         paths["tradeoff"] = out_dir / "tradeoff.png"
+    if plot_relearn_speed(report, out_dir / "relearn_speed.png"):
+        paths["relearn_speed"] = out_dir / "relearn_speed.png"
     return paths

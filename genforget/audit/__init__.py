@@ -17,6 +17,7 @@ AUDITS: dict[str, str] = {
     "quant8": "quantise the weights to bitsandbytes 8-bit (LLM.int8()) and re-measure",
     "quant4": "quantise the weights to bitsandbytes 4-bit NF4 and re-measure",
     "paraphrase": "probe the forgotten facts with a phrasing the model never saw them in",
+    "relearn_speed": "fine-tune on the forget set for a ladder of step budgets; compare with the oracle",
 }
 
 

@@ -34,6 +34,60 @@ def split_for_relearning(examples: list, fraction: float = 0.5, seed: int = 0) -
     return attack, held_out
 
 
+class Relearner:
+    """A copy of ``model`` that an attacker fine-tunes step by step: AdamW, next-token NLL on the
+    target tokens of ``examples`` (``{"text", "spans"}`` / ``{"prompt", "target"}``), batches
+    walked through shuffled epochs so every example is seen before any is repeated.
+
+    ``model`` is untouched; a ``PeftModel`` is merged (in the copy) so the attack can move every
+    weight, as an attacker holding the released weights would. :meth:`train` can be called again
+    to continue, which is how the relearn-speed audit measures a ladder of budgets on one copy.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        examples: list[dict],
+        learning_rate: float = 1e-3,
+        batch_size: int = 8,
+        seed: int = 0,
+        max_length: int = 512,
+    ) -> None:
+        if not examples:
+            raise ValueError("relearning needs at least one example")
+        if tokenizer.pad_token_id is None:
+            raise ValueError("tokenizer has no pad token; set tokenizer.pad_token")
+        torch.manual_seed(seed)
+        self.model = merged_copy(model)
+        # Merged LoRA bases (and frozen models) come with requires_grad=False; the attacker trains all.
+        self.model.requires_grad_(True)
+        self.feats = [tokenize_example(ex, tokenizer, max_length) for ex in examples]
+        self.collate = Collator(tokenizer.pad_token_id)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=learning_rate)
+        self.g = torch.Generator().manual_seed(seed)
+        self.batch_size = batch_size
+        self.order: list[int] = []
+        self.steps_done = 0
+
+    def train(self, steps: int) -> torch.nn.Module:
+        """``steps`` more optimizer steps; returns the copy in eval mode."""
+        device = next(self.model.parameters()).device
+        self.model.train()
+        for _ in range(steps):
+            while len(self.order) < min(self.batch_size, len(self.feats)):
+                self.order.extend(torch.randperm(len(self.feats), generator=self.g).tolist())
+            take, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
+            batch = {k: v.to(device) for k, v in self.collate([self.feats[i] for i in take]).items()}
+            loss = self.model(**batch).loss  # labels are -100 outside the targets
+            loss.backward()
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+        self.steps_done += steps
+        self.model.eval()
+        return self.model
+
+
 def relearn_copy(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -44,38 +98,8 @@ def relearn_copy(
     seed: int = 0,
     max_length: int = 512,
 ) -> torch.nn.Module:
-    """A copy of ``model`` fine-tuned for ``steps`` AdamW steps with next-token NLL on the target
-    tokens of ``examples`` (``{"text", "spans"}`` / ``{"prompt", "target"}``).
-
-    ``model`` is untouched; a ``PeftModel`` is merged (in the copy) so the attack can move every
-    weight, as an attacker holding the released weights would. Returns the copy in eval mode.
-    """
-    if not examples:
-        raise ValueError("relearning needs at least one example")
+    """A copy of ``model`` fine-tuned for ``steps`` steps on ``examples`` (see :class:`Relearner`).
+    ``model`` is untouched. Returns the copy in eval mode."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1 (got {steps})")
-    if tokenizer.pad_token_id is None:
-        raise ValueError("tokenizer has no pad token; set tokenizer.pad_token")
-    torch.manual_seed(seed)
-    attacked = merged_copy(model)
-    # Merged LoRA bases (and frozen models) come with requires_grad=False; the attacker trains all.
-    attacked.requires_grad_(True)
-    device = next(attacked.parameters()).device
-    feats = [tokenize_example(ex, tokenizer, max_length) for ex in examples]
-    collate = Collator(tokenizer.pad_token_id)
-    opt = torch.optim.AdamW(attacked.parameters(), lr=learning_rate)
-    g = torch.Generator().manual_seed(seed)
-    order: list[int] = []
-    attacked.train()
-    for _ in range(steps):
-        # Walk through shuffled epochs so every example is seen before any is repeated.
-        while len(order) < min(batch_size, len(feats)):
-            order.extend(torch.randperm(len(feats), generator=g).tolist())
-        take, order = order[:batch_size], order[batch_size:]
-        batch = {k: v.to(device) for k, v in collate([feats[i] for i in take]).items()}
-        loss = attacked(**batch).loss  # labels are -100 outside the targets: NLL on targets only
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    attacked.eval()
-    return attacked
+    return Relearner(model, tokenizer, examples, learning_rate, batch_size, seed, max_length).train(steps)
