@@ -69,6 +69,7 @@ def main() -> None:
     report = run_suite(models, suite, method="all", progress=False)
     rows = []
     oracle_auc = report["models"]["oracle"]["mia_min_k_auc"]
+    gaps = report.get("relearn_speed", {}).get("gap_to_oracle", {})
     for name, m in report["models"].items():
         rows.append(
             {
@@ -83,6 +84,8 @@ def main() -> None:
                 "model_utility": m["model_utility"],
                 "time_s": seconds[name],
                 "time_vs_retrain": seconds[name] / dm.oracle_s,
+                "relearn_max_gap": gaps.get(name, {}).get("max_gap"),
+                "relearn_gap_area": gaps.get(name, {}).get("area"),
             }
         )
     out = Path(args.out)
@@ -93,15 +96,20 @@ def main() -> None:
     )
     print(
         "| model | steps | forget PII | forget verbatim | retain PII | MIA min-k AUC (gap to oracle) "
-        "| forget quality | model utility | time s | / retrain |"
+        "| forget quality | model utility | relearn gap to oracle, max (area) | time s | / retrain |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fq = "—" if r["forget_quality"] is None else f"{r['forget_quality']:.1e}"
+        rg = (
+            "—"
+            if r["relearn_max_gap"] is None
+            else f"{r['relearn_max_gap']:.2f} ({r['relearn_gap_area']:.2f})"
+        )
         print(
             f"| {r['model']} | {r['steps'] or '—'} | {r['forget_pii_extraction']:.3f} | "
             f"{r['forget_verbatim_extraction']:.3f} | {r['retain_pii_extraction']:.3f} | "
-            f"{r['mia_min_k_auc']:.3f} ({r['mia_gap_to_oracle']:.3f}) | {fq} | {r['model_utility']:.3f} | "
+            f"{r['mia_min_k_auc']:.3f} ({r['mia_gap_to_oracle']:.3f}) | {fq} | {r['model_utility']:.3f} | {rg} | "
             f"{r['time_s']:.1f} | {r['time_vs_retrain']:.3f} |"
         )
 

@@ -42,6 +42,9 @@ class DemoArgs:
         default=0, metadata={"help": "training steps of victim and oracle (0 = the preset's)"}
     )
     calibrated_stop: bool = field(default=True, metadata={"help": "stop once forget data looks unseen"})
+    relearn_speed: bool = field(
+        default=True, metadata={"help": "relearn-speed audit of victim, unlearned and oracle (~1 min)"}
+    )
     num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for this tiny model)"})
 
 
@@ -72,8 +75,9 @@ def _cached_train(corpus, splits, vcfg, out: Path, tokenizer=None, desc: str = "
     return model, tok, seconds
 
 
-def demo_checks(models: dict[str, dict], timings: dict[str, float]) -> list[dict]:
-    """The acceptance bars of the demo, evaluated on its own numbers."""
+def demo_checks(models: dict[str, dict], timings: dict[str, float], speed: dict | None = None) -> list[dict]:
+    """The acceptance bars of the demo, evaluated on its own numbers (``speed``: the report's
+    relearn-speed audit, shown as a check that does not gate the exit code: ``gate: False``)."""
     v, u = models["victim"], models["unlearned"]
     rows = [
         (
@@ -111,7 +115,21 @@ def demo_checks(models: dict[str, dict], timings: dict[str, float]) -> list[dict
         rows.append(("forget MIA min-k AUC, |unlearned - oracle|", r, "<= 0.10", r <= 0.1))
     r = timings["unlearn_s"] / timings["train_oracle_s"]
     rows.append(("unlearn time / oracle retrain time", r, "<= 0.10", r <= 0.1))
-    return [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
+    checks = [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
+    gap = (speed or {}).get("gap_to_oracle", {}).get("unlearned")
+    if gap is not None:
+        # Shown with its bar but not gating the demo's exit code yet: NPO hides rather than
+        # removes (the README's relearn-speed table), and the remedies are still to come.
+        checks.append(
+            {
+                "name": f"relearn speed: largest forget-extraction gap to the oracle, 0-{speed['budgets'][-1]} steps",
+                "value": float(gap["max_gap"]),
+                "bar": "<= 0.10 (informational)",
+                "ok": bool(gap["max_gap"] <= 0.1),
+                "gate": False,
+            }
+        )
+    return checks
 
 
 @dataclass
@@ -147,14 +165,14 @@ def demo_models(args: DemoArgs) -> DemoModels:
 
 
 def demo_suite(args: DemoArgs, name: str) -> Suite:
-    """The eval suite of the demo's corpus, without audits (``make eval`` runs those)."""
+    """The eval suite of the demo's corpus: only the relearn-speed audit (``make eval`` runs all)."""
     return Suite(
         name=name,
         n_people=args.n_people,
         n_passages=args.n_passages,
         forget_frac=args.forget_frac,
         corpus_seed=args.corpus_seed,
-        audits=[],
+        audits=["relearn_speed"] if args.relearn_speed else [],
     )
 
 
@@ -201,14 +219,15 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
         victim=dataclasses.asdict(vcfg),
         saved_as=mode,
     )
-    report["checks"] = demo_checks(report["models"], timings)
+    report["checks"] = demo_checks(report["models"], timings, report.get("relearn_speed"))
     models = report["models"]
     paths = write_report(report, out)
     print()
     print(markdown_table(models))
     print()
     for c in report["checks"]:
-        print(f"  [{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
+        mark = "ok" if c["ok"] else ("FAIL" if c.get("gate", True) else "not yet")
+        print(f"  [{mark}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
     print(
         f"\n[demo] unlearn {unlearn_s:.1f}s vs oracle retrain {oracle_s:.1f}s; report: {paths['md']}, {paths['png']}"
     )

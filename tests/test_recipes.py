@@ -176,6 +176,7 @@ def test_demo_pipeline_small_reports_and_caches(tmp_path, corpus):
         forget_frac=0.2,
         victim_preset="small",
         num_threads=2,
+        relearn_speed=False,  # tested on its own in test_relearn_speed.py
     )
     ucfg = UnlearnConfig(method="npo", learning_rate=1e-3, max_steps=40)
     report = run_demo(args, ucfg)
