@@ -31,7 +31,9 @@ class UnlearnConfig:
 
     method: str = field(
         default="npo",
-        metadata={"help": "registered method: grad_ascent, grad_diff, npo, simnpo; diffusion: esd, salun"},
+        metadata={
+            "help": "registered method: grad_ascent, grad_diff, npo, simnpo, newton; diffusion: esd, salun"
+        },
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     max_steps: int = field(default=60, metadata={"help": "optimizer steps"})
@@ -49,6 +51,13 @@ class UnlearnConfig:
         metadata={
             "help": "SalUn: share of weights (largest forget-loss gradients) that may change (diffusion)"
         },
+    )
+    newton_damping: float = field(
+        default=0.01, metadata={"help": "newton: damping lambda added to the retain Hessian (H + lambda I)"}
+    )
+    newton_cg_iters: int = field(default=20, metadata={"help": "newton: conjugate-gradient iterations"})
+    newton_n_remaining: int = field(
+        default=0, metadata={"help": "newton: size of the remaining training set (0 = the retain set's size)"}
     )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
@@ -111,6 +120,8 @@ class UnlearnConfig:
             raise ValueError(f"reference must be 'auto' or 'copy' (got {self.reference!r})")
         if not 0 < self.saliency_ratio <= 1:
             raise ValueError(f"saliency_ratio must be in (0, 1] (got {self.saliency_ratio})")
+        if self.newton_damping < 0 or self.newton_n_remaining < 0 or self.newton_cg_iters < 1:
+            raise ValueError("newton_damping and newton_n_remaining must be >= 0 and newton_cg_iters >= 1")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
 

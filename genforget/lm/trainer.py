@@ -109,6 +109,11 @@ def unlearn_lm(
     if config.use_lora:
         model = add_lora(model, config)
     model.to(accelerator.device)
+    if getattr(method, "one_shot", False):  # a closed-form update (newton), not a loss to descend
+        record = method.apply(model, forget_feats, retain_feats, collate)
+        if history is not None:
+            history.append(record)
+        return model.eval()
     if method.needs_ref and not config.use_lora and ref_copy is None:
         ref_cache = cached_reference_logp(model, forget_feats, collate)
 
