@@ -130,3 +130,35 @@ def test_single_shard_generation_matches_transformers_generate(corpus, tiny_lm, 
     theirs = genforget.evaluate(single, tokenizer, forget, holdout=corpus.full_text_examples("holdout"))
     assert ours["forget_perplexity"] == pytest.approx(theirs["forget_perplexity"], rel=1e-5)
     assert ours["mia_loss_auc"] == pytest.approx(theirs["mia_loss_auc"])
+
+
+CORPUS_ARGS = ["--n_people", "20", "--n_passages", "10", "--forget_frac", "0.2"]
+
+
+def test_recipe_trains_then_deletes_and_logs_hashes_only(corpus, tiny_lm, tokenizer, tmp_path, capsys):
+    from genforget.sisa.recipe import main
+
+    base = tmp_path / "base"
+    tiny_lm.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    out = tmp_path / "ens"
+    train = ["--model_name_or_path", str(base), "--output_dir", str(out), *CORPUS_ARGS]
+    assert main([*train, "--n_shards", "2", "--epochs", "1", "--lora_r", "4"]) == 0
+    assert main(["--mode", "delete", "--output_dir", str(out), "--delete", "pii:forget", *CORPUS_ARGS]) == 0
+    (entry,) = [json.loads(line) for line in (out / "deletions.jsonl").read_text().splitlines()]
+    forget_ids = [r["id"] for r in sisa.corpus_records(corpus, ("forget",))]
+    assert entry["exact"] and entry["records"] == len(forget_ids) == 6
+    assert sorted(entry["id_sha256"]) == sorted(id_hash(i) for i in forget_ids)
+    assert len(json.loads((out / "manifest.json").read_text())) == len(sisa.corpus_records(corpus)) - 6
+    logged = capsys.readouterr().out + "".join(
+        (out / f).read_text() for f in ("manifest.json", "sisa.json", "deletions.jsonl")
+    )
+    assert not [v for v in corpus.pii_values("forget") + forget_ids if v in logged]
+    # A second delete of the same people is a usage error (exit 2), and so is a bad mode.
+    assert main(["--mode", "delete", "--output_dir", str(out), "--delete", "pii:forget", *CORPUS_ARGS]) == 2
+    assert "not in the ensemble" in capsys.readouterr().err
+    assert main(["--mode", "forget", "--output_dir", str(out)]) == 2
+    assert "mode must be train or delete" in capsys.readouterr().err
+    assert main([*train]) == 2  # output_dir not empty
+    assert main(["--output_dir", str(tmp_path / "new"), "--n_shardz", "2"]) == 2
+    assert "Did you mean 'n_shards'" in capsys.readouterr().err and not (tmp_path / "new").exists()
