@@ -17,6 +17,7 @@ from genforget.sisa.shards import assign, id_hash
 pytestmark = pytest.mark.usefixtures("one_thread")  # 2 threads on 2 shared cores: 5x slower
 
 FIELDS = {"epochs": 2, "lora_r": 4, "batch_size": 4, "learning_rate": 1e-2}
+FEW_STEPS = {**FIELDS, "epochs": 1, "batch_size": 8}  # exactness needs steps, not a good model
 
 
 def _records(corpus) -> list[dict]:
@@ -42,7 +43,7 @@ def _pick(ens, shard_slice: list[tuple[int, int]], records) -> list[str]:
 def test_delete_is_bit_exact_retrain_of_touched_shards_only(corpus, tiny_lm, tokenizer, tmp_path):
     records = _records(corpus)
     base = copy.deepcopy(tiny_lm)
-    ens = sisa.train(copy.deepcopy(base), tokenizer, records, 3, 2, tmp_path / "a", **FIELDS)
+    ens = sisa.train(copy.deepcopy(base), tokenizer, records, 3, 2, tmp_path / "a", **FEW_STEPS)
     before = _adapters(tmp_path / "a", 3)
     # Shard 0 loses a slice-1 record (resume from ckpt-1), shard 1 a slice-0 one (from ckpt-0).
     gone = _pick(ens, [(0, 1), (1, 0)], records)
@@ -52,7 +53,7 @@ def test_delete_is_bit_exact_retrain_of_touched_shards_only(corpus, tiny_lm, tok
     after = _adapters(tmp_path / "a", 3)
 
     rest = [r for r in records if r["id"] not in gone]
-    sisa.train(copy.deepcopy(base), tokenizer, rest, 3, 2, tmp_path / "b", **FIELDS)
+    sisa.train(copy.deepcopy(base), tokenizer, rest, 3, 2, tmp_path / "b", **FEW_STEPS)
     fresh = _adapters(tmp_path / "b", 3)
     for k in range(3):
         assert _same(after[k], fresh[k]), f"shard {k} is not the from-scratch retrain bit for bit"
@@ -69,7 +70,7 @@ def test_delete_is_bit_exact_retrain_of_touched_shards_only(corpus, tiny_lm, tok
     more = _pick(again, [(2, 1)], rest)
     assert again.delete(more)["shards_touched"] == [2]
     rest2 = [r for r in rest if r["id"] not in more]
-    sisa.train(copy.deepcopy(base), tokenizer, rest2, 3, 2, tmp_path / "c", **FIELDS)
+    sisa.train(copy.deepcopy(base), tokenizer, rest2, 3, 2, tmp_path / "c", **FEW_STEPS)
     for k, (x, y) in enumerate(zip(_adapters(tmp_path / "a", 3), _adapters(tmp_path / "c", 3), strict=True)):
         assert _same(x, y), f"shard {k} differs from the retrain after a reload + delete"
 
@@ -79,7 +80,7 @@ def test_manifest_and_metadata_hold_hashes_never_ids_or_text(corpus, tiny_lm, to
     ens = sisa.train(tiny_lm, tokenizer, records, 2, 1, tmp_path, **FIELDS)
     stored = (tmp_path / "manifest.json").read_text() + (tmp_path / "sisa.json").read_text()
     for r in records:
-        assert r["id"] not in stored and r["text"][:20] not in stored
+        assert r["id"] not in stored and (r.get("text") or r["texts"][0])[:20] not in stored
         assert ens.manifest.entries[id_hash(r["id"])] == assign(id_hash(r["id"]), 2, 1)
     with pytest.raises(KeyError, match="1 of 1 record ids"):
         ens.delete(["never-trained"])
@@ -102,7 +103,8 @@ def test_mixture_is_the_average_of_shard_distributions(corpus, tiny_lm, tokenize
         single = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / f"shard-{k}").eval()
         with torch.no_grad():
             probs.append(torch.softmax(single(**batch).logits, -1))
-    torch.testing.assert_close(got.exp(), (probs[0] + probs[1]) / 2, rtol=1e-5, atol=1e-6)
+    valid = batch["attention_mask"].bool()  # padded positions get other position ids: not compared
+    torch.testing.assert_close(got.exp()[valid], ((probs[0] + probs[1]) / 2)[valid], rtol=1e-5, atol=1e-6)
     assert (probs[0].log() - probs[1].log()).abs().max() > 1e-2, "shards should differ"
 
     # Merged: one adapter whose weight delta is the average of the shards' deltas.

@@ -122,8 +122,9 @@ class SisaEnsemble:
         """Steps a full retrain of every shard from scratch would take on the current data."""
         total = 0
         for k in range(self.config.n_shards):
+            store = self._store(k)
             for r in range(self.config.n_slices):
-                total += self.config.stage_steps(len(self.manifest.hashes(k, upto_slice=r)))
+                total += self.config.stage_steps(sum(len(store[h]) for h in self.manifest.hashes(k, r)))
         return total
 
     # ------------------------------------------------------------------ inference
@@ -163,6 +164,14 @@ class SisaEnsemble:
         path.write_text(json.dumps(meta, indent=1))
 
 
+def record_features(rec: dict, tokenizer, max_length: int) -> list[dict]:
+    """A record's training examples: one per entry of ``rec["texts"]`` when it has that list
+    (a data subject owning several examples, all deleted together), else the record itself."""
+    if isinstance(rec.get("texts"), list):
+        return [tokenize_example({"text": t}, tokenizer, max_length) for t in rec["texts"]]
+    return [tokenize_example({k: v for k, v in rec.items() if k != "id"}, tokenizer, max_length)]
+
+
 def train(
     model: torch.nn.Module,
     tokenizer,
@@ -174,8 +183,8 @@ def train(
 ) -> SisaEnsemble:
     """Fine-tune ``model`` as ``n_shards`` LoRA adapters x ``n_slices`` checkpointed slices.
 
-    ``records``: example dicts (``text``, ``prompt``+``target`` or ``question``+``answer``),
-    each with a unique ``"id"``. ``training_fields``: :class:`SisaConfig` fields. ``model`` gets
+    ``records``: example dicts (``text``, ``prompt``+``target`` or ``question``+``answer``, or
+    ``texts``: a list of texts of one data subject), each with a unique ``"id"``. ``training_fields``: :class:`SisaConfig` fields. ``model`` gets
     the LoRA layers injected (its base weights stay frozen and unchanged). Deterministic given
     ``seed``. ``n_shards = n_slices = 1`` is plain LoRA fine-tuning.
     """
@@ -207,9 +216,7 @@ def train(
         h = id_hash(rec["id"])
         shard, slc = assign(h, cfg.n_shards, cfg.n_slices)
         manifest.entries[h] = (shard, slc)
-        stores[shard][h] = tokenize_example(
-            {k: v for k, v in rec.items() if k != "id"}, tokenizer, cfg.max_length
-        )
+        stores[shard][h] = record_features(rec, tokenizer, cfg.max_length)
     peft_model = get_peft_model(model, lora_config(cfg, model))
     ens = SisaEnsemble(root, peft_model, tokenizer, cfg, manifest)
     manifest.save(root / "manifest.json")

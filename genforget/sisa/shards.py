@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -104,17 +103,16 @@ class Manifest:
         return cls({h: tuple(v) for h, v in json.loads(path.read_text()).items()})
 
 
-def corpus_records(corpus, splits: tuple[str, ...] = ("forget", "retain"), orders: int = 3) -> list[dict]:
-    """SISA records of the built-in PII corpus: one ``{"id", "text"}`` per person (id
-    ``person-<pid>``) and per passage (``passage-<i>``), for ``splits``.
+def corpus_records(corpus, splits: tuple[str, ...] = ("forget", "retain")) -> list[dict]:
+    """SISA records of the built-in PII corpus, one per data subject: a person (id
+    ``person-<pid>``) owns their bio and each bio sentence on its own (``texts``), a passage
+    (``passage-<i>``) its text.
 
-    A person's text is their bio in ``orders`` sentence orders (seeded by the person, so fixed):
-    the victim recipe reshuffles bios every epoch so that a fact is not only ever seen after the
-    same earlier sentences; a fixed record gets that variety this way instead.
+    The victim recipe reshuffles bios every epoch so that every fact is sometimes seen first,
+    right where an extraction probe starts; the single sentences give fixed records that variety.
     """
     people, passages = corpus.train_documents(splits)
-    out = []
-    for p in people:
-        rng = random.Random(f"sisa-record:{p.pid}")
-        out.append({"id": f"person-{p.pid}", "text": " ".join(p.bio(rng)["text"] for _ in range(orders))})
+    out = [
+        {"id": f"person-{p.pid}", "texts": [p.bio()["text"]] + [s for s, _ in p.sentences()]} for p in people
+    ]
     return out + [{"id": f"passage-{corpus.passages.index(t)}", "text": t.text} for t in passages]

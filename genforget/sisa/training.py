@@ -99,7 +99,7 @@ def train_shard(
     cfg: SisaConfig,
     shard: int,
     manifest: Manifest,
-    store: dict[str, dict],
+    store: dict[str, list[dict]],
     root: Path,
     start_stage: int,
     collate: Collator,
@@ -126,7 +126,7 @@ def train_shard(
     model.train()
     steps = 0
     for stage in range(start_stage, cfg.n_slices):
-        feats = [store[h] for h in manifest.hashes(shard, upto_slice=stage)]
+        feats = [f for h in manifest.hashes(shard, upto_slice=stage) for f in store[h]]
         n_steps = cfg.stage_steps(len(feats))
         order: list[int] = []
         while len(order) < n_steps * cfg.batch_size:
