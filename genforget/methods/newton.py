@@ -14,9 +14,8 @@ an approximation whose quality the recorded residual gradient norm ``‖∇L_r(�
 
 Hessian-vector products are exact, by double backprop (``H v = ∇(∇L · v)``), not Gauss-Newton:
 the convex case then matches the retrain to solver precision, and on a non-convex net conjugate
-gradients stop at the first negative-curvature direction (after a step along it with the
-curvature's absolute value), with the damping λ keeping the system positive definite where the
-curvature is small. Cost: each CG iteration is
+gradients stop at the first negative-curvature direction (truncated Newton), with the damping λ
+keeping the system positive definite where the curvature is small. Cost: each CG iteration is
 one double-backward pass over the retain set, so it is feasible on the trainable parameters of
 a small model or a LoRA adapter (a few MB); on billions of full weights use LoRA.
 """
@@ -75,9 +74,10 @@ def conjugate_gradient(
 ) -> tuple[torch.Tensor, dict]:
     """Solve ``A x = b`` for symmetric ``A = H + damping·I``; stops on ``‖r‖ <= tol ‖b‖``.
 
-    On a direction of negative curvature it takes one last step along it with the curvature's
-    absolute value, ``|pᵀHp| + damping·pᵀp`` (the saddle-free Newton step of Dauphin et al. 2014),
-    and stops: the step stays bounded and still lowers the quadratic model's gradient part.
+    On a direction of negative curvature it stops and returns the iterate so far (truncated
+    Newton, Steihaug's rule without a trust region); if that happens on the very first direction
+    it steps along it with the curvature's absolute value, ``|pᵀHp| + damping·pᵀp`` (the
+    saddle-free Newton step of Dauphin et al. 2014), so the update is never empty.
     """
     x = torch.zeros_like(b)
     r, p = b.clone(), b.clone()
@@ -91,8 +91,9 @@ def conjugate_gradient(
         info["cg_iterations"] = k + 1
         if curv <= 0:
             info["negative_curvature"] = True
-            pp = p @ p
-            x = x + rr / ((curv - damping * pp).abs() + damping * pp).clamp(min=1e-30) * p
+            if k == 0:
+                pp = p @ p
+                x = rr / ((curv - damping * pp).abs() + damping * pp).clamp(min=1e-30) * p
             break
         alpha = rr / curv
         x, r = x + alpha * p, r - alpha * ap
