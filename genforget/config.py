@@ -53,9 +53,13 @@ class UnlearnConfig:
         },
     )
     newton_damping: float = field(
-        default=0.01, metadata={"help": "newton: damping lambda added to the retain Hessian (H + lambda I)"}
+        default=0.1, metadata={"help": "newton: damping lambda added to the retain Hessian (H + lambda I)"}
     )
-    newton_cg_iters: int = field(default=20, metadata={"help": "newton: conjugate-gradient iterations"})
+    newton_cg_iters: int = field(default=10, metadata={"help": "newton: conjugate-gradient iterations"})
+    newton_hessian_examples: int = field(
+        default=32,
+        metadata={"help": "newton: retain examples sampled for the Hessian (0 = all; cost is linear)"},
+    )
     newton_n_remaining: int = field(
         default=0, metadata={"help": "newton: size of the remaining training set (0 = the retain set's size)"}
     )
@@ -120,8 +124,10 @@ class UnlearnConfig:
             raise ValueError(f"reference must be 'auto' or 'copy' (got {self.reference!r})")
         if not 0 < self.saliency_ratio <= 1:
             raise ValueError(f"saliency_ratio must be in (0, 1] (got {self.saliency_ratio})")
-        if self.newton_damping < 0 or self.newton_n_remaining < 0 or self.newton_cg_iters < 1:
-            raise ValueError("newton_damping and newton_n_remaining must be >= 0 and newton_cg_iters >= 1")
+        if min(self.newton_damping, self.newton_n_remaining, self.newton_hessian_examples) < 0:
+            raise ValueError("newton_damping, newton_n_remaining and newton_hessian_examples must be >= 0")
+        if self.newton_cg_iters < 1:
+            raise ValueError(f"newton_cg_iters must be >= 1 (got {self.newton_cg_iters})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
 

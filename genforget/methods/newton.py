@@ -16,8 +16,9 @@ Hessian-vector products are exact, by double backprop (``H v = ∇(∇L · v)``)
 the convex case then matches the retrain to solver precision, and on a non-convex net conjugate
 gradients stop at the first negative-curvature direction (truncated Newton), with the damping λ
 keeping the system positive definite where the curvature is small. Cost: each CG iteration is
-one double-backward pass over the retain set, so it is feasible on the trainable parameters of
-a small model or a LoRA adapter (a few MB); on billions of full weights use LoRA.
+one double-backward pass over ``newton_hessian_examples`` sampled retain examples (the
+gradients use the whole retain set), so it is feasible on the trainable parameters of a small
+model or a LoRA adapter (a few MB); on billions of full weights use LoRA.
 """
 
 from __future__ import annotations
@@ -111,14 +112,17 @@ def newton_removal(
     damping: float,
     cg_iters: int,
     cg_tol: float = 1e-10,
+    hessian_losses: Sequence[tuple[float, Loss]] | None = None,
 ) -> dict:
     """In place ``θ += scale · (H_r + damping·I)⁻¹ ∇L_F``; losses are ``(weight, closure)``
-    chunks whose weighted sum is the mean forget / retain loss. Returns the solver stats and the
+    chunks whose weighted sum is the mean forget / retain loss (``hessian_losses``: a subsample
+    of the retain loss for the Hessian, default all of it). Returns the solver stats and the
     remaining loss's gradient norm before and after (the certificate quantity)."""
     g_f = flat_grad(forget_losses, params)
     before = flat_grad(retain_losses, params).norm().item()
+    h_losses = hessian_losses if hessian_losses is not None else retain_losses
     step, info = conjugate_gradient(
-        lambda v: hvp(retain_losses, params, v) + damping * v, g_f, cg_iters, cg_tol, damping
+        lambda v: hvp(h_losses, params, v) + damping * v, g_f, cg_iters, cg_tol, damping
     )
     step = scale * step
     with torch.no_grad():
@@ -170,6 +174,14 @@ class Newton(Method):
 
         forget = chunks(forget_feats, cfg.batch_size)
         retain = chunks(retain_feats, cfg.retain_batch_size)
+        # A seeded subsample for the Hessian (Koh & Liang's stochastic estimate): each CG
+        # iteration costs a double backward over it; the gradients use the whole retain set.
+        k = cfg.newton_hessian_examples
+        if k and k < len(retain_feats):
+            pick = torch.randperm(len(retain_feats), generator=torch.Generator().manual_seed(cfg.seed))[:k]
+            hessian = chunks([retain_feats[i] for i in sorted(pick.tolist())], cfg.retain_batch_size)
+        else:
+            hessian = retain
         n_remaining = cfg.newton_n_remaining or len(retain_feats)
         was_training = model.training
         model.eval()  # no dropout: the Hessian of a deterministic loss
@@ -187,6 +199,7 @@ class Newton(Method):
                 len(forget_feats) / n_remaining,
                 cfg.newton_damping,
                 cfg.newton_cg_iters,
+                hessian_losses=hessian,
             )
         model.train(was_training)
         tokens = sum(len(f["input_ids"]) for f in forget_feats + retain_feats)
