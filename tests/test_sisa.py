@@ -47,6 +47,7 @@ def test_delete_is_bit_exact_retrain_of_touched_shards_only(corpus, tiny_lm, tok
     before = _adapters(tmp_path / "a", 3)
     # Shard 0 loses a slice-1 record (resume from ckpt-1), shard 1 a slice-0 one (from ckpt-0).
     gone = _pick(ens, [(0, 1), (1, 0)], records)
+    ens.model()  # adapters loaded for inference before the deletion must be refreshed by it
     stats = ens.delete(gone)
     assert stats["shards_touched"] == [0, 1] and stats["records"] == 2 and stats["exact"]
     assert 0 < stats["steps"] < stats["full_retrain_steps"]
@@ -67,6 +68,8 @@ def test_delete_is_bit_exact_retrain_of_touched_shards_only(corpus, tiny_lm, tok
 
     # Reload from disk (base re-read from the saved copy) and delete again: still exact.
     again = sisa.load(tmp_path / "a")
+    ids = tokenizer(["Alice works for Acme."], return_tensors="pt")["input_ids"]
+    assert torch.equal(ens.model()(ids).logits, again.model()(ids).logits), "in-memory shards not refreshed"
     more = _pick(again, [(2, 1)], rest)
     assert again.delete(more)["shards_touched"] == [2]
     rest2 = [r for r in rest if r["id"] not in more]
