@@ -44,6 +44,7 @@ eval: $(STAMP)
 # Tables (LM quality vs cost, growth, step cost; diffusion methods), JSON in runs/bench/.
 bench: $(STAMP)
 	$(BIN)/python bench/quality_cost.py
+	$(BIN)/python bench/sisa.py
 	$(BIN)/python bench/growth.py
 	$(BIN)/python bench/step_cost.py
 	$(BIN)/python bench/diffusion_methods.py
