@@ -1,0 +1,275 @@
+"""Verification of a deletion: probes made from the located records, measured before and after.
+
+- **extraction**: for each identifier occurrence, the record's text up to it is the prompt
+  (occurrences whose value already appears earlier in the prompt are skipped: reproducing it
+  would be copying from the context, not recall); a hit is the identifier found, in any of its
+  formats, in the greedy continuation (and in any of ``k`` sampled ones). ``kind: work``: the
+  text up to a shared region plus its first words is the prompt, the region's next words the
+  target (verbatim extraction).
+- **membership**: min-k % AUC of the located records (members) against their twins (never
+  seen); 0.5 = they look alike.
+- **retained capability**: on a sample of records holding no identifier, extraction of the
+  emails, phone numbers and ID numbers they hold (found by generic patterns) and perplexity.
+- **collateral**: the same on the neighbours' records (same surname or street).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import torch
+
+from genforget.metrics.extraction import generate, target_budget, verbatim_hits
+from genforget.metrics.likelihood import mia_auc, min_k_score, perplexity, token_stats
+from genforget.requests.locate import Located, LocateResult
+from genforget.requests.match import Identifier, identifier_pattern, nfkc
+
+GENERIC = {
+    "email": r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+",
+    "phone": r"(?<![\w+])(?:\+?\d{1,3}[ .\-]?)?\(?\d{3}\)?[ .\-]?\d{3}[ .\-]?\d{4}(?!\d)",
+    "id_number": r"(?<!\w)[A-Z]{2,3}-?\d{5,}(?!\w)",
+}
+MAX_PROMPT_CHARS = 400
+WORK_PROMPT_WORDS, WORK_TARGET_WORDS = 8, 8
+
+
+def _probe(prompt: str, pattern: str, typ: str, target: str) -> dict | None:
+    prompt = prompt.rstrip()[-MAX_PROMPT_CHARS:]
+    if not prompt.strip() or re.search(pattern, nfkc(prompt), re.IGNORECASE):
+        return None
+    return {"prompt": prompt, "pattern": pattern, "field": typ, "target": target}
+
+
+def request_probes(res: LocateResult, req: int, max_probes: int = 256, seed: int = 0) -> list[dict]:
+    """Extraction probes of request ``req`` from its located records (deduplicated, capped)."""
+    out, seen = [], set()
+    region = res.requests[req].region
+    for rec in res.for_request(req):
+        for h in rec.hits:
+            if h.req != req:
+                continue
+            if h.type == "work":
+                words = list(re.finditer(r"\S+", rec.text[h.start : h.end]))
+                if len(words) < WORK_PROMPT_WORDS + 2:
+                    continue
+                cut = h.start + words[WORK_PROMPT_WORDS - 1].end()
+                tgt = " ".join(
+                    w.group() for w in words[WORK_PROMPT_WORDS : WORK_PROMPT_WORDS + WORK_TARGET_WORDS]
+                )
+                p = {
+                    "prompt": rec.text[:cut][-MAX_PROMPT_CHARS:],
+                    "pattern": None,
+                    "field": "work",
+                    "target": tgt,
+                }
+            else:
+                pat = identifier_pattern(res.identifiers[h.ident], region)
+                p = _probe(rec.text[: h.start], pat, h.type, rec.text[h.start : h.end])
+            if p is not None and (p["prompt"], p["target"]) not in seen:
+                seen.add((p["prompt"], p["target"]))
+                out.append(p)
+    if len(out) > max_probes:
+        out = random.Random(seed).sample(out, max_probes)
+    return out
+
+
+def generic_probes(texts: list[str], max_probes: int = 128, seed: int = 0) -> list[dict]:
+    """Probes for the emails / phone numbers / ID numbers other people's records hold."""
+    out = []
+    for text in texts:
+        for typ, gp in GENERIC.items():
+            for m in re.finditer(gp, text):
+                pat = identifier_pattern(Identifier(0, typ, 0, m.group()))
+                p = _probe(text[: m.start()], pat, typ, m.group())
+                if p is not None:
+                    out.append(p)
+    if len(out) > max_probes:
+        out = random.Random(seed).sample(out, max_probes)
+    return out
+
+
+def extraction_rate(model, tok, probes: list[dict], samples: int = 0, seed: int = 0) -> float | None:
+    """Share of probes whose identifier appears in the greedy continuation (``samples`` = 0), or
+    in any of ``samples`` sampled continuations."""
+    if not probes:
+        return None
+    budget = target_budget(tok, [p["target"] for p in probes], extra=4)
+    gens = generate(model, tok, [p["prompt"] for p in probes], budget, num_samples=samples, seed=seed)
+    hits = 0
+    for p, g in zip(probes, gens, strict=True):
+        outs = g if samples else [g]
+        if p["pattern"] is None:
+            hits += any(verbatim_hits([o], [p["target"]])[0] for o in outs)
+        else:
+            hits += any(re.search(p["pattern"], nfkc(o), re.IGNORECASE) is not None for o in outs)
+    return hits / len(probes)
+
+
+def _min_k(model, tok, texts: list[str], max_length: int) -> list[float]:
+    return [
+        min_k_score(s.logp)
+        for s in token_stats(model, tok, [{"text": t} for t in texts], max_length=max_length)
+    ]
+
+
+def membership_auc(model, tok, located: list[Located], twins: list[dict], max_length: int) -> float | None:
+    """min-k % AUC, located records (members) vs their twins; None with no pair."""
+    if not located:
+        return None
+    members = _min_k(model, tok, [r.text for r in located], max_length)
+    unseen = _min_k(model, tok, [t["text"] for t in twins], max_length)
+    return mia_auc(members, unseen)
+
+
+def ppl(model, tok, texts: list[str], max_length: int) -> float | None:
+    if not texts:
+        return None
+    return perplexity(
+        [s.logp for s in token_stats(model, tok, [{"text": t} for t in texts], max_length=max_length)]
+    )
+
+
+@torch.no_grad()
+def measure(model, tok, plan: dict, max_length: int, samples: int, seed: int) -> dict:
+    """Every raw figure of a verification ``plan`` (see :func:`verification_plan`) on ``model``."""
+    model.eval()
+    out: dict = {"requests": []}
+    for rp in plan["requests"]:
+        out["requests"].append(
+            {
+                "greedy": extraction_rate(model, tok, rp["probes"]),
+                "sampled": extraction_rate(model, tok, rp["probes"], samples, seed) if samples else None,
+                "auc": membership_auc(model, tok, rp["located"], rp["twins"], max_length),
+                "collateral": extraction_rate(model, tok, rp["neighbour_probes"]),
+                "collateral_ppl": ppl(model, tok, rp["neighbours"], max_length),
+            }
+        )
+    out["retain"] = extraction_rate(model, tok, plan["retain_probes"])
+    out["retain_ppl"] = ppl(model, tok, plan["retain_texts"], max_length)
+    return out
+
+
+def verification_plan(
+    res: LocateResult, twins_by_rid: dict[str, dict], retain_texts: list[str], seed: int = 0
+) -> dict:
+    """The probes and texts measured before and after (built once, so both use the same)."""
+    reqs = []
+    for ri in range(len(res.requests)):
+        located = res.for_request(ri)
+        terms = [
+            re.escape(n.replace(",", " ").split()[-1])
+            for n in res.requests[ri].identifiers.get("name", [])
+            if len(n.replace(",", " ").split()) > 1
+        ]
+        neigh = [
+            t for _, t in res.neighbours if terms and re.search(rf"(?<!\w)(?:{'|'.join(terms)})(?!\w)", t)
+        ]
+        reqs.append(
+            {
+                "probes": request_probes(res, ri, seed=seed),
+                "located": located,
+                "twins": [twins_by_rid[r.rid] for r in located],
+                "neighbours": neigh,
+                "neighbour_probes": generic_probes(neigh, 64, seed),
+            }
+        )
+    return {
+        "requests": reqs,
+        "retain_texts": retain_texts,
+        "retain_probes": generic_probes(retain_texts, 128, seed),
+    }
+
+
+def _row(name, before, after, bar, passed, n) -> dict:
+    return {"name": name, "before": before, "after": after, "bar": bar, "passed": bool(passed), "n": n}
+
+
+def figures(plan: dict, before: dict, after: dict, ri: int, samples: int, bars: dict) -> list[dict]:
+    """Before/after rows with their bars for request ``ri`` (the certificate's table)."""
+    rp, b, a = plan["requests"][ri], before["requests"][ri], after["requests"][ri]
+    rows = []
+    if a["greedy"] is not None:
+        bar = bars["extraction"]
+        rows.append(
+            _row(
+                "forget extraction, greedy",
+                b["greedy"],
+                a["greedy"],
+                f"after <= {bar:.2f}",
+                a["greedy"] <= bar,
+                len(rp["probes"]),
+            )
+        )
+    if a["sampled"] is not None:
+        bar = bars["sampled"]
+        rows.append(
+            _row(
+                f"forget extraction, any of {samples} samples",
+                b["sampled"],
+                a["sampled"],
+                f"after <= {bar:.2f}",
+                a["sampled"] <= bar,
+                len(rp["probes"]),
+            )
+        )
+    if a["auc"] is not None:
+        bar = bars["auc"]
+        rows.append(
+            _row(
+                "membership min-k AUC, located vs twins",
+                b["auc"],
+                a["auc"],
+                f"after <= {bar:.2f}",
+                a["auc"] <= bar,
+                len(rp["located"]),
+            )
+        )
+    kept = bars["kept"]
+    if after["retain"] is not None:
+        rows.append(
+            _row(
+                "retain extraction (others' identifiers)",
+                before["retain"],
+                after["retain"],
+                f"after >= {kept:.2f} x before",
+                after["retain"] >= kept * before["retain"],
+                len(plan["retain_probes"]),
+            )
+        )
+    if after["retain_ppl"] is not None:
+        r = bars["ppl"]
+        rows.append(
+            _row(
+                "retain perplexity",
+                before["retain_ppl"],
+                after["retain_ppl"],
+                f"after <= {r:.2f} x before",
+                after["retain_ppl"] <= r * before["retain_ppl"],
+                len(plan["retain_texts"]),
+            )
+        )
+    if a["collateral"] is not None:
+        rows.append(
+            _row(
+                "collateral extraction (neighbours' identifiers)",
+                b["collateral"],
+                a["collateral"],
+                f"after >= {kept:.2f} x before",
+                a["collateral"] >= kept * b["collateral"],
+                len(rp["neighbour_probes"]),
+            )
+        )
+    elif a["collateral_ppl"] is not None:
+        r = bars["ppl"]
+        rows.append(
+            _row(
+                "collateral perplexity (neighbours' records)",
+                b["collateral_ppl"],
+                a["collateral_ppl"],
+                f"after <= {r:.2f} x before",
+                a["collateral_ppl"] <= r * b["collateral_ppl"],
+                len(rp["neighbours"]),
+            )
+        )
+    return rows
