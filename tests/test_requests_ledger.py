@@ -30,7 +30,9 @@ def test_intact_chain(ledger, capsys):
     entries = read_ledger(ledger)
     assert [e["seq"] for e in entries] == [0, 1, 2, 3]
     assert entries[0]["prev"] == GENESIS
-    assert all(b["prev"] == a["hash"] == entry_hash(a) for a, b in zip(entries, entries[1:]))
+    assert all(
+        b["prev"] == a["hash"] == entry_hash(a) for a, b in zip(entries[:-1], entries[1:], strict=True)
+    )
     assert verify_ledger(ledger) == (True, f"4 entries intact; head {entries[-1]['hash'][:16]}")
     assert main(["ledger", "verify", str(ledger)]) == 0
     assert "intact" in capsys.readouterr().out

@@ -192,7 +192,10 @@ def test_twins_keep_shape_and_never_equal_the_original(tmp_path):
             assert new.casefold() != orig.casefold()
             if h.type in ("phone", "id_number"):  # same shape: digits for digits, the rest kept
                 assert len(new) == len(orig)
-                assert all(x.isdigit() == y.isdigit() and (x.isdigit() or x == y) for x, y in zip(orig, new))
+                assert all(
+                    x.isdigit() == y.isdigit() and (x.isdigit() or x == y)
+                    for x, y in zip(orig, new, strict=True)
+                )
             if h.type == "email":
                 assert "@" in new
         assert not locate([req], _jsonl(tmp_path / "t.jsonl", [twin["text"]])).located  # no identifier left

@@ -53,7 +53,10 @@ class ForgetArgs:
     extraction_bar: float = field(default=0.10, metadata={"help": "greedy extraction after must be <= this"})
     sampled_bar: float = field(default=0.25, metadata={"help": "any-of-k extraction after must be <= this"})
     auc_bar: float = field(
-        default=0.75, metadata={"help": "min-k AUC located vs twins after must be <= this"}
+        default=0.75, metadata={"help": "min-k AUC located vs twins after must be <= this (>= 5 records)"}
+    )
+    member_ratio_bar: float = field(
+        default=0.90, metadata={"help": "mean min-k located / twins after must be >= this"}
     )
     kept_bar: float = field(
         default=0.90, metadata={"help": "retain/collateral extraction kept >= this x before"}
@@ -170,6 +173,7 @@ def forget_requests(
         "extraction": args.extraction_bar,
         "sampled": args.sampled_bar,
         "auc": args.auc_bar,
+        "member_ratio": args.member_ratio_bar,
         "kept": args.kept_bar,
         "ppl": args.ppl_bar,
     }

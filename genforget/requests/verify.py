@@ -6,8 +6,8 @@
   formats, in the greedy continuation (and in any of ``k`` sampled ones). ``kind: work``: the
   text up to a shared region plus its first words is the prompt, the region's next words the
   target (verbatim extraction).
-- **membership**: min-k % AUC of the located records (members) against their twins (never
-  seen); 0.5 = they look alike.
+- **membership**: min-k % of the located records (members) against their twins (never seen):
+  the ratio of the means (1.0 = alike) and, from 5 records on, the AUC (0.5 = alike).
 - **retained capability**: on a sample of records holding no identifier, extraction of the
   emails, phone numbers and ID numbers they hold (found by generic patterns) and perplexity.
 - **collateral**: the same on the neighbours' records (same surname or street).
@@ -23,7 +23,7 @@ import torch
 from genforget.metrics.extraction import generate, target_budget, verbatim_hits
 from genforget.metrics.likelihood import mia_auc, min_k_score, perplexity, token_stats
 from genforget.requests.locate import Located, LocateResult
-from genforget.requests.match import Identifier, identifier_pattern, nfkc
+from genforget.requests.match import Identifier, Matcher
 
 GENERIC = {
     "email": r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+",
@@ -32,13 +32,14 @@ GENERIC = {
 }
 MAX_PROMPT_CHARS = 400
 WORK_PROMPT_WORDS, WORK_TARGET_WORDS = 8, 8
+MIN_AUC_RECORDS = 5
 
 
-def _probe(prompt: str, pattern: str, typ: str, target: str) -> dict | None:
+def _probe(prompt: str, matcher: Matcher, typ: str, target: str) -> dict | None:
     prompt = prompt.rstrip()[-MAX_PROMPT_CHARS:]
-    if not prompt.strip() or re.search(pattern, nfkc(prompt), re.IGNORECASE):
+    if not prompt.strip() or matcher.search(prompt):
         return None
-    return {"prompt": prompt, "pattern": pattern, "field": typ, "target": target}
+    return {"prompt": prompt, "matcher": matcher, "field": typ, "target": target}
 
 
 def request_probes(res: LocateResult, req: int, max_probes: int = 256, seed: int = 0) -> list[dict]:
@@ -59,13 +60,18 @@ def request_probes(res: LocateResult, req: int, max_probes: int = 256, seed: int
                 )
                 p = {
                     "prompt": rec.text[:cut][-MAX_PROMPT_CHARS:],
-                    "pattern": None,
+                    "matcher": None,
                     "field": "work",
                     "target": tgt,
                 }
             else:
-                pat = identifier_pattern(res.identifiers[h.ident], region)
-                p = _probe(rec.text[: h.start], pat, h.type, rec.text[h.start : h.end])
+                ident = res.identifiers[h.ident]
+                p = _probe(
+                    rec.text[: h.start],
+                    Matcher([ident], {ident.req: region}),
+                    h.type,
+                    rec.text[h.start : h.end],
+                )
             if p is not None and (p["prompt"], p["target"]) not in seen:
                 seen.add((p["prompt"], p["target"]))
                 out.append(p)
@@ -80,8 +86,8 @@ def generic_probes(texts: list[str], max_probes: int = 128, seed: int = 0) -> li
     for text in texts:
         for typ, gp in GENERIC.items():
             for m in re.finditer(gp, text):
-                pat = identifier_pattern(Identifier(0, typ, 0, m.group()))
-                p = _probe(text[: m.start()], pat, typ, m.group())
+                matcher = Matcher([Identifier(0, typ, 0, m.group())])
+                p = _probe(text[: m.start()], matcher, typ, m.group())
                 if p is not None:
                     out.append(p)
     if len(out) > max_probes:
@@ -99,10 +105,10 @@ def extraction_rate(model, tok, probes: list[dict], samples: int = 0, seed: int 
     hits = 0
     for p, g in zip(probes, gens, strict=True):
         outs = g if samples else [g]
-        if p["pattern"] is None:
+        if p["matcher"] is None:
             hits += any(verbatim_hits([o], [p["target"]])[0] for o in outs)
         else:
-            hits += any(re.search(p["pattern"], nfkc(o), re.IGNORECASE) is not None for o in outs)
+            hits += any(p["matcher"].search(o) for o in outs)
     return hits / len(probes)
 
 
@@ -113,13 +119,15 @@ def _min_k(model, tok, texts: list[str], max_length: int) -> list[float]:
     ]
 
 
-def membership_auc(model, tok, located: list[Located], twins: list[dict], max_length: int) -> float | None:
-    """min-k % AUC, located records (members) vs their twins; None with no pair."""
+def membership(model, tok, located: list[Located], twins: list[dict], max_length: int) -> dict | None:
+    """min-k % of the located records (members) against their twins (never seen): the AUC and
+    the ratio of their mean scores (located / twins; 1.0 = alike, below = still member-like)."""
     if not located:
         return None
     members = _min_k(model, tok, [r.text for r in located], max_length)
     unseen = _min_k(model, tok, [t["text"] for t in twins], max_length)
-    return mia_auc(members, unseen)
+    ratio = (sum(members) / len(members)) / max(1e-9, sum(unseen) / len(unseen))
+    return {"auc": mia_auc(members, unseen), "ratio": ratio}
 
 
 def ppl(model, tok, texts: list[str], max_length: int) -> float | None:
@@ -140,7 +148,7 @@ def measure(model, tok, plan: dict, max_length: int, samples: int, seed: int) ->
             {
                 "greedy": extraction_rate(model, tok, rp["probes"]),
                 "sampled": extraction_rate(model, tok, rp["probes"], samples, seed) if samples else None,
-                "auc": membership_auc(model, tok, rp["located"], rp["twins"], max_length),
+                "membership": membership(model, tok, rp["located"], rp["twins"], max_length),
                 "collateral": extraction_rate(model, tok, rp["neighbour_probes"]),
                 "collateral_ppl": ppl(model, tok, rp["neighbours"], max_length),
             }
@@ -213,18 +221,31 @@ def figures(plan: dict, before: dict, after: dict, ri: int, samples: int, bars: 
                 len(rp["probes"]),
             )
         )
-    if a["auc"] is not None:
-        bar = bars["auc"]
+    if a["membership"] is not None:
+        bm, am, n = b["membership"], a["membership"], len(rp["located"])
+        bar = bars["member_ratio"]
         rows.append(
             _row(
-                "membership min-k AUC, located vs twins",
-                b["auc"],
-                a["auc"],
-                f"after <= {bar:.2f}",
-                a["auc"] <= bar,
-                len(rp["located"]),
+                "membership: min-k located / twins",
+                bm["ratio"],
+                am["ratio"],
+                f"after >= {bar:.2f}",
+                am["ratio"] >= bar,
+                n,
             )
         )
+        if n >= MIN_AUC_RECORDS:  # an AUC over fewer pairs is a coin flip, not evidence
+            bar = bars["auc"]
+            rows.append(
+                _row(
+                    "membership: min-k AUC located vs twins",
+                    bm["auc"],
+                    am["auc"],
+                    f"after <= {bar:.2f}",
+                    am["auc"] <= bar,
+                    n,
+                )
+            )
     kept = bars["kept"]
     if after["retain"] is not None:
         rows.append(
