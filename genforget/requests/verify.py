@@ -98,18 +98,33 @@ def generic_probes(texts: list[str], max_probes: int = 128, seed: int = 0) -> li
 def extraction_rate(model, tok, probes: list[dict], samples: int = 0, seed: int = 0) -> float | None:
     """Share of probes whose identifier appears in the greedy continuation (``samples`` = 0), or
     in any of ``samples`` sampled continuations."""
+    hits = extraction_hits(model, tok, probes, samples, seed)
+    return sum(hits) / len(hits) if hits else None
+
+
+def by_type(probes: list[dict], hits: list[bool]) -> dict[str, float]:
+    """Extraction rate per identifier type."""
+    out = {}
+    for t in sorted({p["field"] for p in probes}):
+        sel = [h for p, h in zip(probes, hits, strict=True) if p["field"] == t]
+        out[t] = sum(sel) / len(sel)
+    return out
+
+
+def extraction_hits(model, tok, probes: list[dict], samples: int = 0, seed: int = 0) -> list[bool]:
+    """Per probe: is its identifier in the greedy continuation (or any of ``samples``)?"""
     if not probes:
-        return None
+        return []
     budget = target_budget(tok, [p["target"] for p in probes], extra=4)
     gens = generate(model, tok, [p["prompt"] for p in probes], budget, num_samples=samples, seed=seed)
-    hits = 0
+    hits = []
     for p, g in zip(probes, gens, strict=True):
         outs = g if samples else [g]
         if p["matcher"] is None:
-            hits += any(verbatim_hits([o], [p["target"]])[0] for o in outs)
+            hits.append(any(verbatim_hits([o], [p["target"]])[0] for o in outs))
         else:
-            hits += any(p["matcher"].search(o) for o in outs)
-    return hits / len(probes)
+            hits.append(any(p["matcher"].search(o) for o in outs))
+    return hits
 
 
 def _min_k(model, tok, texts: list[str], max_length: int) -> list[float]:
@@ -144,9 +159,11 @@ def measure(model, tok, plan: dict, max_length: int, samples: int, seed: int) ->
     model.eval()
     out: dict = {"requests": []}
     for rp in plan["requests"]:
+        hits = extraction_hits(model, tok, rp["probes"])
         out["requests"].append(
             {
-                "greedy": extraction_rate(model, tok, rp["probes"]),
+                "greedy": sum(hits) / len(hits) if hits else None,
+                "greedy_by_type": by_type(rp["probes"], hits),
                 "sampled": extraction_rate(model, tok, rp["probes"], samples, seed) if samples else None,
                 "membership": membership(model, tok, rp["located"], rp["twins"], max_length),
                 "collateral": extraction_rate(model, tok, rp["neighbour_probes"]),
@@ -209,6 +226,18 @@ def figures(plan: dict, before: dict, after: dict, ri: int, samples: int, bars: 
                 len(rp["probes"]),
             )
         )
+        for t, rate in a["greedy_by_type"].items():
+            n = sum(p["field"] == t for p in rp["probes"])
+            rows.append(
+                _row(
+                    f"forget extraction, greedy: {t}",
+                    b["greedy_by_type"][t],
+                    rate,
+                    f"after <= {bar:.2f}",
+                    rate <= bar,
+                    n,
+                )
+            )
     if a["sampled"] is not None:
         bar = bars["sampled"]
         rows.append(
