@@ -64,16 +64,25 @@ def test_unparseable_request_names_file_not_content(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_bad_data_exits_2_and_writes_nothing(tmp_path, victim_dir, capsys):
+def test_bad_data_exits_2_and_writes_nothing(tmp_path, capsys):
     req = tmp_path / "req.yaml"
     req.write_text(yaml.safe_dump({"id": "R", "identifiers": JANE}))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"body": "x"}\n')
-    for data, msg in ((tmp_path / "nope.jsonl", "not found"), (bad, "no string field 'text'")):
-        rc = main(["forget", "--model", str(victim_dir), "--data", str(data), "--request", str(req),
+    model = tmp_path / "model"
+    model.mkdir()  # the data is read first; an empty dir then fails to load, also exit 2
+    for data, msg in (
+        (tmp_path / "nope.jsonl", "not found"),
+        (bad, "bad.jsonl:1: no string field 'text'"),
+        (_jsonl(tmp_path / "ok.jsonl", ["Jane Roe"]), "--model: "),
+    ):
+        rc = main(["forget", "--model", str(model), "--data", str(data), "--request", str(req),
                    "--output_dir", str(tmp_path / "out")])  # fmt: skip
         assert rc == 2 and msg in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "req.yaml"]
+    rc = main(["forget", "--model", str(tmp_path / "none"), "--data", str(bad), "--request", str(req),
+               "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    assert rc == 2 and "not a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "model", "ok.jsonl", "req.yaml"]
 
 
 def test_phone_formats(tmp_path):

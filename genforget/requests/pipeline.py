@@ -148,15 +148,21 @@ def forget_requests(
         raise UsageError("--data is required (the data the model was trained on)")
     if args.retain_size < 1 or args.retain_eval < 0 or args.work_ngram < 2:
         raise UsageError("retain_size must be >= 1, retain_eval >= 0 and work_ngram >= 2")
+    m = Path(args.model)
+    if (m.exists() and not m.is_dir()) or (
+        not m.exists() and (args.model.startswith((".", "/")) or args.model.count("/") > 1)
+    ):
+        raise UsageError(f"--model {args.model}: not a directory (a save_pretrained or PEFT adapter dir)")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    # The data is read before the model is loaded: a bad record is reported without waiting for it.
+    res = locate(
+        requests, args.data, args.text_field, args.retain_size, seed=cfg.seed, work_ngram=args.work_ngram
+    )
     try:
         model, tok = load_model(args.model)
     except (OSError, ValueError) as e:
         raise UsageError(f"--model: {e}") from e
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    res = locate(
-        requests, args.data, args.text_field, args.retain_size, seed=cfg.seed, work_ngram=args.work_ngram
-    )
     for ri in range(len(requests)):
         c = res.counts(ri)
         occ = ", ".join(f"{k} {v}" for k, v in c["occurrences"].items()) or "none"
