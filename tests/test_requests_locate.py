@@ -221,3 +221,19 @@ def test_twins_keep_shape_and_never_equal_the_original(tmp_path):
 def test_parse_request_rejects_mixed_kinds():
     with pytest.raises(UsageError, match="kind: work takes 'documents'"):
         parse_request({"id": "W", "kind": "work", "identifiers": JANE})
+
+
+def test_long_records_are_cut_into_windows_around_occurrences():
+    from genforget.requests.pipeline import windows
+
+    text = "Jane Roe. " + "filler words here. " * 200 + "Call Jane Roe at 555-010-0199. " + "more. " * 100
+    a, b = text.index("Call Jane") + 5, text.index("Call Jane") + 13
+    c = text.index("555-010")
+    ex = {"text": text, "spans": [(0, 8), (a, b), (c, c + 12)]}
+    out = windows(ex, max_chars=800, context=200)
+    assert len(out) == 2
+    assert [w["text"][x:y] for w in out for x, y in w["spans"]] == ["Jane Roe", "Jane Roe", "555-010-0199"]
+    assert all(len(w["text"]) <= 800 for w in out)
+    assert windows({"text": "short Jane Roe", "spans": [(6, 14)]}) == [
+        {"text": "short Jane Roe", "spans": [(6, 14)]}
+    ]

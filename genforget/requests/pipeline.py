@@ -108,6 +108,29 @@ class ForgetResult:
     model_dir: Path | None
 
 
+def windows(ex: dict, max_chars: int = 800, context: int = 200) -> list[dict]:
+    """``{"text", "spans"}`` cut into windows of at most ~``max_chars`` around its spans.
+
+    A long record (a whole .txt document) would be truncated to ``max_length`` tokens by the
+    trainer, losing the occurrences past the cut (and failing when none is left); windows keep
+    ``context`` characters either side of each group of occurrences instead.
+    """
+    text, spans = ex["text"], sorted(ex["spans"])
+    if len(text) <= max_chars or not spans:
+        return [ex]
+    groups: list[list[tuple[int, int]]] = []
+    for a, b in spans:
+        if groups and b - groups[-1][0][0] <= max_chars - 2 * context:
+            groups[-1].append((a, b))
+        else:
+            groups.append([(a, b)])
+    out = []
+    for g in groups:
+        ws, we = max(0, g[0][0] - context), min(len(text), max(b for _, b in g) + context)
+        out.append({"text": text[ws:we], "spans": [(a - ws, b - ws) for a, b in g]})
+    return out
+
+
 def _utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -194,12 +217,15 @@ def forget_requests(
         t0 = time.perf_counter()
         before = measure(model, tok, plan, cfg.max_length, args.samples, cfg.seed)
         timings["verify_before_s"] = time.perf_counter() - t0
-        forget = [{"text": r.text, "spans": r.spans()} for r in res.located]
+        forget = [w for r in res.located for w in windows({"text": r.text, "spans": r.spans()})]
         retain = [{"text": t} for t in retain_texts]
-        n_forget = len(forget)
-        print(f"[forget] unlearning {n_forget} records with {cfg.method} ({len(retain)} retain records)")
+        print(
+            f"[forget] unlearning {len(res.located)} records ({len(forget)} examples) with {cfg.method} "
+            f"({len(retain)} retain records)"
+        )
         t0 = time.perf_counter()
-        model = unlearn_lm(model, tok, forget, retain, cfg, calibration=twins)
+        calibration = [w for t in twins for w in windows(t)]
+        model = unlearn_lm(model, tok, forget, retain, cfg, calibration=calibration)
         timings["unlearn_s"] = time.perf_counter() - t0
         model_dir = out / "model"
         saved_as = save_model(model, tok, model_dir, args.save_mode)
