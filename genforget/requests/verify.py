@@ -206,120 +206,79 @@ def verification_plan(
     }
 
 
-def _row(name, before, after, bar, passed, n) -> dict:
-    return {"name": name, "before": before, "after": after, "bar": bar, "passed": bool(passed), "n": n}
+def _most(name: str, before, after, bar: float, n: int) -> dict:
+    """A row passing when ``after <= bar``."""
+    return {
+        "name": name,
+        "before": before,
+        "after": after,
+        "bar": f"after <= {bar:.2f}",
+        "passed": after <= bar,
+        "n": n,
+    }
+
+
+def _least(name: str, before, after, bar: float, n: int) -> dict:
+    """A row passing when ``after >= bar``."""
+    return {
+        "name": name,
+        "before": before,
+        "after": after,
+        "bar": f"after >= {bar:.2f}",
+        "passed": after >= bar,
+        "n": n,
+    }
+
+
+def _ratio(name: str, before, after, bar: float, n: int, at_least: bool) -> dict:
+    """A row comparing ``after`` with ``bar x before`` (kept capability, bounded perplexity)."""
+    ok = after >= bar * before if at_least else after <= bar * before
+    rel = ">=" if at_least else "<="
+    return {
+        "name": name,
+        "before": before,
+        "after": after,
+        "bar": f"after {rel} {bar:.2f} x before",
+        "passed": ok,
+        "n": n,
+    }
 
 
 def figures(plan: dict, before: dict, after: dict, ri: int, samples: int, bars: dict) -> list[dict]:
     """Before/after rows with their bars for request ``ri`` (the certificate's table)."""
     rp, b, a = plan["requests"][ri], before["requests"][ri], after["requests"][ri]
+    probes, ex = rp["probes"], bars["extraction"]
     rows = []
     if a["greedy"] is not None:
-        bar = bars["extraction"]
-        rows.append(
-            _row(
-                "forget extraction, greedy",
-                b["greedy"],
-                a["greedy"],
-                f"after <= {bar:.2f}",
-                a["greedy"] <= bar,
-                len(rp["probes"]),
-            )
-        )
+        rows.append(_most("forget extraction, greedy", b["greedy"], a["greedy"], ex, len(probes)))
         for t, rate in a["greedy_by_type"].items():
-            n = sum(p["field"] == t for p in rp["probes"])
-            rows.append(
-                _row(
-                    f"forget extraction, greedy: {t}",
-                    b["greedy_by_type"][t],
-                    rate,
-                    f"after <= {bar:.2f}",
-                    rate <= bar,
-                    n,
-                )
-            )
+            n = sum(p["field"] == t for p in probes)
+            rows.append(_most(f"forget extraction, greedy: {t}", b["greedy_by_type"][t], rate, ex, n))
     if a["sampled"] is not None:
-        bar = bars["sampled"]
-        rows.append(
-            _row(
-                f"forget extraction, any of {samples} samples",
-                b["sampled"],
-                a["sampled"],
-                f"after <= {bar:.2f}",
-                a["sampled"] <= bar,
-                len(rp["probes"]),
-            )
-        )
+        name = f"forget extraction, any of {samples} samples"
+        rows.append(_most(name, b["sampled"], a["sampled"], bars["sampled"], len(probes)))
     if a["membership"] is not None:
         bm, am, n = b["membership"], a["membership"], len(rp["located"])
-        bar = bars["member_ratio"]
         rows.append(
-            _row(
-                "membership: min-k located / twins",
-                bm["ratio"],
-                am["ratio"],
-                f"after >= {bar:.2f}",
-                am["ratio"] >= bar,
-                n,
-            )
+            _least("membership: min-k located / twins", bm["ratio"], am["ratio"], bars["member_ratio"], n)
         )
         if n >= MIN_AUC_RECORDS:  # an AUC over fewer pairs is a coin flip, not evidence
-            bar = bars["auc"]
-            rows.append(
-                _row(
-                    "membership: min-k AUC located vs twins",
-                    bm["auc"],
-                    am["auc"],
-                    f"after <= {bar:.2f}",
-                    am["auc"] <= bar,
-                    n,
-                )
-            )
-    kept = bars["kept"]
+            rows.append(_most("membership: min-k AUC located vs twins", bm["auc"], am["auc"], bars["auc"], n))
+    kept, ppl_bar = bars["kept"], bars["ppl"]
     if after["retain"] is not None:
-        rows.append(
-            _row(
-                "retain extraction (others' identifiers)",
-                before["retain"],
-                after["retain"],
-                f"after >= {kept:.2f} x before",
-                after["retain"] >= kept * before["retain"],
-                len(plan["retain_probes"]),
-            )
-        )
+        name, n = "retain extraction (others' identifiers)", len(plan["retain_probes"])
+        rows.append(_ratio(name, before["retain"], after["retain"], kept, n, at_least=True))
     if after["retain_ppl"] is not None:
-        r = bars["ppl"]
+        n = len(plan["retain_texts"])
         rows.append(
-            _row(
-                "retain perplexity",
-                before["retain_ppl"],
-                after["retain_ppl"],
-                f"after <= {r:.2f} x before",
-                after["retain_ppl"] <= r * before["retain_ppl"],
-                len(plan["retain_texts"]),
-            )
+            _ratio("retain perplexity", before["retain_ppl"], after["retain_ppl"], ppl_bar, n, at_least=False)
         )
     if a["collateral"] is not None:
-        rows.append(
-            _row(
-                "collateral extraction (neighbours' identifiers)",
-                b["collateral"],
-                a["collateral"],
-                f"after >= {kept:.2f} x before",
-                a["collateral"] >= kept * b["collateral"],
-                len(rp["neighbour_probes"]),
-            )
-        )
+        name, n = "collateral extraction (neighbours' identifiers)", len(rp["neighbour_probes"])
+        rows.append(_ratio(name, b["collateral"], a["collateral"], kept, n, at_least=True))
     elif a["collateral_ppl"] is not None:
-        r = bars["ppl"]
-        rows.append(
-            _row(
-                "collateral perplexity (neighbours' records)",
-                b["collateral_ppl"],
-                a["collateral_ppl"],
-                f"after <= {r:.2f} x before",
-                a["collateral_ppl"] <= r * b["collateral_ppl"],
-                len(rp["neighbours"]),
-            )
-        )
+        name, n = "collateral perplexity (neighbours' records)", len(rp["neighbours"])
+        rows.append(_ratio(name, b["collateral_ppl"], a["collateral_ppl"], ppl_bar, n, at_least=False))
+    for r in rows:
+        r["passed"] = bool(r["passed"])
     return rows
