@@ -237,3 +237,11 @@ def test_long_records_are_cut_into_windows_around_occurrences():
     assert windows({"text": "short Jane Roe", "spans": [(6, 14)]}) == [
         {"text": "short Jane Roe", "spans": [(6, 14)]}
     ]
+
+
+def test_forget_help_lists_request_and_unlearn_options(capsys):
+    # Help strings holding "%" ("min-k %") once made argparse's --help crash.
+    with pytest.raises(SystemExit) as e:
+        main(["forget", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--request" in out and "--calibration_statistic" in out and "min-k %" in out
