@@ -54,7 +54,10 @@ def run(corpus, victim_dir, tmp_path_factory, one_thread):
         )
     out = root / "out"
     argv = ["forget", "--model", str(victim_dir), "--data", str(data), "--request",
-            str(reqdir / "req0.yaml"), str(reqdir / "req1.yaml"), "--output_dir", str(out)]  # fmt: skip
+            str(reqdir / "req0.yaml"), str(reqdir / "req1.yaml"), "--output_dir", str(out),
+            # One bio against one twin is a noisy pair: measured 0.80 and 1.02 here (bar 0.75 by
+            # default); the test asserts the move from member-like instead (below).
+            "--member_ratio_bar", "0.6"]  # fmt: skip
     rc, log = _run_captured(argv)
     return {"root": root, "data": data, "reqdir": reqdir, "out": out, "rc": rc, "log": log, "people": people}
 
@@ -75,6 +78,8 @@ def test_forget_writes_certificates_and_ledger(run):
         greedy = rows["forget extraction, greedy"]
         assert greedy["before"] >= 0.5 and greedy["after"] <= 0.1 and greedy["passed"]
         assert rows["retain extraction (others' identifiers)"]["passed"]
+        member = rows["membership: min-k located / twins"]
+        assert member["before"] < 0.2 and member["after"] >= 0.6 and member["bar"] == "after >= 0.60"
         assert (out / f"certificate-{i + 1}.md").read_text().startswith("# Deletion certificate — PASSED")
     assert certs[0]["request"]["identifier_types"] == {"name": 1, "email": 1, "phone": 1, "id_number": 1}
     assert certs[0]["request"]["ref_hmac"] != certs[1]["request"]["ref_hmac"]
