@@ -218,7 +218,11 @@ def parse_config(classes: tuple[type, ...], argv: list[str] | None = None) -> tu
         for f in dataclasses.fields(cls):
             conv, extra = _arg_type(hints[cls][f.name])
             group.add_argument(
-                f"--{f.name}", type=conv, default=argparse.SUPPRESS, help=f.metadata.get("help"), **extra
+                f"--{f.name}",
+                type=conv,
+                default=argparse.SUPPRESS,
+                help=(f.metadata.get("help") or "").replace("%", "%%"),
+                **extra,
             )
     try:
         ns, unknown = parser.parse_known_args(argv)
