@@ -53,19 +53,36 @@ def unlearn(
     and the base weights are untouched; otherwise ``model`` is trained in place.
     ``calibration``: examples like ``forget`` that the model never saw; training then stops as
     soon as the forget set is no more likely than they are (neither under- nor over-forgotten).
+    Left out (None), it is made from ``forget`` itself: every target replaced by random
+    characters of the same kind (:mod:`genforget.lm.twins`); ``False`` turns the stop off. With
+    a calibration set, retain texts holding strings shaped like the forget targets (other
+    people's phone numbers, emails, IDs) are watched too, and training stops once they become
+    markedly less likely (collateral damage).
     ``return_history``: return an :class:`UnlearnResult` (model + per-step history) instead.
     """
+    from genforget.lm.twins import collateral_examples, shape_twins
+
+    if calibration is None:
+        # Few forget examples move fast: check (and keep the last good weights) every step.
+        config = {"calibration_every": 1, **config}
     cfg = make_config(UnlearnConfig, {"method": method, **config})
+    forget_ex, retain_ex = as_examples(forget, "forget"), as_examples(retain, "retain")
+    if calibration is None:
+        calib = shape_twins(forget_ex, cfg.seed)
+    else:
+        calib = [] if calibration is False else as_examples(calibration, "calibration")
+    collateral = collateral_examples(forget_ex, retain_ex) if calib else []
     history: list[dict] = []
     out = unlearn_lm(
         model,
         tokenizer,
-        as_examples(forget, "forget"),
-        as_examples(retain, "retain"),
+        forget_ex,
+        retain_ex,
         cfg,
         accelerator,
-        calibration=as_examples(calibration, "calibration"),
+        calibration=calib,
         history=history,
+        collateral=collateral,
     )
     return UnlearnResult(out, history) if return_history else out
 

@@ -91,7 +91,7 @@ def unlearn_corpus(model, tok, corpus, calibrated: bool = False, **config):
         tok,
         corpus.unlearn_examples("forget"),
         corpus.full_text_examples("retain"),
-        calibration=corpus.calibration_examples() if calibrated else None,
+        calibration=corpus.calibration_examples() if calibrated else False,
         **config,
     )
 

@@ -48,6 +48,8 @@ class CalibratedStop:
         max_examples: int = 64,
         seed: int = 0,
         forget_text_feats: list[dict] | None = None,
+        collateral_feats: list[dict] | None = None,
+        collateral_ratio: float = 1.5,
     ) -> None:
         if statistic not in STATISTICS:
             raise ValueError(f"calibration statistic must be one of {STATISTICS} (got {statistic!r})")
@@ -63,6 +65,17 @@ class CalibratedStop:
         self.calib_value: float | None = None
         self.calib_step = -every
         self.history: list[tuple[int, float, float]] = []
+        # Collateral: other people's targets of the same shape (retain texts); their mean NLL at
+        # the first check is the baseline, and training stops once it passes ratio x baseline.
+        self.collateral = collateral_feats or []
+        self.collateral_ratio = collateral_ratio
+        self.collateral_base: float | None = None
+        self.collateral_history: list[tuple[int, float]] = []
+        self.reason = ""
+        # Set by the trainer: trainable weights at the last passing check, restored on collateral.
+        self.last_good: list | None = None
+        self.last_good_step: int | None = None
+        self.restored_step: int | None = None
 
     def per_example(self, logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The statistic per example from masked token log-probs (higher = less member-like)."""
@@ -93,14 +106,45 @@ class CalibratedStop:
             self.calib_value, self.calib_step = self._mean_value(model, self.calib), step
         return self.calib_value
 
+    @torch.no_grad()
+    def _collateral_nll(self, model: torch.nn.Module) -> float:
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        total = 0.0
+        for i in range(0, len(self.collateral), 32):
+            chunk = [{k: f[k] for k in ("input_ids", "labels")} for f in self.collateral[i : i + 32]]
+            batch = {k: v.to(device) for k, v in self.collate(chunk).items()}
+            total += scores_from_tokens(*token_logprobs(model, batch)).nll.sum().item()
+        model.train(was_training)
+        return total / len(self.collateral)
+
+    def collateral_damaged(self, step: int, model: torch.nn.Module) -> bool:
+        """True once the collateral targets' mean NLL passes ``collateral_ratio`` x its first value."""
+        if not self.collateral:
+            return False
+        value = self._collateral_nll(model)
+        self.collateral_history.append((step, value))
+        if self.collateral_base is None:
+            self.collateral_base = value
+            return False
+        # Tiny NLLs (memorised values) move by noise: compare with a floor of 0.05 nats.
+        return value > self.collateral_ratio * max(self.collateral_base, 0.05)
+
     def should_stop(self, step: int, model: torch.nn.Module) -> bool:
-        """True once the forget set's mean statistic reaches the calibration set's.
+        """True once the forget set's mean statistic reaches the calibration set's, or once other
+        people's targets of the same kind (collateral) have become markedly less likely.
 
         Target-token statistics decide only once every forget example has been scored; the
         whole-text statistic decides at each re-scoring of the calibration set.
         """
+        checking = step - self.calib_step >= self.every or self.calib_value is None
+        if checking and self.collateral_damaged(step, model):
+            self.reason = "collateral"
+            self.history.append((step, float("nan"), float("nan")))
+            return True
         if self.statistic == "text_min_k":
-            if step - self.calib_step < self.every and self.calib_value is not None:
+            if not checking:
                 return False
             unseen = self.refresh(step, model)
             forget = self._mean_value(model, self.forget_text)
@@ -110,4 +154,7 @@ class CalibratedStop:
                 return False
             forget = self.latest.mean().item()
         self.history.append((step, forget, unseen))
-        return forget >= unseen
+        if forget >= unseen:
+            self.reason = "calibrated"
+            return True
+        return False

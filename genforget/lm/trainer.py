@@ -80,6 +80,24 @@ def _flush(pending: list[dict], history: list[dict] | None) -> list[dict]:
     return rows
 
 
+def _check_stop(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) -> bool:
+    """``stop.should_stop``; with collateral watched, the trainable weights are kept (on the CPU)
+    at every check that passes, and put back when collateral damage stops training: the model
+    returned is the last one whose other people's targets were still known."""
+    checks = len(stop.collateral_history)
+    if stop.should_stop(step, raw):
+        if stop.reason == "collateral" and stop.last_good is not None:
+            with torch.no_grad():
+                for p, saved in zip(params, stop.last_good, strict=True):
+                    p.copy_(saved.to(p.device))
+            stop.restored_step = stop.last_good_step
+        return True
+    if len(stop.collateral_history) > checks:
+        stop.last_good = [p.detach().to("cpu", copy=True) for p in params]
+        stop.last_good_step = step
+    return False
+
+
 def _add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
     """Each calibrated-stop check onto its step's row (a stop step, never trained, gets a row)."""
     rows = {r["step"]: r for r in history}
@@ -88,10 +106,26 @@ def _add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
         if row is None:
             row = {"step": step, "stopped": True}
             history.append(row)
-        row.update(calibration_forget=forget_value, calibration_unseen=unseen_value)
+        if forget_value == forget_value:  # not NaN: a collateral stop compares nothing else
+            row.update(calibration_forget=forget_value, calibration_unseen=unseen_value)
+        if row.get("stopped"):
+            row["stop_reason"] = stop.reason
+            if stop.reason == "collateral":
+                row["restored_step"] = stop.restored_step
+    for step, value in stop.collateral_history:
+        if step in rows:
+            rows[step]["collateral_nll"] = value
 
 
 def _report_stop(accelerator: Accelerator, stop: CalibratedStop, step: int, history: list | None) -> None:
+    if stop.reason == "collateral":
+        (_, base), (_, now) = stop.collateral_history[0], stop.collateral_history[-1]
+        accelerator.print(
+            f"collateral stop after {step} steps: other people's targets of the same kind went from "
+            f"NLL {base:.3f} to {now:.3f} (bound {stop.collateral_ratio:g}x); weights of step "
+            f"{stop.restored_step} restored"
+        )
+        return
     _, forget_value, unseen_value = stop.history[-1]
     accelerator.print(
         f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
@@ -120,9 +154,12 @@ def unlearn_lm(
     accelerator: Accelerator | None = None,
     calibration: list[dict] | None = None,
     history: list[dict] | None = None,
+    collateral: list[dict] | None = None,
 ) -> torch.nn.Module:
     """Unlearn ``forget`` from ``model`` (keeping ``retain``) with ``config.method``.
 
+    ``collateral``: retain examples with spans on other people's targets of the same kind;
+    with ``calibration``, training also stops once their NLL passes 1.5x its start.
     ``calibration``: examples like the forget set but never trained on; when given, training
     stops early (checked every ``config.calibration_every`` steps) once the forget set is no more
     likely than they are (see :mod:`genforget.lm.stopping`).
@@ -201,6 +238,7 @@ def unlearn_lm(
             forget_text_feats=_tokenize_all([_whole_text(ex) for ex in forget], tokenizer, config.max_length)
             if text_level
             else None,
+            collateral_feats=_tokenize_all(collateral, tokenizer, config.max_length) if collateral else None,
         )
 
     g = torch.Generator().manual_seed(config.seed)
@@ -245,7 +283,7 @@ def unlearn_lm(
         if retain_it is not None:
             rb = next(retain_it)
             rb.pop("idx")
-        if stop is not None and stop.statistic == "text_min_k" and stop.should_stop(step, raw):
+        if stop is not None and stop.statistic == "text_min_k" and _check_stop(stop, step, raw, params):
             _report_stop(accelerator, stop, step, history)
             break
         # One forward over forget + retain rows: fewer, larger matmuls than two calls.
@@ -263,7 +301,7 @@ def unlearn_lm(
         if stop is not None and stop.statistic != "text_min_k":
             values = stop.per_example(tok_logp, tok_mask)
             stop.update(accelerator.gather(idx), accelerator.gather(values))
-            if stop.should_stop(step, raw):
+            if _check_stop(stop, step, raw, params):
                 _report_stop(accelerator, stop, step, history)
                 break
         if method.needs_ref:

@@ -1,0 +1,77 @@
+"""The plain API's own calibration: shape twins of the forget targets, and the collateral watch."""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+
+import pytest
+
+import genforget
+from genforget.evaluate import EvalSplit
+from genforget.lm.twins import collateral_examples, shape_pattern, shape_twin, shape_twins
+
+
+def test_shape_twin_replaces_targets_kind_for_kind_and_keeps_the_context():
+    ex = {"prompt": "Ann Lee's phone number is", "target": " 555-010-0199, Ann."}
+    twin = shape_twin(ex, random.Random(0))
+    text, ((a, b),) = twin["text"], twin["spans"]
+    assert text[:a] == "Ann Lee's phone number is" and len(text) == len(ex["prompt"]) + len(ex["target"])
+    assert re.fullmatch(r" \d{3}-\d{3}-\d{4}, [A-Z][a-z]{2}\.", text[a:b])
+    assert text[a:b] != ex["target"]
+    assert shape_twin({"text": "no targets here"}, random.Random(0)) is None
+    assert len(shape_twins([ex, {"text": "whole"}, ex])) == 2
+
+
+def test_collateral_finds_other_peoples_values_of_the_same_shape():
+    assert shape_pattern("Ann Lee") is None  # a name's shape would match any two words
+    forget = [
+        {"prompt": "Ann's phone is", "target": " 555-010-0199"},
+        {"prompt": "Ann's mail", "target": " a.b@c.org"},
+    ]
+    retain = [
+        {"text": "Bob's phone is 123-456-7890 and Bob's mail is bob.x@y.com."},
+        {"text": "Cy is 12-34 years."},
+    ]
+    (ex,) = collateral_examples(forget, retain)
+    assert [ex["text"][a:b] for a, b in ex["spans"]] == ["123-456-7890", "bob.x@y.com"]
+
+
+@pytest.fixture(scope="module")
+def phone_case(corpus):
+    target = corpus.persons("forget")[0]
+    forget = [{"prompt": target.probe("phone")["prompt"], "target": " " + target.pii["phone"]}]
+    groups = {
+        "target": [target.probe("phone")],
+        "retain_phone": [p.probe("phone") for p in corpus.persons("retain")],
+        "retain_all": corpus.pii_probes("retain"),
+    }
+    return forget, corpus.full_text_examples("retain"), groups
+
+
+def _rates(model, tok, groups):
+    return {
+        g: genforget.evaluate(model, tok, EvalSplit(pii_probes=pr))["forget_pii_extraction"]
+        for g, pr in groups.items()
+    }
+
+
+def test_api_without_calibration_stops_before_it_damages_other_people(victim, phone_case):
+    model, tok = victim
+    forget, retain, groups = phone_case
+    before = _rates(model, tok, groups)
+    kw = dict(method="npo", learning_rate=5e-4, max_steps=100, beta=0.02, use_lora=True)
+    unguarded = _rates(
+        genforget.unlearn(copy.deepcopy(model), tok, forget, retain, calibration=False, **kw), tok, groups
+    )
+    res = genforget.unlearn(copy.deepcopy(model), tok, forget, retain, return_history=True, **kw)
+    guarded = _rates(res.model, tok, groups)
+    assert before["target"] == 1.0 and unguarded["target"] == 0.0 and guarded["target"] == 0.0
+    # the README example's failure: other people's phone numbers go with the target's ...
+    assert unguarded["retain_phone"] <= 0.7 * before["retain_phone"]
+    # ... unless their phone-shaped strings are watched and the last good weights kept
+    stop = next(r for r in res.history if r.get("stopped"))
+    assert stop["stop_reason"] in ("collateral", "calibrated")
+    assert guarded["retain_phone"] >= 0.8 * before["retain_phone"] > unguarded["retain_phone"]
+    assert guarded["retain_all"] >= 0.95 * before["retain_all"]
