@@ -121,6 +121,8 @@ class Takedown:
 def build_takedown(args: CopyrightDemoArgs) -> Takedown:
     """Excerpts of every play; the taken-down play gets ``holdout_excerpts`` more, never trained."""
     titles = [t for t, _ in PLAYS]
+    if args.excerpts_per_play < 1 or args.holdout_excerpts < 1:
+        raise UsageError("excerpts_per_play and holdout_excerpts must be >= 1")
     if args.takedown not in titles:
         raise UsageError(f"takedown must be one of {titles} (got {args.takedown!r})")
     plays = load_plays(_data_path(args.data))
@@ -129,8 +131,9 @@ def build_takedown(args: CopyrightDemoArgs) -> Takedown:
         n = args.excerpts_per_play + (args.holdout_excerpts if title == args.takedown else 0)
         exs = excerpts(title, sp, n, args.excerpt_chars)
         if title == args.takedown:
-            # Every third one held out (spread over the play, not its end only).
-            hold = set(range(1, n, 3)[: args.holdout_excerpts])
+            # Held-out ones spread evenly over the play (not its end only).
+            step = n / args.holdout_excerpts
+            hold = {int(j * step + step / 2) for j in range(args.holdout_excerpts)}
             holdout = [e for i, e in enumerate(exs) if i in hold]
             exs = [e for i, e in enumerate(exs) if i not in hold]
         train[title] = exs
