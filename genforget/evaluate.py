@@ -293,7 +293,8 @@ def evaluate(
     Returns a flat dict: per split ``{split}_pii_extraction`` (+ ``_<field>``),
     ``_verbatim_extraction`` (``_any_<k>`` when ``any_k``), ``_rouge_l_recall``,
     ``_exact_memorisation``, ``_extraction_strength``, ``_probability``, ``_truth_ratio``,
-    ``_perplexity``; ``degeneration_rate``; MIA AUCs forget vs holdout (``mia_loss_auc``,
+    ``_perplexity``, ``_verbmem`` / ``_knowmem`` (MUSE, from the split's ``verbmem`` /
+    ``chunks`` / ``knowmem``); ``degeneration_rate``; MIA AUCs forget vs holdout (``mia_loss_auc``,
     ``mia_zlib_auc``, ``mia_min_k_auc``, ``mia_min_k_pp_auc``, ``mia_reference_auc`` with a
     ``reference_model``); ``general_perplexity`` (holdout texts) and ``model_utility``. Metrics
     whose data is missing are left out. ``return_details`` adds per-example truth ratios, which

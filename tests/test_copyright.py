@@ -94,11 +94,11 @@ def test_evaluate_verbmem_knowmem_wiring(victim, corpus):
         {"question": t.text.split(".")[0], "answer": "x", "template": "{question}"}
         for t in corpus.passages[:2]
     ]
-    got = evaluate(model, tok, EvalSplit(verbmem=probes, knowmem=qa), EvalSplit(chunks=texts[3:]))
+    got = evaluate(model, tok, EvalSplit(verbmem=probes, knowmem=qa), EvalSplit(chunks=texts[3:5]))
     new = max(len(tok(p["target"], add_special_tokens=False)["input_ids"]) for p in probes)
     assert got["forget_verbmem"] == pytest.approx(verbmem(model, tok, probes, max_new_tokens=new))
     assert got["forget_knowmem"] == pytest.approx(knowmem(model, tok, qa, template="{question}"))
-    chunk_probes = verbmem_probes(texts[3:], tok, CHUNK_PREFIX_TOKENS)
+    chunk_probes = verbmem_probes(texts[3:5], tok, CHUNK_PREFIX_TOKENS)
     if chunk_probes:
         assert got["retain_verbmem"] == pytest.approx(
             verbmem(
