@@ -90,26 +90,27 @@ def test_evaluate_verbmem_knowmem_wiring(victim, corpus):
     model, tok = victim
     texts = [t.text for t in corpus.passages]
     probes = verbmem_probes(texts[:3], tok, 8)
+    chunks = [texts[3] + " " + texts[4]]  # two passages: longer than the 32-token prefix
     qa = [
         {"question": t.text.split(".")[0], "answer": "x", "template": "{question}"}
         for t in corpus.passages[:2]
     ]
-    got = evaluate(model, tok, EvalSplit(verbmem=probes, knowmem=qa), EvalSplit(chunks=texts[3:5]))
+    got = evaluate(model, tok, EvalSplit(verbmem=probes, knowmem=qa), EvalSplit(chunks=chunks))
     new = max(len(tok(p["target"], add_special_tokens=False)["input_ids"]) for p in probes)
     assert got["forget_verbmem"] == pytest.approx(verbmem(model, tok, probes, max_new_tokens=new))
     assert got["forget_knowmem"] == pytest.approx(knowmem(model, tok, qa, template="{question}"))
-    chunk_probes = verbmem_probes(texts[3:5], tok, CHUNK_PREFIX_TOKENS)
-    if chunk_probes:
-        assert got["retain_verbmem"] == pytest.approx(
-            verbmem(
-                model,
-                tok,
-                chunk_probes,
-                max_new_tokens=max(
-                    len(tok(p["target"], add_special_tokens=False)["input_ids"]) for p in chunk_probes
-                ),
-            )
+    chunk_probes = verbmem_probes(chunks, tok, CHUNK_PREFIX_TOKENS)
+    assert len(chunk_probes) == 1
+    assert got["retain_verbmem"] == pytest.approx(
+        verbmem(
+            model,
+            tok,
+            chunk_probes,
+            max_new_tokens=max(
+                len(tok(p["target"], add_special_tokens=False)["input_ids"]) for p in chunk_probes
+            ),
         )
+    )
     # The memorised victim reproduces its passages: VerbMem near 1 (its README: 1.00 at 8 tokens).
     assert got["forget_verbmem"] > 0.9
     assert "retain_knowmem" not in got  # no questions, no metric
