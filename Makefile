@@ -8,7 +8,8 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-diffusion test test-slow lint clean-demo clean-demo-diffusion eval bench
+.PHONY: install demo demo-diffusion demo-request test test-slow lint clean-demo clean-demo-diffusion \
+	clean-demo-request eval bench bench-locate
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +31,11 @@ demo: $(STAMP)
 demo-diffusion: $(STAMP)
 	$(BIN)/python recipes/demo_diffusion.py --config recipes/configs/demo_diffusion.yaml
 
+# A deletion request end to end: data -> victim (cached in runs/demo-request/victim) -> request for
+# one person -> located records -> unlearning -> verification -> certificate + ledger.
+demo-request: $(STAMP)
+	$(BIN)/genforget demo request
+
 # make eval MODEL=runs/demo/unlearned SUITE=pii [ORACLE=runs/demo/oracle] [VICTIM=runs/demo/victim] [OUT=dir]
 #           [FORGET=forget05] [SCORING=open_unlearning] [SET="any_k=0 audits=[]"] [FORCE=true] [DUMP=true]
 SUITE ?= pii
@@ -44,6 +50,8 @@ eval: $(STAMP)
 # Tables (LM quality vs cost, growth, step cost; diffusion methods), JSON in runs/bench/.
 bench: $(STAMP)
 	$(BIN)/python bench/quality_cost.py
+	$(BIN)/python bench/sisa.py
+	$(BIN)/python bench/locate.py
 	$(BIN)/python bench/growth.py
 	$(BIN)/python bench/step_cost.py
 	$(BIN)/python bench/diffusion_methods.py
@@ -63,3 +71,10 @@ clean-demo:
 
 clean-demo-diffusion:
 	rm -rf runs/demo-diffusion
+
+clean-demo-request:
+	rm -rf runs/demo-request runs/demo-request-data
+
+# Locate benchmark: 10-identifier request over 1 M generated records (generated once into runs/bench/).
+bench-locate: $(STAMP)
+	$(BIN)/python bench/locate.py

@@ -214,18 +214,40 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--out", default="runs/bench")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        default=["methods", "ladder", "lora", "logprobs"],
+        help="tables to run: methods (shipped vs naive per method), ladder (NPO, each candidate), lora, logprobs",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    cases = [(m, cls.uses_retain) for m, cls in METHODS.items() if "lm" in cls.modalities]
+    if "ladder" in args.only:
+        ladder_table(args.steps, out)
+    if "methods" in args.only:
+        methods_table(args.steps, out)
+    if "lora" in args.only:
+        lora_table(out)
+    if "logprobs" in args.only:
+        logprobs_table(out)
+
+
+def methods_table(steps: int, out: Path) -> None:
+    """Shipped vs naive step time and peak memory of every loss-based LM method."""
+    cases = [
+        (m, cls.uses_retain)
+        for m, cls in METHODS.items()
+        if "lm" in cls.modalities and not getattr(cls, "one_shot", False)
+    ]
     cases.append(("npo", False))
     results: dict[str, dict] = {}
     for method, retain in cases:
         key = method if retain or not METHODS[method].uses_retain else f"{method}_no_retain"
         print(f"[step_cost] {key}: timing", flush=True)
-        r = time_pair(method, retain, args.steps)
+        r = time_pair(method, retain, steps)
         for ref, name in (("auto", "peak_mb"), ("copy", "naive_peak_mb")):
             r[name] = in_subprocess(
                 "step_cost", "run_case", size="7m", method=method, reference=ref, retain=retain, steps=4
@@ -265,10 +287,13 @@ def main() -> None:
         )
     )
 
+
+def ladder_table(steps: int, out: Path) -> None:
+    """NPO step time of each candidate speed-up, cumulatively, relative to the naive step."""
     print("\n[step_cost] NPO: what each candidate gives, step time relative to naive", flush=True)
     ladder: dict[str, dict] = {}
     for retain in (True, False):
-        t = time_variants("npo", retain, args.steps, tuple(VARIANTS), repeats=2)
+        t = time_variants("npo", retain, steps, tuple(VARIANTS), repeats=2)
         ladder["npo" if retain else "npo_no_retain"] = {
             n: dict(r, ratio=r["step_s"] / t[NAIVE]["step_s"]) for n, r in t.items()
         }
@@ -289,6 +314,9 @@ def main() -> None:
         )
     )
 
+
+def lora_table(out: Path) -> None:
+    """LoRA NPO peak memory on a ~100M Llama: adapter off vs a deep-copied reference."""
     print("\n[step_cost] LoRA NPO on a ~100M-parameter Llama (gradient checkpointing)", flush=True)
     # Micro-batch 1 is the regime LoRA is for (weights dominate memory); at micro-batch 4 the
     # 32k-vocabulary logits and activations dilute the saved copy, which stays one model's size.
@@ -339,6 +367,9 @@ def main() -> None:
         + f"\n{lora['params'] / 1e6:.0f}M parameters; shipped = adapter off, naive = deep-copied reference"
     )
 
+
+def logprobs_table(out: Path) -> None:
+    """Peak memory of per-token log-probs at a 128k vocabulary: chunked vs one full log-softmax."""
     print("\n[step_cost] per-token log-probs, vocabulary 128k, batch 4 x 256, bf16 logits", flush=True)
     chunk = {m: in_subprocess("step_cost", "logprob_case", mode=m) for m in ("chunked", "full")}
     chunk["peak_ratio"] = chunk["chunked"]["peak_mb"] / chunk["full"]["peak_mb"]

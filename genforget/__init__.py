@@ -27,3 +27,15 @@ __all__ = [
     "unlearn",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Deletion-request API, imported on first use (it pulls in transformers' Trainer callbacks).
+    if name in ("RecheckCallback", "forget_requests"):
+        import genforget.requests.pipeline as _pipeline
+        import genforget.requests.recheck as _recheck
+
+        return {"RecheckCallback": _recheck.RecheckCallback, "forget_requests": _pipeline.forget_requests}[
+            name
+        ]
+    raise AttributeError(f"module 'genforget' has no attribute {name!r}")

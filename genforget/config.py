@@ -33,7 +33,7 @@ class UnlearnConfig:
         default="npo",
         metadata={
             "help": "registered method: grad_ascent, grad_diff, npo, simnpo, idk_nll, idk_dpo, rmu, whp, "
-            "wga; diffusion: esd, salun"
+            "wga, newton; diffusion: esd, salun"
         },
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
@@ -74,6 +74,17 @@ class UnlearnConfig:
     )
     wga_beta: float = field(
         default=1.0, metadata={"help": "WGA: forget-token NLL weighted by p(token)^wga_beta (detached)"}
+    )
+    newton_damping: float = field(
+        default=0.1, metadata={"help": "newton: damping lambda added to the retain Hessian (H + lambda I)"}
+    )
+    newton_cg_iters: int = field(default=10, metadata={"help": "newton: conjugate-gradient iterations"})
+    newton_hessian_examples: int = field(
+        default=32,
+        metadata={"help": "newton: retain examples sampled for the Hessian (0 = all; cost is linear)"},
+    )
+    newton_n_remaining: int = field(
+        default=0, metadata={"help": "newton: size of the remaining training set (0 = the retain set's size)"}
     )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
@@ -145,6 +156,10 @@ class UnlearnConfig:
         for name in ("rmu_c", "rmu_alpha", "whp_alpha", "whp_reinforce_steps", "wga_beta"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if min(self.newton_damping, self.newton_n_remaining, self.newton_hessian_examples) < 0:
+            raise ValueError("newton_damping, newton_n_remaining and newton_hessian_examples must be >= 0")
+        if self.newton_cg_iters < 1:
+            raise ValueError(f"newton_cg_iters must be >= 1 (got {self.newton_cg_iters})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
 
@@ -203,7 +218,11 @@ def parse_config(classes: tuple[type, ...], argv: list[str] | None = None) -> tu
         for f in dataclasses.fields(cls):
             conv, extra = _arg_type(hints[cls][f.name])
             group.add_argument(
-                f"--{f.name}", type=conv, default=argparse.SUPPRESS, help=f.metadata.get("help"), **extra
+                f"--{f.name}",
+                type=conv,
+                default=argparse.SUPPRESS,
+                help=(f.metadata.get("help") or "").replace("%", "%%"),
+                **extra,
             )
     try:
         ns, unknown = parser.parse_known_args(argv)

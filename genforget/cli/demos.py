@@ -6,11 +6,11 @@ import sys
 
 from genforget.config import UnlearnConfig, UsageError, parse_config
 
-DEMOS = ("pii", "diffusion", "copyright")
+DEMOS = ("pii", "diffusion", "request", "copyright")
 
 
 def demo_main(argv: list[str] | None = None) -> int:
-    """``genforget demo pii|diffusion|copyright [--config x.yaml] [--field value ...]``: exit 0 when every
+    """``genforget demo pii|diffusion|request|copyright [--config x.yaml] [--field value ...]``: exit 0 when every
     check of the demo passes, 1 when one fails, 2 on a usage error."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in DEMOS:
@@ -19,7 +19,13 @@ def demo_main(argv: list[str] | None = None) -> int:
         return 2
     name, rest = argv[0], argv[1:]
     try:
-        if name == "copyright":
+        if name == "request":
+            from genforget.requests.demo import RequestDemoArgs, run_request_demo
+            from genforget.requests.pipeline import RequestUnlearnConfig
+
+            args, ucfg = parse_config((RequestDemoArgs, RequestUnlearnConfig), rest)
+            report = run_request_demo(args, ucfg)
+        elif name == "copyright":
             from genforget.copyright_demo import CopyrightDemoArgs, run_copyright_demo
 
             args, ucfg = parse_config((CopyrightDemoArgs, UnlearnConfig), rest)

@@ -171,6 +171,12 @@ def unlearn_lm(
     if config.use_lora:
         model = add_lora(model, config)
     model.to(accelerator.device)
+    if getattr(method, "one_shot", False):  # a closed-form update (newton), not a loss to descend
+        record = method.apply(model, forget_feats, retain_feats, collate)
+        if history is not None:
+            history.append(record)
+        method_run.close()
+        return model.eval()
     if method.needs_ref and not config.use_lora and ref_copy is None:
         # At the training batch size: a larger caching batch would set the peak memory of a small run.
         ref_cache = cached_reference_logp(model, forget_feats, collate, config.batch_size).to(

@@ -6,6 +6,7 @@ from genforget.methods import (  # noqa: F401
     grad_diff,
     idk_dpo,
     idk_nll,
+    newton,
     npo,
     rmu,
     salun,

@@ -1,0 +1,26 @@
+"""``genforget forget``: unlearn the records a deletion request names, verify, certify, log.
+
+    genforget forget --model DIR --data TRAIN --request REQ.yaml [REQ2.yaml ...] --output_dir OUT
+        [--key_file KEY] [--ledger PATH] [--config unlearn.yaml] [any UnlearnConfig field; request defaults: REQUEST_DEFAULTS]
+
+Exit 0 when every certificate passed (or nothing was located), 1 when a verification failed,
+2 on a usage error (nothing written).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from genforget.config import UsageError, parse_config
+
+
+def forget_main(argv: list[str] | None = None) -> int:
+    from genforget.requests.pipeline import ForgetArgs, RequestUnlearnConfig, forget_requests
+
+    try:
+        args, cfg = parse_config((ForgetArgs, RequestUnlearnConfig), argv)
+        result = forget_requests(args, cfg)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0 if all(c["passed"] for c in result.certificates) else 1

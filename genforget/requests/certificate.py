@@ -1,0 +1,104 @@
+"""Deletion certificates: evidence an auditor can check that holds no personal data.
+
+Identifiers are never written; the request reference and every record id are HMAC-SHA256
+under a controller-held key, so the controller (who has the key and the request) can show a
+given request and record were covered, and nobody else can test guesses against the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import torch
+
+
+def load_or_create_key(path: str | Path) -> bytes:
+    """The controller key at ``path``; a new random 256-bit key (mode 0600) with a warning when
+    the file does not exist yet."""
+    path = Path(path)
+    if path.is_file():
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise ValueError(f"key file {path} holds fewer than 32 hex characters")
+        return key.encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    print(
+        f"warning: key file {path} did not exist; created a new controller key there. Keep it: "
+        "recheck and audits need the same key to match requests and records.",
+        file=sys.stderr,
+    )
+    return key.encode()
+
+
+def hmac_hex(key: bytes, message: str) -> str:
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def key_id(key: bytes) -> str:
+    """Which key signed (a hash of the key, not the key)."""
+    return hashlib.sha256(b"genforget-key-id:" + key).hexdigest()[:16]
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 over the model's state dict (names and raw tensor bytes, sorted by name)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def certificate_markdown(cert: dict) -> str:
+    """The certificate as a Markdown page (the same facts as the JSON)."""
+    r, m = cert["request"], cert["model"]
+    lines = [
+        f"# Deletion certificate — {'PASSED' if cert['passed'] else 'NOT PASSED'}",
+        "",
+        f"- request (HMAC-SHA256 of the reference): `{r['ref_hmac']}`",
+        f"- kind: {r['kind']}; identifiers by type: "
+        + (", ".join(f"{k} {v}" for k, v in r["identifier_types"].items()) or "–"),
+        f"- status: **{cert['status']}**",
+        f"- records scanned: {cert['data']['records_scanned']}; located: {cert['located']['records']}",
+        "- occurrences by type: "
+        + (", ".join(f"{k} {v}" for k, v in cert["located"]["occurrences"].items()) or "–"),
+        f"- model weights SHA-256 before: `{m['before_sha256']}`",
+        f"- model weights SHA-256 after: `{m['after_sha256'] or '(unchanged)'}`",
+        f"- method: {cert['method']['name']} (full config in certificate.json)",
+        f"- genforget {cert['genforget_version']}; key id {cert['key_id']}",
+        f"- started {cert['times']['started_utc']}, finished {cert['times']['finished_utc']}",
+        "",
+    ]
+    if cert["verification"]:
+        lines += ["| check | before | after | bar | n | result |", "| --- | --- | --- | --- | --- | --- |"]
+        for v in cert["verification"]:
+            res = "pass" if v["passed"] else "FAIL"
+            lines.append(
+                f"| {v['name']} | {_fmt(v['before'])} | {_fmt(v['after'])} | {v['bar']} | {v['n']} | {res} |"
+            )
+        lines.append("")
+    lines.append(
+        f"{cert['located']['records']} record ids are listed in certificate.json as HMAC-SHA256 "
+        "under the controller key; no identifier value or record text is stored here."
+    )
+    return "\n".join(lines) + "\n"

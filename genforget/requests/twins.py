@@ -1,0 +1,133 @@
+"""Calibration twins: each located record with every identifier replaced by a fresh fake value of
+the same type and shape (Faker, seeded). Never trained on: they are the "never seen" level the
+calibrated stop and the membership check compare the located records with.
+
+- name: a fresh given and family name, the occurrence's form kept ("Roe, Jane Q." → "Poe,
+  Mia K."), the same fake for every occurrence of one person in a record;
+- email: a fresh Faker address (case kept);
+- phone / IBAN / ID number / other with digits: digits replaced, letters and punctuation kept
+  (a phone written two ways in one record gets the same fake digits both times);
+- address: numbers replaced, names replaced, street-type words kept;
+- work regions: as many fresh Faker words.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from faker import Faker
+
+from genforget.requests.locate import Hit, Located, LocateResult
+
+STREET_WORDS = {"street", "st", "avenue", "ave", "road", "rd", "lane", "ln", "drive", "dr", "suite"}
+STREET_WORDS |= {"apt", "blvd", "boulevard", "court", "ct", "way", "place", "pl", "square", "sq"}
+_TOKEN = re.compile(r"[^\W\d_]+|\d|.", re.S)
+
+
+def _case_like(new: str, old: str) -> str:
+    if old.isupper() and len(old) > 1:
+        return new.upper()
+    if old.islower():
+        return new.lower()
+    return new[:1].upper() + new[1:]
+
+
+class TwinMaker:
+    """Makes twins; one instance per run so the fake values are seeded and differ across records."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.fake = Faker("en_US")
+        self.fake.seed_instance(seed)
+        self.rng = random.Random(seed)
+
+    def _digits(self, n: int) -> str:
+        return "".join(str(self.rng.randrange(10)) for _ in range(n))
+
+    def _shape(self, orig: str, digits: str, from_end: bool) -> str:
+        """``orig`` with its digits replaced by ``digits`` (aligned at the start or the end)."""
+        n = sum(c.isdigit() for c in orig)
+        fill = iter(digits[-n:] if from_end else digits[:n])
+        if not any(c.isdigit() for c in orig):  # letters only: replace the letters instead
+            return "".join(
+                _case_like(self.rng.choice("abcdefghijklmnopqrstuvwxyz"), c) if c.isalpha() else c
+                for c in orig
+            )
+        return "".join(next(fill) if c.isdigit() else c for c in orig)
+
+    def _name(self, orig: str, given: list[str], fake_given: list[str], fake_last: str, last: str) -> str:
+        out = []
+        for tok in _TOKEN.findall(orig):
+            if tok.isalpha():
+                low = tok.casefold()
+                if low == last.casefold():
+                    tok = _case_like(fake_last, tok)
+                elif low in [g.casefold() for g in given]:
+                    tok = _case_like(fake_given[[g.casefold() for g in given].index(low)], tok)
+                elif len(tok) == 1:  # a middle initial
+                    tok = _case_like(self.rng.choice("ABCDEFGHJKLMNPRSTW"), tok)
+            out.append(tok)
+        return "".join(out)
+
+    def _address(self, orig: str) -> str:
+        out = []
+        for tok in _TOKEN.findall(orig):
+            if tok.isdigit():
+                tok = str(self.rng.randrange(10))
+            elif tok.isalpha() and len(tok) > 2 and tok.casefold() not in STREET_WORDS:
+                tok = _case_like(self.fake.last_name(), tok)
+            out.append(tok)
+        return "".join(out)
+
+    def value(self, hit: Hit, orig: str, ident_value: str, cache: dict) -> str:
+        """A fake of ``orig`` (an occurrence of ``ident_value``) of the same type and shape."""
+        key = (hit.req, hit.ident)
+        for _ in range(20):
+            if hit.type == "name":
+                words = ident_value.replace(",", " ").split()
+                given, last = words[:-1], words[-1]
+                if key not in cache:
+                    fg = [self.fake.first_name() for _ in given]
+                    fl = self.fake.last_name()
+                    cache[key] = (fg, fl)
+                fg, fl = cache[key]
+                new = self._name(orig, given, fg, fl, last)
+            elif hit.type == "email":
+                new = cache.setdefault(key, self.fake.email())
+                new = new.upper() if orig.isupper() else new
+            elif hit.type == "address":
+                new = self._address(orig)
+            elif hit.type == "work":
+                new = " ".join(self.fake.words(max(1, len(orig.split()))))
+            else:
+                digits = cache.setdefault(key, self._digits(64))
+                new = self._shape(orig, digits, from_end=hit.type == "phone")
+            if new.casefold() != orig.casefold():
+                return new
+            cache.pop(key, None)  # an unlucky draw equal to the original: draw again
+        raise RuntimeError(f"could not make a {hit.type} twin different from the original")
+
+
+def make_twin(rec: Located, res: LocateResult, maker: TwinMaker) -> dict:
+    """``{"text", "spans"}``: the record with every identifier occurrence replaced."""
+    cache: dict = {}
+    text, out, spans, pos = rec.text, [], [], 0
+    for h in rec.hits:
+        if h.start < pos:  # overlaps an occurrence already replaced (two types on one string)
+            continue
+        orig = text[h.start : h.end]
+        ident_value = res.identifiers[h.ident].value if h.ident >= 0 else orig
+        new = maker.value(h, orig, ident_value, cache)
+        out.append(text[pos : h.start])
+        start = sum(len(s) for s in out)
+        out.append(new)
+        spans.append((start, start + len(new)))
+        pos = h.end
+    out.append(text[pos:])
+    return {"text": "".join(out), "spans": spans}
+
+
+def make_twins(res: LocateResult, seed: int = 0, records: list[Located] | None = None) -> list[dict]:
+    """One twin per located record (in ``res.located`` order unless ``records`` is given)."""
+    maker = TwinMaker(seed)
+    return [make_twin(r, res, maker) for r in (res.located if records is None else records)]
