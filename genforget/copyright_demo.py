@@ -280,7 +280,7 @@ def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
         best_method=best,
         excerpts={p: len(e) for p, e in td.train.items()} | {"holdout": len(td.holdout)},
         knowmem="who speaks next: a speech's closing line -> the next speaker",
-        takedown_request="not routed through a kind: work deletion request (genforget/requests/ not landed)",
+        takedown_request="not routed through a kind: work deletion request yet",
     )
     paths = write_report(report, out)
     table = takedown_table(report["models"], report["timings"])
