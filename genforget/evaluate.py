@@ -39,6 +39,11 @@ class EvalSplit:
             without one, as in TOFU's real-authors and world-facts sets, the answer itself is the
             true answer the wrong ones are compared with).
         qa: ``{"question", "answer"}`` pairs answered by greedy decoding (ROUGE) and scored.
+        verbmem: MUSE VerbMem probes ``{"prompt", "target"}`` -> ``{split}_verbmem``.
+        chunks: texts (MUSE's chunked ``raw`` texts) cut with the model's tokenizer into VerbMem
+            probes: the first ``CHUNK_PREFIX_TOKENS`` tokens, then the next 128 as the target.
+        knowmem: MUSE KnowMem questions ``{"question", "answer"}`` (+ ``template`` / ``icl`` keys
+            on the first item) -> ``{split}_knowmem``.
     """
 
     pii_probes: list[dict] = field(default_factory=list)
@@ -46,6 +51,9 @@ class EvalSplit:
     texts: list[dict] = field(default_factory=list)
     truth_items: list[dict] = field(default_factory=list)
     qa: list[dict] = field(default_factory=list)
+    verbmem: list[dict] = field(default_factory=list)
+    chunks: list[str] = field(default_factory=list)
+    knowmem: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_examples(cls, examples: list[dict] | EvalSplit | None) -> EvalSplit:
@@ -73,6 +81,9 @@ class EvalSplit:
             else:
                 raise ValueError(f"cannot evaluate an example with keys {sorted(ex)}")
         return split
+
+
+CHUNK_PREFIX_TOKENS = 32  # MUSE's VerbMem prompt length on its chunked texts
 
 
 def corpus_split(corpus, split: str) -> EvalSplit:
@@ -171,6 +182,7 @@ def _split_metrics(
                 | {"generation": g, "rouge_l_recall": r}
                 for q, g, r in zip(sp.qa, gens, qa_rouge, strict=True)
             ]
+    out.update(_muse_metrics(model, tok, name, sp))
     if rouge:
         out[f"{name}_rouge_l_recall"] = sum(rouge) / len(rouge)
     if forced:
@@ -195,6 +207,24 @@ def _split_metrics(
 
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
+
+
+def _muse_metrics(model, tok, name: str, sp: EvalSplit) -> dict[str, float]:
+    """MUSE VerbMem / KnowMem of one split (Shi et al. 2024); see :mod:`genforget.metrics.muse`."""
+    from genforget.metrics.muse import knowmem, verbmem, verbmem_probes
+
+    out = {}
+    probes = sp.verbmem + verbmem_probes(sp.chunks, tok, CHUNK_PREFIX_TOKENS)
+    if probes:
+        # Generate as many tokens as the longest true continuation (MUSE: 128 against 128-token
+        # targets): F1 would charge extra words past the target to precision.
+        new = max(len(tok(p["target"], add_special_tokens=False)["input_ids"]) for p in probes)
+        out[f"{name}_verbmem"] = verbmem(model, tok, probes, max_new_tokens=new)
+    if sp.knowmem:
+        first = sp.knowmem[0]
+        kw = {k: first[k] for k in ("template", "icl") if k in first}
+        out[f"{name}_knowmem"] = knowmem(model, tok, sp.knowmem, **kw)
+    return out
 
 
 def _mia(
@@ -263,7 +293,8 @@ def evaluate(
     Returns a flat dict: per split ``{split}_pii_extraction`` (+ ``_<field>``),
     ``_verbatim_extraction`` (``_any_<k>`` when ``any_k``), ``_rouge_l_recall``,
     ``_exact_memorisation``, ``_extraction_strength``, ``_probability``, ``_truth_ratio``,
-    ``_perplexity``; ``degeneration_rate``; MIA AUCs forget vs holdout (``mia_loss_auc``,
+    ``_perplexity``, ``_verbmem`` / ``_knowmem`` (MUSE, from the split's ``verbmem`` /
+    ``chunks`` / ``knowmem``); ``degeneration_rate``; MIA AUCs forget vs holdout (``mia_loss_auc``,
     ``mia_zlib_auc``, ``mia_min_k_auc``, ``mia_min_k_pp_auc``, ``mia_reference_auc`` with a
     ``reference_model``); ``general_perplexity`` (holdout texts) and ``model_utility``. Metrics
     whose data is missing are left out. ``return_details`` adds per-example truth ratios, which

@@ -25,7 +25,12 @@ from genforget.metrics.registry import METRIC_INFO
 from genforget.metrics.truth import forget_quality
 
 SUITES_DIR = Path(__file__).resolve().parents[1] / "eval" / "suites"
-AUDIT_METRICS = ("forget_pii_extraction", "forget_verbatim_extraction", "forget_rouge_l_recall")
+AUDIT_METRICS = (
+    "forget_pii_extraction",
+    "forget_verbatim_extraction",
+    "forget_rouge_l_recall",
+    "forget_verbmem",  # MUSE data: what the audits re-measure there
+)
 
 
 @dataclass
@@ -33,7 +38,10 @@ class Suite:
     """An evaluation suite: which data, which audits. Every field is a YAML key."""
 
     name: str = "pii"
-    data: str = field(default="pii", metadata={"help": "pii (built-in corpus) or tofu:<dir or hub id>"})
+    data: str = field(
+        default="pii",
+        metadata={"help": "pii (built-in corpus), tofu:<dir or hub id> or muse:<dir or hub id>"},
+    )
     n_people: int = 200
     n_passages: int = 50
     forget_frac: float = 0.1
@@ -87,17 +95,18 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def resolve_data(data: str, base: Path) -> str:
-    """A suite's ``tofu:<dir>``, with ``${VAR}`` expanded and a relative dir read from the suite
-    file's own folder (then the working dir), so a suite runs from any directory. A string that
-    is no local dir is left as is: a hub id."""
-    if not data.startswith("tofu:"):
+    """A suite's ``tofu:<dir>`` / ``muse:<dir>``, with ``${VAR}`` expanded and a relative dir read
+    from the suite file's own folder (then the working dir), so a suite runs from any directory.
+    A string that is no local dir is left as is: a hub id."""
+    kind = data.split(":", 1)[0]
+    if kind not in ("tofu", "muse") or ":" not in data:
         return data
     src = os.path.expandvars(data.split(":", 1)[1])
     p = Path(src)
     for cand in [p] if p.is_absolute() else [base / p, p]:
         if cand.is_dir():
-            return f"tofu:{cand.resolve()}"
-    return f"tofu:{src}"
+            return f"{kind}:{cand.resolve()}"
+    return f"{kind}:{src}"
 
 
 def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
@@ -126,6 +135,10 @@ def suite_forget_fingerprint(suite: Suite) -> str:
 
         corpus = build_pii_corpus(suite.n_people, suite.n_passages, suite.forget_frac, seed=suite.corpus_seed)
         return fingerprint(corpus.unlearn_examples("forget"))
+    if suite.data.startswith("muse:"):
+        from genforget.data.muse import load_muse
+
+        return fingerprint(load_muse(suite.data.split(":", 1)[1]).raw.get("forget", []))
     from genforget.data.loaders import load_tofu
 
     return fingerprint(load_tofu(suite.data.split(":", 1)[1], suite.forget_split))
@@ -187,7 +200,13 @@ def build_suite_data(suite: Suite) -> SuiteData:
             paraphrase=EvalSplit(qa=para),
             relearn_texts=[{"question": r["question"], "answer": r["answer"]} for r in forget],
         )
-    raise ValueError(f"suite data must be 'pii' or 'tofu:<dir or hub id>' (got {suite.data!r})")
+    if suite.data.startswith("muse:"):
+        from genforget.data.muse import muse_suite_data
+
+        return muse_suite_data(suite.data.split(":", 1)[1])
+    raise ValueError(
+        f"suite data must be 'pii', 'tofu:<dir or hub id>' or 'muse:<dir or hub id>' (got {suite.data!r})"
+    )
 
 
 def _merge(splits: list[EvalSplit]) -> EvalSplit:

@@ -11,6 +11,10 @@ from pathlib import Path
 # (key, label, lower is better?) of the headline metrics, in table order.
 HEADLINE = [
     ("forget_pii_extraction", "forget PII extraction", True),
+    ("forget_verbmem", "forget VerbMem (MUSE)", True),
+    ("forget_knowmem", "forget KnowMem (MUSE)", True),
+    ("retain_verbmem", "retain VerbMem (MUSE)", False),
+    ("retain_knowmem", "retain KnowMem (MUSE)", False),
     ("forget_verbatim_extraction", "forget verbatim extraction", True),
     ("retain_pii_extraction", "retain PII extraction", False),
     ("retain_verbatim_extraction", "retain verbatim extraction", False),

@@ -6,11 +6,11 @@ import sys
 
 from genforget.config import UnlearnConfig, UsageError, parse_config
 
-DEMOS = ("pii", "diffusion", "request")
+DEMOS = ("pii", "diffusion", "request", "copyright")
 
 
 def demo_main(argv: list[str] | None = None) -> int:
-    """``genforget demo pii|diffusion|request [--config x.yaml] [--field value ...]``: exit 0 when every
+    """``genforget demo pii|diffusion|request|copyright [--config x.yaml] [--field value ...]``: exit 0 when every
     check of the demo passes, 1 when one fails, 2 on a usage error."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in DEMOS:
@@ -25,6 +25,11 @@ def demo_main(argv: list[str] | None = None) -> int:
 
             args, ucfg = parse_config((RequestDemoArgs, RequestUnlearnConfig), rest)
             report = run_request_demo(args, ucfg)
+        elif name == "copyright":
+            from genforget.copyright_demo import CopyrightDemoArgs, run_copyright_demo
+
+            args, ucfg = parse_config((CopyrightDemoArgs, UnlearnConfig), rest)
+            report = run_copyright_demo(args, ucfg)
         elif name == "pii":
             from genforget.demo import DemoArgs, run_demo
 

@@ -1,0 +1,298 @@
+"""``make demo-copyright``: a copyright takedown on tiny Shakespeare (public domain).
+
+A tiny Llama memorises excerpts of all nine plays; the oracle is retrained without the
+taken-down play; every LM method unlearns that play (per-method settings from the config's
+``method_settings``). Reported per model (MUSE, Shi et al. 2024, arXiv:2407.06460): VerbMem and
+KnowMem on the taken-down play (``forget_*``) and on the other eight (``retain_*``), min-k % MIA
+of the play's trained excerpts against excerpts of it never trained on, the other plays'
+perplexity, and the time. KnowMem asks who speaks next: the closing line of a speech is the
+question, the next speaker the answer (:func:`genforget.data.shakespeare.speaker_cloze`).
+
+The victim and the oracle are cached under ``<output_dir>/victim`` / ``oracle``, keyed by the
+training texts' SHA-256 and the model config, so a second run only unlearns and evaluates.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from genforget.config import UnlearnConfig, UsageError
+from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze
+from genforget.evaluate import EvalSplit
+from genforget.harness import Suite, SuiteData, run_suite
+from genforget.lm.trainer import unlearn_lm
+from genforget.lm.victim import VictimConfig, build_model, train_causal_lm, train_tokenizer
+from genforget.metrics.muse import verbmem_probes
+from genforget.report import write_report
+
+REPO = Path(__file__).resolve().parents[1]
+COLUMNS = [  # (key, label) of the takedown table
+    ("forget_verbmem", "taken-down VerbMem ↓"),
+    ("forget_knowmem", "taken-down KnowMem ↓"),
+    ("retain_verbmem", "other plays VerbMem ↑"),
+    ("retain_knowmem", "other plays KnowMem ↑"),
+    ("retain_perplexity", "other plays ppl ↓"),
+    ("mia_min_k_auc", "MIA min-k AUC (0.5 = unseen)"),
+]
+
+
+@dataclass
+class CopyrightDemoArgs:
+    """The corpus, the models and the methods of the copyright demo."""
+
+    output_dir: str = field(default="runs/demo-copyright", metadata={"help": "run dir (models cached)"})
+    data: str = field(
+        default="../shared/data/shakespeare/input.txt",
+        metadata={"help": "tiny Shakespeare input.txt (relative: to the working dir, then the repo)"},
+    )
+    takedown: str = field(default="The Tempest", metadata={"help": "the play taken down (a PLAYS title)"})
+    excerpts_per_play: int = field(default=8, metadata={"help": "trained excerpts per play"})
+    holdout_excerpts: int = field(
+        default=4, metadata={"help": "excerpts of the taken-down play never trained"}
+    )
+    excerpt_chars: int = field(default=300, metadata={"help": "characters per excerpt (whole lines)"})
+    prefix_tokens: int = field(default=16, metadata={"help": "VerbMem prompt length in tokens"})
+    qa_per_excerpt: int = field(default=2, metadata={"help": "KnowMem who-speaks-next questions per excerpt"})
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    vocab_size: int = 1024
+    train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
+    train_batch_size: int = 16
+    train_learning_rate: float = 3e-3
+    methods: list[str] = field(default_factory=list, metadata={"help": "LM methods to run (empty: all)"})
+    method_settings: dict = field(
+        default_factory=dict, metadata={"help": "YAML only: method -> UnlearnConfig fields for it"}
+    )
+    num_threads: int = field(default=1, metadata={"help": "torch threads"})
+
+
+def _data_path(p: str) -> Path:
+    path = Path(p)
+    for cand in [path] if path.is_absolute() else [path, REPO / path]:
+        if cand.is_file():
+            return cand
+    raise UsageError(f"data: file not found: {p} (the tiny Shakespeare input.txt)")
+
+
+def lm_methods() -> list[str]:
+    """Every registered method that works on language models."""
+    from genforget.registry import METHODS, get_method
+
+    get_method("npo")  # fills METHODS
+    return sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)
+
+
+def method_configs(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict[str, UnlearnConfig]:
+    """One :class:`UnlearnConfig` per method: ``ucfg`` with the method's ``method_settings``."""
+    names = args.methods or lm_methods()
+    bad = [n for n in [*names, *args.method_settings] if n not in lm_methods()]
+    if bad:
+        raise UsageError(f"methods / method_settings: not LM methods: {bad}; available: {lm_methods()}")
+    out = {}
+    for n in names:
+        try:
+            out[n] = dataclasses.replace(ucfg, method=n, **(args.method_settings.get(n) or {}))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"method_settings.{n}: {e}") from e
+    return out
+
+
+@dataclass
+class Takedown:
+    """The demo's texts: trained excerpts per play, the taken-down play's held-out ones."""
+
+    train: dict[str, list]  # play -> excerpts trained on
+    holdout: list  # excerpts of the taken-down play never trained on
+    takedown: str
+
+    def docs(self, without: str | None = None) -> list[str]:
+        return [e.text for play, exs in self.train.items() if play != without for e in exs]
+
+
+def build_takedown(args: CopyrightDemoArgs) -> Takedown:
+    """Excerpts of every play; the taken-down play gets ``holdout_excerpts`` more, never trained."""
+    titles = [t for t, _ in PLAYS]
+    if args.excerpts_per_play < 1 or args.holdout_excerpts < 1:
+        raise UsageError("excerpts_per_play and holdout_excerpts must be >= 1")
+    if args.takedown not in titles:
+        raise UsageError(f"takedown must be one of {titles} (got {args.takedown!r})")
+    plays = load_plays(_data_path(args.data))
+    train, holdout = {}, []
+    for title, sp in plays.items():
+        n = args.excerpts_per_play + (args.holdout_excerpts if title == args.takedown else 0)
+        exs = excerpts(title, sp, n, args.excerpt_chars)
+        if title == args.takedown:
+            # Held-out ones spread evenly over the play (not its end only).
+            step = n / args.holdout_excerpts
+            hold = {int(j * step + step / 2) for j in range(args.holdout_excerpts)}
+            holdout = [e for i, e in enumerate(exs) if i in hold]
+            exs = [e for i, e in enumerate(exs) if i not in hold]
+        train[title] = exs
+    return Takedown(train, holdout, args.takedown)
+
+
+def _victim_config(args: CopyrightDemoArgs) -> VictimConfig:
+    return VictimConfig(
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_hidden_layers,
+        intermediate_size=2 * args.hidden_size,
+        vocab_size=args.vocab_size,
+        max_steps=args.train_steps,
+        batch_size=args.train_batch_size,
+        learning_rate=args.train_learning_rate,
+        warmup_steps=min(30, args.train_steps // 10 + 1),
+        max_length=256,
+    )
+
+
+def _cached_lm(docs: list[str], cfg: VictimConfig, out: Path, tok=None, desc: str = "") -> tuple:
+    """Load ``out`` if trained on exactly ``docs`` with ``cfg``, else train it there (the tokenizer
+    is trained on ``docs`` unless given)."""
+    key = {
+        "docs_sha256": hashlib.sha256("\x00".join(docs).encode()).hexdigest(),
+        "cfg": dataclasses.asdict(cfg),
+    }
+    info = out / "train_info.json"
+    if info.is_file() and json.loads(info.read_text()).get("key") == key:
+        seconds = json.loads(info.read_text())["seconds"]
+        print(f"[demo-copyright] {desc}: cached in {out} (trained in {seconds:.1f}s)")
+        return AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out), seconds
+    print(f"[demo-copyright] {desc}: training on {len(docs)} excerpts ({cfg.max_steps} steps)")
+    t0 = time.perf_counter()
+    tok = tok or train_tokenizer(docs, cfg.vocab_size)
+    model = build_model(cfg, tok)
+    train_causal_lm(model, tok, lambda rng: list(docs), cfg, desc=desc)
+    seconds = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    info.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
+    return model, tok, seconds
+
+
+def takedown_data(td: Takedown, tok, args: CopyrightDemoArgs) -> SuiteData:
+    """Evaluation splits: ``forget`` = the taken-down play's trained excerpts, ``retain`` = the
+    other eight plays', ``holdout`` = the play's never-trained excerpts (MIA non-members)."""
+
+    def split(exs: list) -> EvalSplit:
+        texts = [e.text for e in exs]
+        return EvalSplit(
+            texts=[{"text": t} for t in texts],
+            verbmem=verbmem_probes(texts, tok, args.prefix_tokens),
+            knowmem=[q for e in exs for q in speaker_cloze(e, args.qa_per_excerpt)],
+        )
+
+    others = [e for play, exs in td.train.items() if play != td.takedown for e in exs]
+    return SuiteData(
+        forget=split(td.train[td.takedown]),
+        retain=split(others),
+        holdout=EvalSplit(texts=[{"text": e.text} for e in td.holdout]),
+        general={},
+        relearn_units=[],
+        paraphrase=EvalSplit(),
+    )
+
+
+def best_method(models: dict[str, dict], methods: list[str]) -> str:
+    """The method with the lowest taken-down VerbMem among those keeping the other plays'
+    VerbMem at >= 0.9x the victim's (all methods when none does)."""
+    v = models["victim"]["retain_verbmem"]
+    keep = [m for m in methods if models[m]["retain_verbmem"] >= 0.9 * v] or methods
+    return min(keep, key=lambda m: models[m]["forget_verbmem"])
+
+
+def copyright_checks(models: dict[str, dict], best: str) -> list[dict]:
+    """The issue's bars on the best method, plus informational ones (``gate: False``)."""
+    v, o, b = models["victim"], models["oracle"], models[best]
+    r = b["retain_verbmem"] / max(v["retain_verbmem"], 1e-9)
+    rows = [
+        (
+            f"{best}: taken-down VerbMem - oracle's",
+            b["forget_verbmem"] - o["forget_verbmem"],
+            "<= 0.05",
+            True,
+        ),
+        (f"{best}: other plays VerbMem / victim's", r, ">= 0.90", True),
+        ("victim: taken-down VerbMem (memorised)", v["forget_verbmem"], ">= 0.50 (informational)", False),
+        (
+            f"{best}: |MIA min-k AUC - oracle's|",
+            abs(b["mia_min_k_auc"] - o["mia_min_k_auc"]),
+            "<= 0.10 (informational)",
+            False,
+        ),
+    ]
+    ok = [rows[0][1] <= 0.05, r >= 0.9, rows[2][1] >= 0.5, rows[3][1] <= 0.1]
+    return [
+        {"name": n, "value": float(val), "bar": bar, "ok": bool(k), **({} if gate else {"gate": False})}
+        for (n, val, bar, gate), k in zip(rows, ok, strict=True)
+    ]
+
+
+def takedown_table(models: dict[str, dict], timings: dict[str, float]) -> str:
+    """Models as rows, the takedown columns, the unlearning (or training) seconds last."""
+    head = "| model | " + " | ".join(lab for _, lab in COLUMNS) + " | seconds |"
+    lines = [head, "|---|" + "---|" * (len(COLUMNS) + 1)]
+    for name, m in models.items():
+        s = timings.get(f"unlearn_{name}_s", timings.get(f"train_{name}_s"))
+        cells = [f"{m[k]:.3f}" if k in m else "—" for k, _ in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {s:.1f} |")
+    return "\n".join(lines)
+
+
+def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
+    """Train (or load) victim and oracle, unlearn the taken-down play with every method, report."""
+    torch.set_num_threads(args.num_threads)
+    t_start = time.perf_counter()
+    cfgs = method_configs(args, ucfg)
+    out = Path(args.output_dir)
+    td = build_takedown(args)
+    vcfg = _victim_config(args)
+    victim, tok, victim_s = _cached_lm(td.docs(), vcfg, out / "victim", desc="victim")
+    oracle, _, oracle_s = _cached_lm(td.docs(without=td.takedown), vcfg, out / "oracle", tok, desc="oracle")
+    forget = [{"text": e.text} for e in td.train[td.takedown]]
+    retain = [{"text": t} for t in td.docs(without=td.takedown)]
+    models = {"victim": (victim, tok), "oracle": (oracle, tok)}
+    timings = {"train_victim_s": victim_s, "train_oracle_s": oracle_s}
+    for name, cfg in cfgs.items():
+        print(f"[demo-copyright] unlearning {len(forget)} excerpts of the taken-down play with {name}")
+        t0 = time.perf_counter()
+        models[name] = (unlearn_lm(copy.deepcopy(victim), tok, forget, retain, cfg), tok)
+        timings[f"unlearn_{name}_s"] = time.perf_counter() - t0
+    print(f"[demo-copyright] evaluating {len(models)} models")
+    suite = Suite(name="copyright", audits=[], any_k=0)
+    report = run_suite(models, suite, data=takedown_data(td, tok, args), method="all LM methods")
+    report["timings"] = {**timings, **report["timings"], "total_s": time.perf_counter() - t_start}
+    best = best_method(report["models"], list(cfgs))
+    report["checks"] = copyright_checks(report["models"], best)
+    report["config"].update(
+        demo=dataclasses.asdict(args),
+        unlearn={n: dataclasses.asdict(c) for n, c in cfgs.items()},
+        victim=dataclasses.asdict(vcfg),
+        best_method=best,
+        excerpts={p: len(e) for p, e in td.train.items()} | {"holdout": len(td.holdout)},
+        knowmem="who speaks next: a speech's closing line -> the next speaker",
+        takedown_request="not routed through a kind: work deletion request yet",
+    )
+    paths = write_report(report, out)
+    table = takedown_table(report["models"], report["timings"])
+    md = paths["md"].read_text()
+    paths["md"].write_text(md.replace("\n\n", f"\n\n## Takedown of {td.takedown}\n\n{table}\n\n", 1))
+    print()
+    print(table)
+    print()
+    for c in report["checks"]:
+        mark = "ok" if c["ok"] else ("FAIL" if c.get("gate", True) else "not yet")
+        print(f"  [{mark}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
+    print(
+        f"\n[demo-copyright] best method {best}; total {report['timings']['total_s']:.0f}s; report: {paths['md']}"
+    )
+    return report
