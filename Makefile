@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-diffusion demo-request test test-slow lint clean-demo clean-demo-diffusion \
+.PHONY: install demo demo-diffusion demo-request demo-copyright test test-slow lint clean-demo clean-demo-diffusion \
 	clean-demo-request eval bench bench-locate
 
 $(BIN)/python:
@@ -30,6 +30,10 @@ demo: $(STAMP)
 # Digits DDPM (trained once, cached in runs/demo-diffusion/victim) -> erase digit 0 -> judge.
 demo-diffusion: $(STAMP)
 	$(BIN)/python recipes/demo_diffusion.py --config recipes/configs/demo_diffusion.yaml
+
+# Tiny Shakespeare: memorise 9 plays, take The Tempest down with every LM method, vs the retrained oracle.
+demo-copyright: $(STAMP)
+	$(BIN)/python recipes/demo_copyright.py --config recipes/configs/demo_copyright.yaml
 
 # A deletion request end to end: data -> victim (cached in runs/demo-request/victim) -> request for
 # one person -> located records -> unlearning -> verification -> certificate + ledger.
