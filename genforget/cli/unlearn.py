@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from genforget.cli.common import check_output_dir, fingerprint
 from genforget.config import UnlearnConfig, UsageError, parse_config
+from genforget.io import atomic_dir
 
 
 @dataclass
@@ -87,21 +88,26 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         # Sharded weights: every rank takes part in gathering the full state dict.
         state_dict = accelerator.get_state_dict(accelerator._models[0])
     if accelerator.is_main_process:
-        if out.is_dir() and args.overwrite:
-            shutil.rmtree(out)
-        mode = save_model(model, tokenizer, out, args.save_mode, state_dict=state_dict)
-        record = {
-            "method": cfg.method,
-            "config": dataclasses.asdict(cfg),
-            "model": args.model_name_or_path,
-            "saved_as": mode,
-            "world_size": accelerator.num_processes,
-            "forget_examples": len(forget),
-            "forget_sha256": fingerprint(forget),
-            "retain_examples": len(retain or []),
-            "unlearn_s": seconds,
-        }
-        (out / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
+        # Written into a hidden sibling and renamed into place: a kill leaves `out` absent or as it was.
+        with atomic_dir(out, args.overwrite) as tmp:
+            mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
+            _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
     accelerator.wait_for_everyone()
     return 0
+
+
+def _write_record(tmp: Path, args, cfg, mode: str, accelerator, forget, retain, seconds: float) -> None:
+    """``genforget_run.json``: config, counts and a hash of the forget set (never its content)."""
+    record = {
+        "method": cfg.method,
+        "config": dataclasses.asdict(cfg),
+        "model": args.model_name_or_path,
+        "saved_as": mode,
+        "world_size": accelerator.num_processes,
+        "forget_examples": len(forget),
+        "forget_sha256": fingerprint(forget),
+        "retain_examples": len(retain or []),
+        "unlearn_s": seconds,
+    }
+    (tmp / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")

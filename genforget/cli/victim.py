@@ -3,12 +3,12 @@ the retain-only oracle on the built-in corpus."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass, field
 
 from genforget.cli.common import check_output_dir
 from genforget.config import UsageError, parse_config
+from genforget.io import atomic_dir
 
 
 @dataclass
@@ -69,9 +69,10 @@ def train_victim_main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     if prepared is not None:
         return _train_on_data(args, vcfg, out, *prepared)
-    if out.is_dir() and args.overwrite:
-        shutil.rmtree(out)
-    _, _, seconds = train_victim(corpus, tuple(args.splits), vcfg, tokenizer=tokenizer, output_dir=out)
+    model, tokenizer, seconds = train_victim(corpus, tuple(args.splits), vcfg, tokenizer=tokenizer)
+    with atomic_dir(out, args.overwrite) as tmp:  # complete or absent, whatever kills the process
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     print(f"trained on {'+'.join(args.splits)} in {seconds:.1f}s; saved to {out}")
     return 0
 
@@ -119,9 +120,8 @@ def _train_on_data(args: VictimScriptArgs, vcfg, out, model, tokenizer, texts: l
     t0 = time.perf_counter()
     train_causal_lm(model, tokenizer, lambda rng: list(texts), vcfg, desc="train")
     seconds = time.perf_counter() - t0
-    if out.is_dir() and args.overwrite:
-        shutil.rmtree(out)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with atomic_dir(out, args.overwrite) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     print(f"trained on {len(texts)} examples of {args.data} in {seconds:.1f}s; saved to {out}")
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from genforget.cli.common import check_output_dir
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.diffusion.data import DiffusionConfig
+from genforget.io import atomic_dir
 
 
 @dataclass
@@ -128,20 +128,26 @@ def unlearn_diffusion_main(argv: list[str] | None = None) -> int:
         return 2
     seconds = time.perf_counter() - t0
     if accelerator.is_main_process:
-        if out.is_dir() and args.overwrite:
-            shutil.rmtree(out)
-        mode = save_diffusion_model(model, scheduler, out, args.save_mode, base_path=args.model_name_or_path)
-        record = {
-            "method": cfg.method,
-            "config": dataclasses.asdict(cfg),
-            "diffusion": dataclasses.asdict(dcfg),
-            "model": args.model_name_or_path,
-            "saved_as": mode,
-            "world_size": accelerator.num_processes,
-            **what,
-            "unlearn_s": seconds,
-        }
-        (out / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
+        with atomic_dir(out, args.overwrite) as tmp:  # complete or absent, whatever kills the process
+            mode = save_diffusion_model(
+                model, scheduler, tmp, args.save_mode, base_path=args.model_name_or_path
+            )
+            _write_record(tmp, args, cfg, dcfg, mode, accelerator, what, seconds)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
     accelerator.wait_for_everyone()
     return 0
+
+
+def _write_record(tmp: Path, args, cfg, dcfg, mode: str, accelerator, what: dict, seconds: float) -> None:
+    """``genforget_run.json``: config, what was erased (a concept only as its hash), timing."""
+    record = {
+        "method": cfg.method,
+        "config": dataclasses.asdict(cfg),
+        "diffusion": dataclasses.asdict(dcfg),
+        "model": args.model_name_or_path,
+        "saved_as": mode,
+        "world_size": accelerator.num_processes,
+        **what,
+        "unlearn_s": seconds,
+    }
+    (tmp / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
