@@ -147,6 +147,11 @@ class UnlearnConfig:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
+        for name in ("weight_decay", "max_grad_norm", "lora_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
 
 
 def make_config(cls: type, values: dict[str, Any]) -> Any:
@@ -188,7 +193,13 @@ def parse_config(classes: tuple[type, ...], argv: list[str] | None = None) -> tu
         path = Path(known.config)
         if not path.is_file():
             raise UsageError(f"--config: file not found: {path}")
-        yaml_values = yaml.safe_load(path.read_text()) or {}
+        try:
+            yaml_values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(e, "problem", None) or "syntax error"
+            raise UsageError(f"--config {where}: not valid YAML ({problem}); fix that line") from e
         if not isinstance(yaml_values, dict):
             raise UsageError(f"--config {path}: expected a mapping of field: value")
     hints = {cls: typing.get_type_hints(cls) for cls in classes}

@@ -102,3 +102,35 @@ def _replace(tmp: Path, final: Path, overwrite: bool) -> None:
     if final.is_dir():
         final.rmdir()  # empty: os.rename onto a non-empty dir would fail anyway
     os.rename(tmp, final)
+
+
+# Weight files a loader may pick up; all but safetensors unpickle, which can run arbitrary code.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_safe_weights(
+    path: str | Path, allow_pickle: bool = False, what: str = "model_name_or_path"
+) -> None:
+    """Refuse a local model dir whose weights exist only in a pickle format (``pytorch_model.bin``
+    ...) unless ``allow_pickle``: loading a pickle runs whatever code the file names.
+
+    Raises ``ValueError`` naming the file and the ``--allow_pickle true`` fix. Hub ids (no local
+    dir) are left to the loaders, which are called with ``use_safetensors=True``.
+    """
+    d = Path(path)
+    if not d.is_dir():
+        return
+    files = [p for p in d.rglob("*") if p.is_file()]
+    if allow_pickle or any(p.suffix == ".safetensors" for p in files):
+        return
+    pickled = [p for p in files if p.suffix in PICKLE_SUFFIXES]
+    if not pickled and (d / "config.json").is_file():
+        raise ValueError(
+            f"{what} {d}: no model weights (model.safetensors) next to config.json; point it at a "
+            "complete save_pretrained dir"
+        )
+    if pickled:
+        raise ValueError(
+            f"{what} {d}: weights only in a pickle file ({pickled[0].name}), which can run code when "
+            "loaded; convert it to safetensors, or pass --allow_pickle true if you trust its source"
+        )

@@ -25,6 +25,15 @@ class EvalScriptArgs:
     victim: str = field(default="", metadata={"help": "model before unlearning: recovered shares of audits"})
     output_dir: str = field(default="", metadata={"help": "report dir (default runs/eval/<suite>-<time>)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
+    )
     set: list[str] = field(
         default_factory=list,
         metadata={"help": "override suite keys: --set forget_split=forget05 scoring=open_unlearning"},
@@ -72,7 +81,9 @@ def eval_main(argv: list[str] | None = None) -> int:
             if path:
                 if role in models:
                     raise UsageError(f"two models are named {role!r}; give them distinct directory names")
-                models[role] = load_model(path)
+                models[role] = load_model(
+                    path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
+                )
     except (UsageError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

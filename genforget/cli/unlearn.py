@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli.common import check_output_dir, fingerprint
+from genforget.cli.common import check_accelerate_env, check_output_dir, fingerprint
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.io import atomic_dir
 
@@ -34,6 +34,15 @@ class UnlearnScriptArgs:
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
+    )
     save_mode: str = field(
         default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"}
     )
@@ -57,6 +66,7 @@ def unlearn_main(argv: list[str] | None = None) -> int:
     try:
         args, cfg = parse_config((UnlearnScriptArgs, UnlearnConfig), argv)
         out = check_output_dir(args.output_dir, args.overwrite)
+        check_accelerate_env()
         if not args.model_name_or_path:
             raise UsageError("model_name_or_path is required")
         if not args.forget_data:
@@ -69,7 +79,9 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         calibration = load_data_spec(args.calibration_data, *corpus) if args.calibration_data else None
         if not forget:
             raise UsageError(f"forget_data {args.forget_data!r} holds no examples")
-        model, tokenizer = load_model(args.model_name_or_path)
+        model, tokenizer = load_model(
+            args.model_name_or_path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
+        )
     except (UsageError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

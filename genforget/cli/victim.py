@@ -30,6 +30,15 @@ class VictimScriptArgs:
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the model"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
+    )
     splits: list[str] = field(
         default_factory=lambda: ["forget", "retain"],
         metadata={"help": "victim: forget retain; oracle: retain"},
@@ -92,7 +101,9 @@ def _prepare_data_training(args: VictimScriptArgs, vcfg) -> tuple:
     if args.model_name_or_path:
         from genforget.api import load_model
 
-        model, tokenizer = load_model(args.model_name_or_path)
+        model, tokenizer = load_model(
+            args.model_name_or_path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
+        )
     else:
         from transformers import AutoTokenizer
 

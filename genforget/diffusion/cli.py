@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli.common import check_output_dir
+from genforget.cli.common import check_accelerate_env, check_output_dir
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.diffusion.data import DiffusionConfig
-from genforget.io import atomic_dir
+from genforget.io import atomic_dir, check_safe_weights
 
 
 @dataclass
@@ -28,6 +28,10 @@ class DiffusionScriptArgs:
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={"help": "also load pickled weights (diffusion_pytorch_model.bin ...): they can run code"},
+    )
     save_mode: str = field(
         default="auto", metadata={"help": "auto | full (unet/ + scheduler/) | adapter (PEFT)"}
     )
@@ -75,6 +79,7 @@ def _load(args: DiffusionScriptArgs):
         )
     if not path.is_dir():
         raise UsageError(f"model_name_or_path: directory not found: {path}")
+    check_safe_weights(path, args.allow_pickle)
     if (path / "model_index.json").is_file():
         if not args.concept:
             raise UsageError("a text-to-image pipeline needs --concept 'the prompt to erase'")
@@ -109,6 +114,7 @@ def unlearn_diffusion_main(argv: list[str] | None = None) -> int:
     try:
         args, cfg, dcfg = parse_config((DiffusionScriptArgs, UnlearnConfig, DiffusionConfig), argv)
         out = check_output_dir(args.output_dir, args.overwrite)
+        check_accelerate_env()
         if args.save_mode not in ("auto", "full", "adapter"):
             raise UsageError(f"save_mode must be auto, full or adapter (got {args.save_mode!r})")
         if args.save_mode == "adapter" and not cfg.use_lora:

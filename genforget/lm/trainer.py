@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
-from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_example
+from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
 from genforget.lm.method_hooks import prepare_method
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
@@ -26,8 +26,11 @@ from genforget.loop import cycle
 from genforget.registry import get_method
 
 
-def _tokenize_all(examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[dict]:
-    return [dict(tokenize_example(ex, tokenizer, max_length), idx=i) for i, ex in enumerate(examples)]
+def _tokenize_all(
+    examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_length: int, name: str = "data"
+) -> list[dict]:
+    # Truncation warns; an example with no target left is an error naming its index (issue 14).
+    return tokenize_all(examples, tokenizer, max_length, name)
 
 
 def _whole_text(ex: dict) -> dict:
@@ -141,9 +144,9 @@ def unlearn_lm(
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(config.seed)
     collate = Collator(tokenizer.pad_token_id)
-    forget_feats = _tokenize_all(forget, tokenizer, config.max_length)
+    forget_feats = _tokenize_all(forget, tokenizer, config.max_length, "forget")
     retain_feats = (
-        _tokenize_all(retain, tokenizer, config.max_length) if retain and method.uses_retain else []
+        _tokenize_all(retain, tokenizer, config.max_length, "retain") if retain and method.uses_retain else []
     )
 
     ref_cache = ref_copy = None
