@@ -111,6 +111,17 @@ class UnlearnConfig:
         default=10, metadata={"help": "steps between progress-bar updates (each reads the device once)"}
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
+    divergence_guard: bool = field(
+        default=True,
+        metadata={
+            "help": "stop and restore the last good state when retain perplexity rises past divergence_ratio x"
+        },
+    )
+    divergence_ratio: float = field(
+        default=1.5,
+        metadata={"help": "divergence guard: allowed retain perplexity / its value before training"},
+    )
+    divergence_every: int = field(default=5, metadata={"help": "divergence guard: steps between checks"})
 
     def __post_init__(self) -> None:
         from genforget.registry import get_method
@@ -127,6 +138,7 @@ class UnlearnConfig:
             "max_length",
             "calibration_every",
             "logging_steps",
+            "divergence_every",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
@@ -147,6 +159,8 @@ class UnlearnConfig:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
+        if self.divergence_ratio <= 1:
+            raise ValueError(f"divergence_ratio must be > 1 (got {self.divergence_ratio})")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
         for name in ("weight_decay", "max_grad_norm", "lora_alpha"):

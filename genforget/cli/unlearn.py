@@ -90,7 +90,10 @@ def unlearn_main(argv: list[str] | None = None) -> int:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     t0 = time.perf_counter()
     try:
-        model = unlearn_lm(model, tokenizer, forget, retain, cfg, accelerator, calibration=calibration)
+        history: list[dict] = []
+        model = unlearn_lm(
+            model, tokenizer, forget, retain, cfg, accelerator, calibration=calibration, history=history
+        )
     except ValueError as e:  # e.g. tokenizer/model mismatch found while preparing
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -103,13 +106,15 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         # Written into a hidden sibling and renamed into place: a kill leaves `out` absent or as it was.
         with atomic_dir(out, args.overwrite) as tmp:
             mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
-            _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds)
+            _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds, history)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
     accelerator.wait_for_everyone()
     return 0
 
 
-def _write_record(tmp: Path, args, cfg, mode: str, accelerator, forget, retain, seconds: float) -> None:
+def _write_record(
+    tmp: Path, args, cfg, mode: str, accelerator, forget, retain, seconds: float, history: list[dict]
+) -> None:
     """``genforget_run.json``: config, counts and a hash of the forget set (never its content)."""
     record = {
         "method": cfg.method,
@@ -121,5 +126,8 @@ def _write_record(tmp: Path, args, cfg, mode: str, accelerator, forget, retain, 
         "forget_sha256": fingerprint(forget),
         "retain_examples": len(retain or []),
         "unlearn_s": seconds,
+        "steps": sum(1 for r in history if "loss" in r),
+        # The divergence guard's trip (step, restored step, retain NLLs), or null: numbers only.
+        "divergence": next((r for r in history if r.get("diverged")), None),
     }
     (tmp / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")

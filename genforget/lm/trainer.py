@@ -19,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
+from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
@@ -223,6 +224,10 @@ def unlearn_lm(
     retain_it = cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
     forget_it = cycle(forget_dl)
     raw = accelerator.unwrap_model(model)
+    guard = None
+    if config.divergence_guard and retain:  # issue 14: stop before the model collapses
+        guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
+        guard.start_run(model, params, opt)
 
     model.train()
     bar = tqdm(
@@ -292,7 +297,11 @@ def unlearn_lm(
         if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
             rows = _flush(pending, history)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
+        if guard is not None and guard.check(step + 1, model, params, opt):
+            break
     _flush(pending, history)
+    if history is not None and guard is not None:
+        history.extend(guard.events)  # a "diverged" row when the guard stopped the run
     if history is not None and stop is not None:
         _add_calibration_trace(history, stop)
     method_run.close()
