@@ -118,7 +118,9 @@ class UnlearnConfig:
         },
     )
     divergence_ratio: float = field(
-        default=1.5,
+        # 10x: a collapse (gradient ascent reaches 10^4x in 2 steps), not the transient rise of a
+        # healthy NPO run (6.7x on the tiny victim before its retain term pulls it back).
+        default=10.0,
         metadata={"help": "divergence guard: allowed retain perplexity / its value before training"},
     )
     divergence_every: int = field(default=5, metadata={"help": "divergence guard: steps between checks"})

@@ -37,7 +37,7 @@ def test_guard_stops_gradient_ascent_before_collapse(victim, corpus, guard):
             len(tripped) == 1 and tripped[0]["restored_step"] < tripped[0]["step"] < AGGRESSIVE["max_steps"]
         )
         rise = max(tripped[0][k] - tripped[0][f"{k}_start"] for k in ("retain_nll", "retain_target_nll"))
-        assert rise > math.log(1.5)  # perplexity ratio past the default bound
+        assert rise > math.log(10.0)  # perplexity ratio past the default bound
         assert ext >= 0.8
     else:
         assert tripped == [] and ext < 0.5
