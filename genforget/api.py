@@ -87,24 +87,46 @@ def unlearn(
     return UnlearnResult(out, history) if return_history else out
 
 
-def load_model(path: str | Path, base_model: str | None = None, **kwargs: Any) -> tuple[torch.nn.Module, Any]:
+def load_model(
+    path: str | Path,
+    base_model: str | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    **kwargs: Any,
+) -> tuple[torch.nn.Module, Any]:
     """Load ``(model, tokenizer)`` from a ``save_pretrained`` dir, a PEFT adapter dir (its base
-    is read from ``adapter_config.json`` unless ``base_model`` is given) or a hub id."""
+    is read from ``adapter_config.json`` unless ``base_model`` is given) or a hub id.
+
+    Safe by default: weights load only from safetensors (a pickled ``pytorch_model.bin`` or
+    adapter ``.bin`` is refused with a ``ValueError`` unless ``allow_pickle``), and code shipped
+    with a model is not run unless ``trust_remote_code``.
+    """
+    from genforget.io import check_safe_weights
+
     path_s = str(path)
     adapter_cfg = Path(path_s) / "adapter_config.json"
     if Path(path_s).exists() and not Path(path_s).is_dir():
         raise ValueError(f"{path_s} is a file; expected a model directory")
     if not Path(path_s).exists() and (path_s.startswith((".", "/")) or path_s.count("/") > 1):
         raise FileNotFoundError(f"model directory not found: {path_s}")
+    if (Path(path_s) / "model_index.json").is_file() or (Path(path_s) / "unet" / "config.json").is_file():
+        raise ValueError(
+            f"{path_s} is a diffusion model (unet/ or model_index.json), not a causal LM; "
+            "use genforget unlearn-diffusion for it"
+        )
+    safe = {"use_safetensors": None if allow_pickle else True, "trust_remote_code": trust_remote_code}
+    kwargs = {**safe, **kwargs}
     try:
+        check_safe_weights(path_s, allow_pickle)
         if adapter_cfg.is_file():
             from peft import PeftModel
 
             base = base_model or json.loads(adapter_cfg.read_text())["base_model_name_or_path"]
+            check_safe_weights(base, allow_pickle, what="the adapter's base model")
             model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, **kwargs), path_s)
         else:
             model = AutoModelForCausalLM.from_pretrained(path_s, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path_s)
+        tokenizer = AutoTokenizer.from_pretrained(path_s, trust_remote_code=trust_remote_code)
     except OSError as e:
         raise OSError(
             f"could not load a model from {path_s!r}: not a model dir here and not loadable from the hub ({e})"

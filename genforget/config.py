@@ -122,6 +122,19 @@ class UnlearnConfig:
         default=10, metadata={"help": "steps between progress-bar updates (each reads the device once)"}
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
+    divergence_guard: bool = field(
+        default=True,
+        metadata={
+            "help": "stop and restore the last good state when retain perplexity rises past divergence_ratio x"
+        },
+    )
+    divergence_ratio: float = field(
+        # 10x: a collapse (gradient ascent reaches 10^4x in 2 steps), not the transient rise of a
+        # healthy NPO run (6.7x on the tiny victim before its retain term pulls it back).
+        default=10.0,
+        metadata={"help": "divergence guard: allowed retain perplexity / its value before training"},
+    )
+    divergence_every: int = field(default=5, metadata={"help": "divergence guard: steps between checks"})
 
     def __post_init__(self) -> None:
         from genforget.registry import get_method
@@ -138,6 +151,7 @@ class UnlearnConfig:
             "max_length",
             "calibration_every",
             "logging_steps",
+            "divergence_every",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
@@ -162,6 +176,13 @@ class UnlearnConfig:
             raise ValueError(f"newton_cg_iters must be >= 1 (got {self.newton_cg_iters})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
+        if self.divergence_ratio <= 1:
+            raise ValueError(f"divergence_ratio must be > 1 (got {self.divergence_ratio})")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
+        for name in ("weight_decay", "max_grad_norm", "lora_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
 
 
 def make_config(cls: type, values: dict[str, Any]) -> Any:
@@ -203,7 +224,13 @@ def parse_config(classes: tuple[type, ...], argv: list[str] | None = None) -> tu
         path = Path(known.config)
         if not path.is_file():
             raise UsageError(f"--config: file not found: {path}")
-        yaml_values = yaml.safe_load(path.read_text()) or {}
+        try:
+            yaml_values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(e, "problem", None) or "syntax error"
+            raise UsageError(f"--config {where}: not valid YAML ({problem}); fix that line") from e
         if not isinstance(yaml_values, dict):
             raise UsageError(f"--config {path}: expected a mapping of field: value")
     hints = {cls: typing.get_type_hints(cls) for cls in classes}

@@ -18,3 +18,24 @@ def check_output_dir(path: str, overwrite: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"output_dir {out} is not empty; choose a new dir or pass --overwrite true")
     return out
+
+
+MIXED_PRECISION = ("no", "fp16", "bf16", "fp8")
+
+
+def check_accelerate_env() -> None:
+    """Misconfigurations of ``accelerate`` that it would accept silently or fail on mid-run."""
+    import os
+
+    import torch
+
+    mp = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if mp is not None and mp not in MIXED_PRECISION:
+        raise UsageError(
+            f"ACCELERATE_MIXED_PRECISION={mp!r} is not one of {', '.join(MIXED_PRECISION)}; "
+            "fix it in the environment or in `accelerate config`"
+        )
+    if mp in ("fp16", "fp8") and not torch.cuda.is_available():
+        raise UsageError(
+            f"ACCELERATE_MIXED_PRECISION={mp} needs a GPU and none is visible; use bf16 or no on the CPU"
+        )

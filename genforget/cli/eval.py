@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from genforget.cli.common import check_output_dir
 from genforget.config import UsageError, parse_config
+from genforget.io import atomic_dir
 
 
 @dataclass
@@ -25,6 +25,15 @@ class EvalScriptArgs:
     victim: str = field(default="", metadata={"help": "model before unlearning: recovered shares of audits"})
     output_dir: str = field(default="", metadata={"help": "report dir (default runs/eval/<suite>-<time>)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
+    )
     set: list[str] = field(
         default_factory=list,
         metadata={"help": "override suite keys: --set forget_split=forget05 scoring=open_unlearning"},
@@ -72,7 +81,9 @@ def eval_main(argv: list[str] | None = None) -> int:
             if path:
                 if role in models:
                     raise UsageError(f"two models are named {role!r}; give them distinct directory names")
-                models[role] = load_model(path)
+                models[role] = load_model(
+                    path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
+                )
     except (UsageError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -80,12 +91,13 @@ def eval_main(argv: list[str] | None = None) -> int:
     report = run_suite(models, suite, method=_method_of(args.model), dump_examples=args.dump_examples)
     examples = report.pop("_examples", None)
     report["config"]["models"] = {"victim": args.victim, "evaluated": args.model, "oracle": args.oracle}
-    if out.is_dir() and args.overwrite:
-        shutil.rmtree(out)
-    paths = write_report(report, out)
+    # All report files appear together (renamed into place) or not at all.
+    with atomic_dir(out, args.overwrite) as tmp:
+        paths = {k: out / p.name for k, p in write_report(report, tmp).items()}
+        if examples is not None:
+            _write_examples(tmp / EXAMPLES_FILE, examples)
     print(f"report: {paths['md']}, {paths['json']}, {paths['png']}")
     if examples is not None:
-        _write_examples(out / EXAMPLES_FILE, examples)
         print(f"per-example dump (holds forget-set content; keep it private): {out / EXAMPLES_FILE}")
     return 0
 

@@ -45,7 +45,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown verb {verb!r}.{did_you_mean(verb, list(VERBS))}\n{usage()}", file=sys.stderr)
         return 2
     module, func = VERBS[verb][0].split(":")
-    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    try:
+        return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    except Exception as e:  # not a usage error (those return 2): a bug, reported in one line
+        return report_internal_error(verb, e)
+
+
+def report_internal_error(verb: str, exc: BaseException) -> int:
+    """Save the full traceback to a temp file and print one line saying where; returns 1.
+
+    Only the exception's type is printed: its message may quote data (a forget-set example),
+    which must never reach a terminal or a CI log."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix=f"genforget-{verb}-crash-", suffix=".txt")
+    with open(fd, "w") as f:
+        f.write("".join(traceback.format_exception(exc)))
+    print(
+        f"error: internal error in genforget {verb} ({type(exc).__name__}); this is a bug, not your input. "
+        f"Full traceback (may quote your data; keep it private) saved to {path}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from genforget.cli.common import check_output_dir, fingerprint
+from genforget.cli.common import check_accelerate_env, check_output_dir, fingerprint
 from genforget.config import UnlearnConfig, UsageError, parse_config
+from genforget.io import atomic_dir
 
 
 @dataclass
@@ -33,6 +34,15 @@ class UnlearnScriptArgs:
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
+    )
     save_mode: str = field(
         default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"}
     )
@@ -56,6 +66,7 @@ def unlearn_main(argv: list[str] | None = None) -> int:
     try:
         args, cfg = parse_config((UnlearnScriptArgs, UnlearnConfig), argv)
         out = check_output_dir(args.output_dir, args.overwrite)
+        check_accelerate_env()
         if not args.model_name_or_path:
             raise UsageError("model_name_or_path is required")
         if not args.forget_data:
@@ -68,7 +79,9 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         calibration = load_data_spec(args.calibration_data, *corpus) if args.calibration_data else None
         if not forget:
             raise UsageError(f"forget_data {args.forget_data!r} holds no examples")
-        model, tokenizer = load_model(args.model_name_or_path)
+        model, tokenizer = load_model(
+            args.model_name_or_path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
+        )
     except (UsageError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -77,7 +90,10 @@ def unlearn_main(argv: list[str] | None = None) -> int:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     t0 = time.perf_counter()
     try:
-        model = unlearn_lm(model, tokenizer, forget, retain, cfg, accelerator, calibration=calibration)
+        history: list[dict] = []
+        model = unlearn_lm(
+            model, tokenizer, forget, retain, cfg, accelerator, calibration=calibration, history=history
+        )
     except ValueError as e:  # e.g. tokenizer/model mismatch found while preparing
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -87,21 +103,31 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         # Sharded weights: every rank takes part in gathering the full state dict.
         state_dict = accelerator.get_state_dict(accelerator._models[0])
     if accelerator.is_main_process:
-        if out.is_dir() and args.overwrite:
-            shutil.rmtree(out)
-        mode = save_model(model, tokenizer, out, args.save_mode, state_dict=state_dict)
-        record = {
-            "method": cfg.method,
-            "config": dataclasses.asdict(cfg),
-            "model": args.model_name_or_path,
-            "saved_as": mode,
-            "world_size": accelerator.num_processes,
-            "forget_examples": len(forget),
-            "forget_sha256": fingerprint(forget),
-            "retain_examples": len(retain or []),
-            "unlearn_s": seconds,
-        }
-        (out / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
+        # Written into a hidden sibling and renamed into place: a kill leaves `out` absent or as it was.
+        with atomic_dir(out, args.overwrite) as tmp:
+            mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
+            _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds, history)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
     accelerator.wait_for_everyone()
     return 0
+
+
+def _write_record(
+    tmp: Path, args, cfg, mode: str, accelerator, forget, retain, seconds: float, history: list[dict]
+) -> None:
+    """``genforget_run.json``: config, counts and a hash of the forget set (never its content)."""
+    record = {
+        "method": cfg.method,
+        "config": dataclasses.asdict(cfg),
+        "model": args.model_name_or_path,
+        "saved_as": mode,
+        "world_size": accelerator.num_processes,
+        "forget_examples": len(forget),
+        "forget_sha256": fingerprint(forget),
+        "retain_examples": len(retain or []),
+        "unlearn_s": seconds,
+        "steps": sum(1 for r in history if "loss" in r),
+        # The divergence guard's trip (step, restored step, retain NLLs), or null: numbers only.
+        "divergence": next((r for r in history if r.get("diverged")), None),
+    }
+    (tmp / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")

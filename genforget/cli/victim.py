@@ -3,12 +3,12 @@ the retain-only oracle on the built-in corpus."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass, field
 
 from genforget.cli.common import check_output_dir
 from genforget.config import UsageError, parse_config
+from genforget.io import atomic_dir
 
 
 @dataclass
@@ -30,6 +30,15 @@ class VictimScriptArgs:
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the model"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
+    )
     splits: list[str] = field(
         default_factory=lambda: ["forget", "retain"],
         metadata={"help": "victim: forget retain; oracle: retain"},
@@ -69,9 +78,10 @@ def train_victim_main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     if prepared is not None:
         return _train_on_data(args, vcfg, out, *prepared)
-    if out.is_dir() and args.overwrite:
-        shutil.rmtree(out)
-    _, _, seconds = train_victim(corpus, tuple(args.splits), vcfg, tokenizer=tokenizer, output_dir=out)
+    model, tokenizer, seconds = train_victim(corpus, tuple(args.splits), vcfg, tokenizer=tokenizer)
+    with atomic_dir(out, args.overwrite) as tmp:  # complete or absent, whatever kills the process
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     print(f"trained on {'+'.join(args.splits)} in {seconds:.1f}s; saved to {out}")
     return 0
 
@@ -91,7 +101,9 @@ def _prepare_data_training(args: VictimScriptArgs, vcfg) -> tuple:
     if args.model_name_or_path:
         from genforget.api import load_model
 
-        model, tokenizer = load_model(args.model_name_or_path)
+        model, tokenizer = load_model(
+            args.model_name_or_path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
+        )
     else:
         from transformers import AutoTokenizer
 
@@ -119,9 +131,8 @@ def _train_on_data(args: VictimScriptArgs, vcfg, out, model, tokenizer, texts: l
     t0 = time.perf_counter()
     train_causal_lm(model, tokenizer, lambda rng: list(texts), vcfg, desc="train")
     seconds = time.perf_counter() - t0
-    if out.is_dir() and args.overwrite:
-        shutil.rmtree(out)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with atomic_dir(out, args.overwrite) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     print(f"trained on {len(texts)} examples of {args.data} in {seconds:.1f}s; saved to {out}")
     return 0

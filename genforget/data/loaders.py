@@ -32,7 +32,33 @@ def _check(ex: Any, where: str) -> dict:
         raise ValueError(
             f"{where}: expected an object with 'text', 'prompt'+'target' or 'question'+'answer'; got {got}"
         )
+    keys = next(keys for keys in EXAMPLE_KEYS if all(k in ex for k in keys))
+    for k in keys:
+        if not isinstance(ex[k], str):
+            raise ValueError(f"{where}: {k!r} must be a string (got {type(ex[k]).__name__})")
+    if not "".join(ex[k] for k in keys).strip():
+        raise ValueError(f"{where}: {'+'.join(keys)} is empty or whitespace only; remove the line")
+    if "spans" in ex and ex["spans"] is not None:
+        _check_spans(ex, where)
     return ex
+
+
+def _check_spans(ex: dict, where: str) -> None:
+    """``spans``: a list of ``[start, end)`` character offsets into ``text`` with 0 <= start < end <= len."""
+    if "text" not in ex:
+        raise ValueError(f"{where}: 'spans' goes with 'text' (prompt/target examples derive their span)")
+    spans, n = ex["spans"], len(ex["text"])
+    if not isinstance(spans, list | tuple) or not spans:
+        raise ValueError(f"{where}: 'spans' must be a non-empty list of [start, end] pairs")
+    for sp in spans:
+        ok = isinstance(sp, list | tuple) and len(sp) == 2 and all(type(v) is int for v in sp)
+        if not ok:
+            raise ValueError(f"{where}: span {sp!r} is not a [start, end] pair of integers")
+        if not 0 <= sp[0] < sp[1] <= n:
+            raise ValueError(
+                f"{where}: span {list(sp)} is out of range for a text of {n} characters "
+                "(need 0 <= start < end <= len(text))"
+            )
 
 
 def load_jsonl(path: str | Path) -> list[dict]:
@@ -41,8 +67,14 @@ def load_jsonl(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     out = []
-    with path.open() as f:
-        for n, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path}:{n}: not UTF-8 text (a binary file?); give a JSON Lines file"
+                ) from e
             if line.strip():
                 try:
                     obj = json.loads(line)

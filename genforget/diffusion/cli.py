@@ -8,15 +8,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli.common import check_output_dir
+from genforget.cli.common import check_accelerate_env, check_output_dir
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.diffusion.data import DiffusionConfig
+from genforget.io import atomic_dir, check_safe_weights
 
 
 @dataclass
@@ -28,6 +28,10 @@ class DiffusionScriptArgs:
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={"help": "also load pickled weights (diffusion_pytorch_model.bin ...): they can run code"},
+    )
     save_mode: str = field(
         default="auto", metadata={"help": "auto | full (unet/ + scheduler/) | adapter (PEFT)"}
     )
@@ -75,6 +79,7 @@ def _load(args: DiffusionScriptArgs):
         )
     if not path.is_dir():
         raise UsageError(f"model_name_or_path: directory not found: {path}")
+    check_safe_weights(path, args.allow_pickle)
     if (path / "model_index.json").is_file():
         if not args.concept:
             raise UsageError("a text-to-image pipeline needs --concept 'the prompt to erase'")
@@ -109,6 +114,7 @@ def unlearn_diffusion_main(argv: list[str] | None = None) -> int:
     try:
         args, cfg, dcfg = parse_config((DiffusionScriptArgs, UnlearnConfig, DiffusionConfig), argv)
         out = check_output_dir(args.output_dir, args.overwrite)
+        check_accelerate_env()
         if args.save_mode not in ("auto", "full", "adapter"):
             raise UsageError(f"save_mode must be auto, full or adapter (got {args.save_mode!r})")
         if args.save_mode == "adapter" and not cfg.use_lora:
@@ -128,20 +134,26 @@ def unlearn_diffusion_main(argv: list[str] | None = None) -> int:
         return 2
     seconds = time.perf_counter() - t0
     if accelerator.is_main_process:
-        if out.is_dir() and args.overwrite:
-            shutil.rmtree(out)
-        mode = save_diffusion_model(model, scheduler, out, args.save_mode, base_path=args.model_name_or_path)
-        record = {
-            "method": cfg.method,
-            "config": dataclasses.asdict(cfg),
-            "diffusion": dataclasses.asdict(dcfg),
-            "model": args.model_name_or_path,
-            "saved_as": mode,
-            "world_size": accelerator.num_processes,
-            **what,
-            "unlearn_s": seconds,
-        }
-        (out / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
+        with atomic_dir(out, args.overwrite) as tmp:  # complete or absent, whatever kills the process
+            mode = save_diffusion_model(
+                model, scheduler, tmp, args.save_mode, base_path=args.model_name_or_path
+            )
+            _write_record(tmp, args, cfg, dcfg, mode, accelerator, what, seconds)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
     accelerator.wait_for_everyone()
     return 0
+
+
+def _write_record(tmp: Path, args, cfg, dcfg, mode: str, accelerator, what: dict, seconds: float) -> None:
+    """``genforget_run.json``: config, what was erased (a concept only as its hash), timing."""
+    record = {
+        "method": cfg.method,
+        "config": dataclasses.asdict(cfg),
+        "diffusion": dataclasses.asdict(dcfg),
+        "model": args.model_name_or_path,
+        "saved_as": mode,
+        "world_size": accelerator.num_processes,
+        **what,
+        "unlearn_s": seconds,
+    }
+    (tmp / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")

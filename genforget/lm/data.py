@@ -8,6 +8,7 @@ Attention masks come from sequence lengths, never from ``ids != pad``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -58,6 +59,34 @@ def tokenize_example(
     if all(lab == IGNORE for lab in labels):
         raise ValueError("example has no target token left (empty span or truncated by max_length)")
     return {"input_ids": ids, "labels": labels}
+
+
+def tokenize_all(
+    examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_length: int, name: str = "data"
+) -> list[dict]:
+    """:func:`tokenize_example` for each example, with its index as ``idx``.
+
+    Longer examples are truncated to ``max_length`` tokens (what the model can be trained on) with
+    one warning counting them; an example left with no target token is a ``ValueError`` naming
+    its index and the fix. Never prints example text (the forget set is private).
+    """
+    out, truncated = [], 0
+    for i, ex in enumerate(examples):
+        try:
+            feat = tokenize_example(ex, tokenizer, max_length)
+        except ValueError as e:
+            raise ValueError(f"{name} example {i}: {e}; raise --max_length (now {max_length})") from e
+        truncated += (
+            len(feat["input_ids"]) == max_length
+            and len(tokenize_example(ex, tokenizer, 10**9)["input_ids"]) > max_length
+        )
+        out.append(dict(feat, idx=i))
+    if truncated:
+        warnings.warn(
+            f"{truncated} {name} example(s) longer than max_length={max_length} tokens were truncated",
+            stacklevel=2,
+        )
+    return out
 
 
 class Collator:

@@ -18,7 +18,8 @@ from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
-from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_example
+from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
+from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
@@ -26,8 +27,11 @@ from genforget.loop import cycle
 from genforget.registry import get_method
 
 
-def _tokenize_all(examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[dict]:
-    return [dict(tokenize_example(ex, tokenizer, max_length), idx=i) for i, ex in enumerate(examples)]
+def _tokenize_all(
+    examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_length: int, name: str = "data"
+) -> list[dict]:
+    # Truncation warns; an example with no target left is an error naming its index (issue 14).
+    return tokenize_all(examples, tokenizer, max_length, name)
 
 
 def _whole_text(ex: dict) -> dict:
@@ -178,9 +182,9 @@ def unlearn_lm(
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(config.seed)
     collate = Collator(tokenizer.pad_token_id)
-    forget_feats = _tokenize_all(forget, tokenizer, config.max_length)
+    forget_feats = _tokenize_all(forget, tokenizer, config.max_length, "forget")
     retain_feats = (
-        _tokenize_all(retain, tokenizer, config.max_length) if retain and method.uses_retain else []
+        _tokenize_all(retain, tokenizer, config.max_length, "retain") if retain and method.uses_retain else []
     )
 
     ref_cache = ref_copy = None
@@ -264,6 +268,10 @@ def unlearn_lm(
     retain_it = cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
     forget_it = cycle(forget_dl)
     raw = accelerator.unwrap_model(model)
+    guard = None
+    if config.divergence_guard and retain:  # issue 14: stop before the model collapses
+        guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
+        guard.start_run(model, params, opt)
 
     model.train()
     bar = tqdm(
@@ -333,7 +341,11 @@ def unlearn_lm(
         if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
             rows = _flush(pending, history)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
+        if guard is not None and guard.check(step + 1, model, params, opt):
+            break
     _flush(pending, history)
+    if history is not None and guard is not None:
+        history.extend(guard.events)  # a "diverged" row when the guard stopped the run
     if history is not None and stop is not None:
         _add_calibration_trace(history, stop)
     method_run.close()
