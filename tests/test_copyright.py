@@ -206,6 +206,10 @@ def test_copyright_demo_mini(tmp_path, capsys):
     )
     assert report["config"]["excerpts"]["The Tempest"] == 2 and report["config"]["excerpts"]["holdout"] == 2
     assert (tmp_path / "run" / "report.png").is_file()
+    # the takedown went through a kind: work deletion request that found exactly the play's excerpts
+    found = report["config"]["takedown_request"]
+    assert found["request"] == "kind: work" and found["precision"] == 1.0 and found["recall"] == 1.0
+    assert found["records"] == 2 and found["span_coverage"] > 0.9
     md = (tmp_path / "run" / "report.md").read_text()
     assert "## Takedown of The Tempest" in md
     # No excerpt text leaks into the report (privacy rule: numbers and names only).
