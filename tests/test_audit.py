@@ -196,7 +196,7 @@ def test_split_for_relearning() -> None:
 
 
 def test_paraphrase_probes_and_audit_names(corpus) -> None:
-    assert set(AUDITS) == {"relearn", "quant8", "quant4", "paraphrase"}
+    assert set(AUDITS) == {"relearn", "quant8", "quant4", "paraphrase", "relearn_speed"}
     plain, para = corpus.pii_probes("forget"), paraphrase_probes(corpus, "forget")
     assert len(para) == len(plain) == 6 * len(corpus.persons("forget"))
     for p, q in zip(plain, para, strict=True):
