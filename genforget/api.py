@@ -54,10 +54,10 @@ def unlearn(
     ``calibration``: examples like ``forget`` that the model never saw; training then stops as
     soon as the forget set is no more likely than they are (neither under- nor over-forgotten).
     Left out (None), it is made from ``forget`` itself: every target replaced by random
-    characters of the same kind (:mod:`genforget.lm.twins`); ``False`` turns the stop off. With
-    a calibration set, retain texts holding strings shaped like the forget targets (other
-    people's phone numbers, emails, IDs) are watched too, and training stops once they become
-    markedly less likely (collateral damage).
+    characters of the same kind (:mod:`genforget.lm.twins`), and retain texts holding strings
+    shaped like the forget targets (other people's phone numbers, emails, IDs) are watched too:
+    training stops, with the last good weights, once they become markedly less likely
+    (collateral damage). ``False`` turns both off.
     ``return_history``: return an :class:`UnlearnResult` (model + per-step history) instead.
     """
     from genforget.lm.twins import collateral_examples, shape_twins
@@ -71,7 +71,9 @@ def unlearn(
         calib = shape_twins(forget_ex, cfg.seed)
     else:
         calib = [] if calibration is False else as_examples(calibration, "calibration")
-    collateral = collateral_examples(forget_ex, retain_ex) if calib else []
+    # Only with twins made here: a caller's own calibration set keeps its own stop rule (NPO on a
+    # whole forget set passes through a transient retain disruption that its retain term repairs).
+    collateral = collateral_examples(forget_ex, retain_ex) if calibration is None and calib else []
     history: list[dict] = []
     out = unlearn_lm(
         model,

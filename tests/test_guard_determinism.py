@@ -28,6 +28,7 @@ def test_guard_stops_gradient_ascent_before_collapse(victim, corpus, guard):
         corpus.unlearn_examples("retain"),  # targets: other people's PII, the same kind as the forget set's
         return_history=True,
         divergence_guard=guard,
+        calibration=False,  # the guard alone (the API's own collateral watch is tested in test_twins)
         **AGGRESSIVE,
     )
     ext = _retain_extraction(res.model, tok, corpus)
@@ -63,6 +64,7 @@ def test_same_config_and_seed_give_identical_weights(victim_dir, corpus, lora):
             use_lora=lora,
             lora_dropout=0.1 if lora else 0.0,  # a random op inside the step: seeded too
             seed=seed,
+            calibration=False,  # every step trained (a stop could end both runs at step 0)
         )
         return _state(out)
 
