@@ -287,7 +287,14 @@ def locate_takedown(td: Takedown, work: str, out: Path) -> tuple[list[dict], dic
     )
     if not res.located:
         raise UsageError(f"the takedown request for {td.takedown!r} located no training record")
-    return [{"text": r.text, "spans": r.spans()} for r in res.located], found
+
+    # A record that is the work through and through is forgotten as a whole text (IdK-style methods
+    # then keep its opening as the prompt); a record quoting the work keeps its shared regions as spans.
+    def example(r) -> dict:
+        covered = sum(b - a for a, b in r.spans())
+        return {"text": r.text} if covered >= 0.9 * len(r.text) else {"text": r.text, "spans": r.spans()}
+
+    return [example(r) for r in res.located], found
 
 
 def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
