@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genforget.config import UsageError
 from genforget.data.loaders import fingerprint  # noqa: F401  (re-exported for the verbs)
+
+
+@dataclass
+class LoadingArgs:
+    """How models may be loaded: the safe defaults every verb that loads a model shares."""
+
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
+    )
 
 
 def check_output_dir(path: str, overwrite: bool) -> Path:

@@ -8,13 +8,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli.common import check_output_dir
+from genforget.cli.common import LoadingArgs, check_output_dir
 from genforget.config import UsageError, parse_config
 from genforget.io import atomic_dir
 
 
 @dataclass
-class EvalScriptArgs:
+class EvalScriptArgs(LoadingArgs):
     """Models and suite of ``eval/run.py``."""
 
     model: list[str] = field(default_factory=list, metadata={"help": "unlearned model dir(s) to evaluate"})
@@ -25,15 +25,6 @@ class EvalScriptArgs:
     victim: str = field(default="", metadata={"help": "model before unlearning: recovered shares of audits"})
     output_dir: str = field(default="", metadata={"help": "report dir (default runs/eval/<suite>-<time>)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    allow_pickle: bool = field(
-        default=False,
-        metadata={
-            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
-        },
-    )
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
-    )
     set: list[str] = field(
         default_factory=list,
         metadata={"help": "override suite keys: --set forget_split=forget05 scoring=open_unlearning"},

@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli.common import check_accelerate_env, check_output_dir, fingerprint
+from genforget.cli.common import LoadingArgs, check_accelerate_env, check_output_dir, fingerprint
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.io import atomic_dir
 
 
 @dataclass
-class UnlearnScriptArgs:
+class UnlearnScriptArgs(LoadingArgs):
     """What to load and where to save, for ``recipes/unlearn_lm.py``."""
 
     model_name_or_path: str = field(
@@ -34,15 +34,6 @@ class UnlearnScriptArgs:
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    allow_pickle: bool = field(
-        default=False,
-        metadata={
-            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
-        },
-    )
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
-    )
     save_mode: str = field(
         default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"}
     )

@@ -6,13 +6,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from genforget.cli.common import check_output_dir
+from genforget.cli.common import LoadingArgs, check_output_dir
 from genforget.config import UsageError, parse_config
 from genforget.io import atomic_dir
 
 
 @dataclass
-class VictimScriptArgs:
+class VictimScriptArgs(LoadingArgs):
     """Corpus and output of ``recipes/train_victim.py``."""
 
     data: str = field(
@@ -30,15 +30,6 @@ class VictimScriptArgs:
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the model"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    allow_pickle: bool = field(
-        default=False,
-        metadata={
-            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
-        },
-    )
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
-    )
     splits: list[str] = field(
         default_factory=lambda: ["forget", "retain"],
         metadata={"help": "victim: forget retain; oracle: retain"},
