@@ -32,7 +32,7 @@ from genforget.harness import Suite, SuiteData, run_suite
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import VictimConfig, build_model, train_causal_lm, train_tokenizer
 from genforget.metrics.muse import verbmem_probes
-from genforget.report import write_report
+from genforget.report import print_checks, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [  # (key, label) of the takedown table
@@ -345,9 +345,7 @@ def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
     print()
     print(table)
     print()
-    for c in report["checks"]:
-        mark = "ok" if c["ok"] else ("FAIL" if c.get("gate", True) else "not yet")
-        print(f"  [{mark}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
+    print_checks(report["checks"])
     print(
         f"\n[demo-copyright] best method {best}; total {report['timings']['total_s']:.0f}s; report: {paths['md']}"
     )

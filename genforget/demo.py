@@ -25,7 +25,7 @@ from genforget.data.pii import PIICorpus, build_pii_corpus
 from genforget.harness import Suite, run_suite
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import VICTIM_PRESETS, VictimConfig, train_victim
-from genforget.report import markdown_table, write_report
+from genforget.report import markdown_table, print_checks, write_report
 
 
 @dataclass
@@ -225,9 +225,7 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     print()
     print(markdown_table(models))
     print()
-    for c in report["checks"]:
-        mark = "ok" if c["ok"] else ("FAIL" if c.get("gate", True) else "not yet")
-        print(f"  [{mark}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
+    print_checks(report["checks"])
     print(
         f"\n[demo] unlearn {unlearn_s:.1f}s vs oracle retrain {oracle_s:.1f}s; report: {paths['md']}, {paths['png']}"
     )

@@ -231,6 +231,18 @@ def relearn_speed_table(speed: dict) -> str:
     return "\n".join(lines)
 
 
+def checks_pass(checks: list[dict]) -> bool:
+    """Whether every gating check passed (``gate: False`` checks are shown, never decisive)."""
+    return all(c["ok"] for c in checks if c.get("gate", True))
+
+
+def print_checks(checks: list[dict]) -> None:
+    """One line per demo check: ok, FAIL, or "not yet" for a failing informational one."""
+    for c in checks:
+        mark = "ok" if c["ok"] else ("FAIL" if c.get("gate", True) else "not yet")
+        print(f"  [{mark}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
+
+
 def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``report.png`` (and ``tradeoff.png`` when two or
     more models have forget and utility numbers) into ``out_dir``."""

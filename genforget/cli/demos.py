@@ -46,5 +46,6 @@ def demo_main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    # Checks with gate: False are shown with their bar but do not decide the exit code.
-    return 0 if all(c["ok"] for c in report["checks"] if c.get("gate", True)) else 1
+    from genforget.report import checks_pass
+
+    return 0 if checks_pass(report["checks"]) else 1

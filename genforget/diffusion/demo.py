@@ -24,7 +24,7 @@ from genforget.diffusion.models import load_class_model, null_class, save_class_
 from genforget.diffusion.sampling import sample
 from genforget.diffusion.trainer import unlearn_diffusion
 from genforget.diffusion.victim import DDPMTrainConfig, train_class_ddpm
-from genforget.report import markdown_table, write_report
+from genforget.report import markdown_table, print_checks, write_report
 
 
 @dataclass
@@ -178,8 +178,7 @@ def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: Diffu
     print()
     print(markdown_table(models))
     print()
-    for c in report["checks"]:
-        print(f"  [{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
+    print_checks(report["checks"])
     print(f"\n[demo-diffusion] judge held-out accuracy {judge.heldout_accuracy:.3f}; worst retained "
           f"per-digit ratio {min(ratios.values()):.2f}; total {timings['total_s']:.0f}s")  # fmt: skip
     print(f"[demo-diffusion] report: {paths['md']}, {paths['json']}, {out / 'grid.png'}")

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from genforget.data.pii import build_pii_corpus
+from genforget.report import print_checks
 from genforget.requests.pipeline import ForgetArgs, forget_requests
 from genforget.requests.request import parse_request
 
@@ -246,8 +247,7 @@ def run_request_demo(args: RequestDemoArgs, ucfg=None) -> dict:
     print(
         f"located records: precision {precision:.2f}, recall {recall:.2f} ({len(found)} found, {len(truth)} true)"
     )
-    for c in report["checks"]:
-        print(f"  [{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c['value']:.3f} (bar {c['bar']})")
+    print_checks(report["checks"])
     t = report["timings"]
     print(
         f"\n[demo-request] victim {t['victim_s']:.1f}s, forget {t['forget_s']:.1f}s, total {t['total_s']:.1f}s"
