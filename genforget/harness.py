@@ -9,204 +9,31 @@ the robustness audits, each on a copy.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import yaml
-
-from genforget.config import make_config
-from genforget.data.loaders import fingerprint
-from genforget.evaluate import EvalSplit, corpus_split, evaluate
+from genforget.evaluate import EvalSplit, evaluate
 from genforget.metrics.mia import privleak
 from genforget.metrics.registry import METRIC_INFO
 from genforget.metrics.truth import forget_quality
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "eval" / "suites"
+# Suites live in genforget.suites; re-exported here, where callers have always found them.
+from genforget.suites import (  # noqa: F401
+    SUITES_DIR,
+    Suite,
+    SuiteData,
+    build_suite_data,
+    load_suite,
+    parse_overrides,
+    resolve_data,
+    suite_forget_fingerprint,
+)
+
 AUDIT_METRICS = (
     "forget_pii_extraction",
     "forget_verbatim_extraction",
     "forget_rouge_l_recall",
     "forget_verbmem",  # MUSE data: what the audits re-measure there
 )
-
-
-@dataclass
-class Suite:
-    """An evaluation suite: which data, which audits. Every field is a YAML key."""
-
-    name: str = "pii"
-    data: str = field(
-        default="pii",
-        metadata={"help": "pii (built-in corpus), tofu:<dir or hub id> or muse:<dir or hub id>"},
-    )
-    n_people: int = 200
-    n_passages: int = 50
-    forget_frac: float = 0.1
-    corpus_seed: int = 0
-    forget_split: str = field(
-        default="forget10",
-        metadata={"help": "TOFU forget split: forget01, forget05 or forget10 (holdout and perturbed follow)"},
-    )
-    scoring: str = field(
-        default="genforget",
-        metadata={"help": "genforget | open_unlearning (EOS scored, zlib on answers, 200-token QA)"},
-    )
-    any_k: int = field(
-        default=5, metadata={"help": "sampled generations for 'extractable in any of k' (0 = off)"}
-    )
-    audits: list[str] = field(default_factory=lambda: ["relearn", "quant8", "quant4", "paraphrase"])
-    relearn_steps: int = 10
-    relearn_learning_rate: float = 1e-3
-    relearn_fraction: float = 0.5
-    relearn_budgets: list[int] = field(
-        default_factory=lambda: [0, 5, 10, 20, 40],
-        metadata={"help": "relearn_speed: cumulative fine-tuning steps on the forget set to measure at"},
-    )
-    relearn_batch_size: int = 8
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        from genforget.audit import AUDITS
-        from genforget.metrics.profiles import get_scoring
-
-        bad = [a for a in self.audits if a not in AUDITS]
-        if bad:
-            raise ValueError(f"unknown audit(s) {bad}; available: {', '.join(AUDITS)}")
-        if self.forget_split not in ("forget01", "forget05", "forget10"):
-            raise ValueError(
-                f"forget_split must be forget01, forget05 or forget10 (got {self.forget_split!r})"
-            )
-        get_scoring(self.scoring)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` (``--set`` / ``make eval SET=...``) as a dict; values read as YAML
-    scalars, so ``any_k=0`` is an int and ``audits=[relearn]`` a list."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value (got {pair!r})")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-    return out
-
-
-def resolve_data(data: str, base: Path) -> str:
-    """A suite's ``tofu:<dir>`` / ``muse:<dir>``, with ``${VAR}`` expanded and a relative dir read
-    from the suite file's own folder (then the working dir), so a suite runs from any directory.
-    A string that is no local dir is left as is: a hub id."""
-    kind = data.split(":", 1)[0]
-    if kind not in ("tofu", "muse") or ":" not in data:
-        return data
-    src = os.path.expandvars(data.split(":", 1)[1])
-    p = Path(src)
-    for cand in [p] if p.is_absolute() else [base / p, p]:
-        if cand.is_dir():
-            return f"{kind}:{cand.resolve()}"
-    return f"{kind}:{src}"
-
-
-def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
-    """A suite from ``eval/suites/<name>.yaml`` or a YAML path, with ``overrides`` applied;
-    unknown keys are errors (with a "did you mean")."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = SUITES_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        have = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"suite {name_or_path!r} not found; available: {', '.join(have)}")
-    values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"suite file {path}: expected a mapping of key: value")
-    values.update(overrides or {})
-    if isinstance(values.get("data"), str):
-        values["data"] = resolve_data(values["data"], path.resolve().parent)
-    return make_config(Suite, values)
-
-
-def suite_forget_fingerprint(suite: Suite) -> str:
-    """SHA-256 of the forget examples a model is unlearned on for this suite (what
-    ``recipes/unlearn_lm.py`` records as ``forget_sha256`` for ``pii:forget`` / ``tofu:<dir>:<split>``)."""
-    if suite.data == "pii":
-        from genforget.data.pii import build_pii_corpus
-
-        corpus = build_pii_corpus(suite.n_people, suite.n_passages, suite.forget_frac, seed=suite.corpus_seed)
-        return fingerprint(corpus.unlearn_examples("forget"))
-    if suite.data.startswith("muse:"):
-        from genforget.data.muse import load_muse
-
-        return fingerprint(load_muse(suite.data.split(":", 1)[1]).raw.get("forget", []))
-    from genforget.data.loaders import load_tofu
-
-    return fingerprint(load_tofu(suite.data.split(":", 1)[1], suite.forget_split))
-
-
-@dataclass
-class SuiteData:
-    """Evaluation splits plus what the audits need (never written to a report)."""
-
-    forget: EvalSplit
-    retain: EvalSplit
-    holdout: EvalSplit
-    general: dict[str, EvalSplit]
-    relearn_units: list[tuple[list[dict], EvalSplit]]  # (examples to relearn, what to re-measure)
-    paraphrase: EvalSplit
-    relearn_texts: list[dict] = field(default_factory=list)  # the forget set itself, for relearn_speed
-
-
-def build_suite_data(suite: Suite) -> SuiteData:
-    """Materialise a suite's data: the built-in corpus or TOFU files."""
-    if suite.data == "pii":
-        from genforget.data.pii import build_pii_corpus
-
-        corpus = build_pii_corpus(suite.n_people, suite.n_passages, suite.forget_frac, seed=suite.corpus_seed)
-        units = [
-            ([p.bio(name_spans=True)], EvalSplit(pii_probes=[p.probe(f) for f in p.pii]))
-            for p in corpus.persons("forget")
-        ] + [([t.example()], EvalSplit(verbatim_probes=[t.probe()])) for t in corpus.texts("forget")]
-        return SuiteData(
-            forget=corpus_split(corpus, "forget"),
-            retain=corpus_split(corpus, "retain"),
-            holdout=corpus_split(corpus, "holdout"),
-            general={},
-            relearn_units=units,
-            paraphrase=EvalSplit(pii_probes=corpus.pii_probes("forget", paraphrase=True)),
-            relearn_texts=corpus.full_text_examples("forget"),
-        )
-    if suite.data.startswith("tofu:"):
-        from genforget.data.loaders import load_tofu
-
-        src, n = suite.data.split(":", 1)[1], suite.forget_split.removeprefix("forget")
-        forget = load_tofu(src, f"forget{n}_perturbed")
-        para = [
-            {"question": r["paraphrased_question"], "answer": r["answer"]}
-            for r in forget
-            if "paraphrased_question" in r
-        ]
-        return SuiteData(
-            forget=EvalSplit.from_examples(forget),
-            retain=EvalSplit.from_examples(load_tofu(src, "retain_perturbed")),
-            holdout=EvalSplit.from_examples(load_tofu(src, f"holdout{n}")),
-            general={
-                "real_authors": EvalSplit.from_examples(load_tofu(src, "real_authors_perturbed")),
-                "world_facts": EvalSplit.from_examples(load_tofu(src, "world_facts_perturbed")),
-            },
-            relearn_units=[
-                ([{"question": r["question"], "answer": r["answer"]}], EvalSplit(qa=[r])) for r in forget
-            ],
-            paraphrase=EvalSplit(qa=para),
-            relearn_texts=[{"question": r["question"], "answer": r["answer"]} for r in forget],
-        )
-    if suite.data.startswith("muse:"):
-        from genforget.data.muse import muse_suite_data
-
-        return muse_suite_data(suite.data.split(":", 1)[1])
-    raise ValueError(
-        f"suite data must be 'pii', 'tofu:<dir or hub id>' or 'muse:<dir or hub id>' (got {suite.data!r})"
-    )
 
 
 def _merge(splits: list[EvalSplit]) -> EvalSplit:

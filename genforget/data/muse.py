@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from genforget.harness import SuiteData
+    from genforget.suites import SuiteData
 
 SUBSETS = ("raw", "verbmem", "knowmem", "privleak")
 
@@ -129,7 +129,7 @@ def muse_suite_data(source: str) -> SuiteData:
     likewise, ``raw/holdout`` (MIA non-members), ``knowmem/{forget,retain}_qa`` (KnowMem, with
     ``*_qa_icl`` as few-shot pairs)."""
     from genforget.evaluate import EvalSplit
-    from genforget.harness import SuiteData
+    from genforget.suites import SuiteData
 
     md = load_muse(source)
     if not md.raw.get("forget") and not md.verbmem.get("forget"):
