@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from genforget.config import UnlearnConfig, make_config
-from genforget.demo import DemoArgs, demo_models, demo_suite
+from genforget.demo import demo_models, demo_suite, split_demo_config
 from genforget.harness import run_suite
 from genforget.lm.trainer import unlearn_lm
 from genforget.registry import METHODS
@@ -31,20 +29,12 @@ from genforget.registry import METHODS
 OVERRIDES: dict[str, dict] = {"simnpo": {"beta": 2.5}}
 
 
-def _split_config(path: str) -> tuple[DemoArgs, dict]:
-    raw = yaml.safe_load(Path(path).read_text())
-    demo_keys = {f.name for f in dataclasses.fields(DemoArgs)}
-    return make_config(DemoArgs, {k: v for k, v in raw.items() if k in demo_keys}), {
-        k: v for k, v in raw.items() if k not in demo_keys
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="recipes/configs/demo.yaml")
     ap.add_argument("--out", default="runs/bench")
     args = ap.parse_args()
-    demo, ucfg = _split_config(args.config)
+    demo, ucfg = split_demo_config(args.config)
     dm = demo_models(demo)
     tok, corpus = dm.tokenizer, dm.corpus
     models = {"victim": (dm.victim, tok), "oracle": (dm.oracle, tok)}

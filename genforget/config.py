@@ -135,6 +135,31 @@ class UnlearnConfig:
         metadata={"help": "divergence guard: allowed retain perplexity / its value before training"},
     )
     divergence_every: int = field(default=5, metadata={"help": "divergence guard: steps between checks"})
+    sam_rho: float = field(
+        default=0.0,
+        metadata={
+            "help": "remedy: sharpness-aware forget loss, taken at the worst point within this L2 radius "
+            "(Fan et al. 2025, arXiv:2502.05374; 0 = off; ~2x step cost)"
+        },
+    )
+    quant_aware_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "remedy: weight of the forget loss taken through NF4 rounding (straight-through), so "
+            "forgetting holds after 4-bit quantisation (needs bitsandbytes; 0 = off)"
+        },
+    )
+    undo_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": "remedy UNDO (Lee et al. 2025, arXiv:2506.06278): after unlearning, move the weights "
+            "this far toward fresh initialisation, then distil the unlearned model back on retain "
+            "data (0 = off; full-parameter only)"
+        },
+    )
+    undo_steps: int = field(default=150, metadata={"help": "UNDO: distillation steps"})
+    undo_learning_rate: float = field(default=3e-3, metadata={"help": "UNDO: distillation learning rate"})
+    undo_batch_size: int = field(default=32, metadata={"help": "UNDO: retain texts per distillation step"})
 
     def __post_init__(self) -> None:
         from genforget.registry import get_method
@@ -180,6 +205,20 @@ class UnlearnConfig:
             raise ValueError(f"divergence_ratio must be > 1 (got {self.divergence_ratio})")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
+        for name in ("sam_rho", "quant_aware_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if not 0 <= self.undo_alpha <= 1:
+            raise ValueError(f"undo_alpha must be in [0, 1] (got {self.undo_alpha})")
+        if self.undo_alpha > 0 and self.use_lora:
+            raise ValueError(
+                "undo_alpha needs full-parameter unlearning: UNDO re-noises the base weights that a "
+                "LoRA run keeps frozen; set use_lora: false or undo_alpha: 0"
+            )
+        if self.undo_alpha > 0 and min(self.undo_steps, self.undo_batch_size) < 1:
+            raise ValueError("undo_steps and undo_batch_size must be >= 1 when undo_alpha > 0")
+        if self.undo_learning_rate <= 0:
+            raise ValueError(f"undo_learning_rate must be > 0 (got {self.undo_learning_rate})")
         for name in ("weight_decay", "max_grad_norm", "lora_alpha"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")

@@ -48,6 +48,20 @@ class DemoArgs:
     num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for this tiny model)"})
 
 
+def split_demo_config(path: str | Path) -> tuple[DemoArgs, dict]:
+    """A demo YAML (``recipes/configs/demo.yaml``) as its :class:`DemoArgs` and the remaining
+    :class:`~genforget.config.UnlearnConfig` keys, for scripts that rerun the demo's setting."""
+    import yaml
+
+    from genforget.config import make_config
+
+    raw = yaml.safe_load(Path(path).read_text())
+    demo_keys = {f.name for f in dataclasses.fields(DemoArgs)}
+    return make_config(DemoArgs, {k: v for k, v in raw.items() if k in demo_keys}), {
+        k: v for k, v in raw.items() if k not in demo_keys
+    }
+
+
 def _cached_train(corpus, splits, vcfg, out: Path, tokenizer=None, desc: str = "") -> tuple:
     """Load ``out`` if it was trained with this exact config, else train and save it there."""
     docs = [p.bio()["text"] for p in corpus.people] + [t.text for t in corpus.passages]

@@ -7,6 +7,7 @@ the loop only touches the model through ``accelerator.prepare``/``backward``.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 
 import torch
@@ -21,6 +22,7 @@ from genforget.config import UnlearnConfig
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
 from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
+from genforget.lm.robust import RobustStep
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop
 from genforget.loop import cycle
@@ -135,6 +137,29 @@ def _report_stop(accelerator: Accelerator, stop: CalibratedStop, step: int, hist
         f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
         f">= unseen {unseen_value:.3f}"
     )
+
+
+def _attach_ref(needs_ref: bool, ref_cache, ref_copy, raw, scores, fb: dict, idx: torch.Tensor):
+    """``scores`` with ``ref_logp`` of the frozen reference: cached log-probs, the naive copy, or
+    (LoRA) the model with its adapter off."""
+    if needs_ref:
+        if ref_cache is not None:
+            scores.ref_logp = ref_cache[idx]
+        elif ref_copy is not None:
+            with torch.no_grad():
+                scores.ref_logp = sequence_scores(ref_copy, fb).logp
+        else:
+            with reference_mode(raw):
+                scores.ref_logp = sequence_scores(raw, fb).logp
+    return scores
+
+
+def _forget_loss(method_run, model, raw, attach_ref, fb: dict, idx: torch.Tensor, scores, fresh: bool):
+    """The method's loss without its retain term: from this step's ``scores``, or from a new
+    forward (``fresh``) at the weights as they are when called."""
+    if fresh:
+        scores = attach_ref(scores_from_tokens(*token_logprobs(model, fb)), fb, idx)
+    return method_run.loss(scores, None, model, raw, fb, idx, None)
 
 
 def check_tokenizer_matches(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -268,6 +293,8 @@ def unlearn_lm(
     retain_it = cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
     forget_it = cycle(forget_dl)
     raw = accelerator.unwrap_model(model)
+    robust = RobustStep.from_config(config, params, raw)
+    attach_ref = functools.partial(_attach_ref, method.needs_ref, ref_cache, ref_copy, raw)
     guard = None
     if config.divergence_guard and retain:  # issue 14: stop before the model collapses
         guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
@@ -312,17 +339,13 @@ def unlearn_lm(
             if _check_stop(stop, step, raw, params):
                 _report_stop(accelerator, stop, step, history)
                 break
-        if method.needs_ref:
-            if ref_cache is not None:
-                scores.ref_logp = ref_cache[idx]
-            elif ref_copy is not None:
-                with torch.no_grad():
-                    scores.ref_logp = sequence_scores(ref_copy, fb).logp
-            else:
-                with reference_mode(raw):
-                    scores.ref_logp = sequence_scores(raw, fb).logp
+        scores = attach_ref(scores, fb, idx)
         loss = method_run.loss(scores, retain_scores, model, raw, fb, idx, rb)
-        accelerator.backward(loss)
+        if robust is None:
+            accelerator.backward(loss)
+        else:  # remedies (genforget.lm.robust): forget passes at moved weights
+            forget_loss = functools.partial(_forget_loss, method_run, model, raw, attach_ref, fb, idx, scores)
+            robust.backward(accelerator.backward, loss, forget_loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
         opt.step()
@@ -350,4 +373,22 @@ def unlearn_lm(
         _add_calibration_trace(history, stop)
     method_run.close()
     model.eval()
-    return accelerator.unwrap_model(model)
+    result = accelerator.unwrap_model(model)
+    if config.undo_alpha > 0:
+        from genforget.lm.undo import undo
+
+        # Every process runs the same seeded distillation on the same data: no sync needed.
+        result, record = undo(
+            result,
+            tokenizer,
+            retain or [],
+            config.undo_alpha,
+            config.undo_steps,
+            config.undo_learning_rate,
+            config.undo_batch_size,
+            max_length=config.max_length,
+            seed=config.seed,
+        )
+        if history is not None:
+            history.append(dict(record, step=config.max_steps, stage="undo"))
+    return result

@@ -1,0 +1,139 @@
+"""Forgetting that holds: plain NPO next to its remedies (issue 11), on the demo.
+
+    python bench/robust.py [--only SUBSTRING ...] [--out runs/bench/robust]
+
+Each row unlearns the demo's victim (trained once and cached by ``make demo``) and is then
+attacked: fine-tuning on the forget set's texts for 0/5/10/20/40 steps (the relearn-speed audit,
+next to the oracle retrain's curve) and a 4-bit NF4 load. Rows: the demo's NPO config, each
+remedy on top of it (``sam_rho``, ``quant_aware_weight``, ``undo_alpha``) and the shipped
+recipe configs (``robust_pii.yaml``, ``npo_lora_pii.yaml``, ``robust_lora_pii.yaml``) run as the
+recipe would run them. Prints a table; writes ``robust.json`` and the demo-style
+``report.{json,md}`` with ``relearn_speed.png`` (every curve) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from genforget.config import UnlearnConfig, make_config
+from genforget.data.loaders import load_data_spec
+from genforget.demo import demo_models, demo_suite, split_demo_config
+from genforget.harness import run_suite
+from genforget.lm.trainer import unlearn_lm
+from genforget.report import write_report
+
+DEMO = "recipes/configs/demo.yaml"
+# (row name, config file, overrides). Demo-config rows run with the demo's calibrated stop;
+# recipe configs with calibration only where they name calibration_data, as the recipe does.
+ROWS: list[tuple[str, str, dict]] = [
+    ("npo (demo)", DEMO, {}),
+    ("npo + sam rho=0.2", DEMO, {"sam_rho": 0.2}),
+    ("npo + nf4-aware", DEMO, {"quant_aware_weight": 1.0}),
+    ("npo + undo a=0.5", DEMO, {"undo_alpha": 0.5}),
+    ("npo + undo a=0.65", DEMO, {"undo_alpha": 0.65}),
+    ("npo + undo a=0.8", DEMO, {"undo_alpha": 0.8}),
+    ("robust_pii.yaml", "recipes/configs/robust_pii.yaml", {}),
+    ("npo_lora_pii.yaml", "recipes/configs/npo_lora_pii.yaml", {}),
+    ("robust_lora_pii.yaml", "recipes/configs/robust_lora_pii.yaml", {}),
+]
+UCFG_KEYS = set(UnlearnConfig.__dataclass_fields__)
+
+
+def _row_setup(path: str, overrides: dict, demo_ucfg: dict, demo_calibrated: bool) -> tuple[dict, dict]:
+    """``(UnlearnConfig values, data specs)`` of a row."""
+    if path == DEMO:
+        data = {"forget_data": "pii:forget", "retain_data": "pii:retain"}
+        if demo_calibrated:
+            data["calibration_data"] = "pii:calibration"
+        return {**demo_ucfg, **overrides}, data
+    raw = yaml.safe_load(Path(path).read_text())
+    data = {k: raw[k] for k in ("forget_data", "retain_data", "calibration_data") if raw.get(k)}
+    return {**{k: v for k, v in raw.items() if k in UCFG_KEYS}, **overrides}, data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", nargs="*", default=[], help="rows whose name contains any of these")
+    ap.add_argument("--out", default="runs/bench/robust")
+    args = ap.parse_args()
+    demo, demo_ucfg = split_demo_config(DEMO)
+    dm = demo_models(demo)
+    tok = dm.tokenizer
+    models = {"victim": (dm.victim, tok), "oracle": (dm.oracle, tok)}
+    info: dict[str, dict] = {}
+    for name, path, overrides in ROWS:
+        if args.only and not any(s in name for s in args.only):
+            continue
+        values, data = _row_setup(path, overrides, demo_ucfg, demo.calibrated_stop)
+        cfg = make_config(UnlearnConfig, values)
+        forget, retain = load_data_spec(data["forget_data"]), load_data_spec(data["retain_data"])
+        calib = load_data_spec(data["calibration_data"]) if "calibration_data" in data else None
+        history: list[dict] = []
+        t0 = time.perf_counter()
+        out = unlearn_lm(copy.deepcopy(dm.victim), tok, forget, retain, cfg, calibration=calib, history=history)
+        seconds = time.perf_counter() - t0
+        steps = max((r["step"] + 1 for r in history if "loss" in r), default=0)
+        info[name] = {"seconds": seconds, "steps": steps, "config": values}
+        models[name] = (out, tok)
+        print(f"[robust] {name}: {steps} steps, {seconds:.1f}s")
+    torch.set_num_threads(demo.num_threads)
+    suite = demo_suite(demo, "robust")
+    suite.audits = ["relearn_speed", "quant4"]
+    report = run_suite(models, suite, method="remedies", progress=False)
+    speed = report["relearn_speed"]
+    victim = report["models"]["victim"]
+    rows = []
+    for name, m in report["models"].items():
+        gap = speed["gap_to_oracle"].get(name, {})
+        q4 = report["audits"].get(name, {}).get("quant4", {})
+        secs = info.get(name, {}).get("seconds", dm.victim_s if name == "victim" else dm.oracle_s)
+        rows.append(
+            {
+                "model": name,
+                "steps": info.get(name, {}).get("steps"),
+                "forget_pii_extraction": m["forget_pii_extraction"],
+                "retain_pii_kept": m["retain_pii_extraction"] / max(victim["retain_pii_extraction"], 1e-9),
+                "model_utility": m["model_utility"],
+                "relearn_curve": speed["curves"][name],
+                "relearn_max_gap": gap.get("max_gap"),
+                "relearn_gap_area": gap.get("area"),
+                "quant4_forget_pii_extraction": q4.get("forget_pii_extraction"),
+                "quant4_recovered_share": q4.get("recovered_share"),
+                "time_s": secs,
+                "time_vs_retrain": secs / dm.oracle_s,
+            }
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "robust.json").write_text(
+        json.dumps({"rows": rows, "budgets": speed["budgets"], "configs": info}, indent=2)
+    )
+    write_report(report, out)
+    budgets = "/".join(str(b) for b in speed["budgets"])
+    print(f"\nForgetting that holds, on the demo (relearn: forget PII extraction after {budgets} steps):\n")
+    print(
+        "| model | steps | forget PII | retain PII kept | utility | relearn curve | max gap to oracle "
+        "(area) | 4-bit forget PII (recovered) | time s | / retrain |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        curve = " / ".join(f"{c:.2f}" for c in r["relearn_curve"])
+        gap = "—" if r["relearn_max_gap"] is None else f"{r['relearn_max_gap']:.2f} ({r['relearn_gap_area']:.2f})"
+        q = r["quant4_forget_pii_extraction"]
+        q4 = "—" if q is None else f"{q:.2f} ({r['quant4_recovered_share'] or 0:.2f})"
+        print(
+            f"| {r['model']} | {r['steps'] or '—'} | {r['forget_pii_extraction']:.2f} | "
+            f"{r['retain_pii_kept']:.2f}x | {r['model_utility']:.3f} | {curve} | {gap} | {q4} | "
+            f"{r['time_s']:.1f} | {r['time_vs_retrain']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

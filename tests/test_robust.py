@@ -1,0 +1,98 @@
+"""Remedies for forgetting that holds (issue 11): SAM on the forget loss, NF4-aware forget loss, UNDO."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+import genforget
+from genforget.lm.robust import fake_nf4, quantised_linears, sam_backward
+from genforget.lm.undo import distill, noise_like_init, undo
+from tests.conftest import unlearn_corpus
+
+
+def test_sam_backward_matches_hand_computed_gradient():
+    # forget f(θ) = ½‖θ‖² (∇f = θ), retain r(θ) = c·θ: SAM's gradient is ∇f(θ + ρθ/‖θ‖) + c.
+    theta = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
+    c = torch.tensor([0.5, -1.0])
+    rho = 0.5
+
+    def forget():
+        return 0.5 * (theta**2).sum()
+
+    f = forget()
+    loss = f + (c * theta).sum()
+    perturbed = sam_backward(lambda t: t.backward(), loss, f, [theta], rho, forget)
+    expected = torch.tensor([3.0, 4.0]) * (1 + rho / 5.0) + c
+    assert torch.allclose(theta.grad, expected)
+    assert torch.equal(theta.detach(), torch.tensor([3.0, 4.0]))  # weights put back
+    assert math.isclose(float(perturbed), 0.5 * (5.0 + rho) ** 2, rel_tol=1e-6)
+
+
+def test_fake_nf4_rounds_like_bitsandbytes_and_restores(tiny_lm):
+    import bitsandbytes.functional as bnbf
+
+    layer = quantised_linears(tiny_lm)[0]
+    w = layer.weight.detach().clone()
+    q, state = bnbf.quantize_4bit(w.contiguous(), blocksize=64, quant_type="nf4")
+    expected = bnbf.dequantize_4bit(q, state)
+    assert tiny_lm.get_output_embeddings() not in quantised_linears(tiny_lm)
+    with fake_nf4(tiny_lm):
+        assert torch.equal(layer.weight, expected)
+        assert not torch.equal(layer.weight, w)  # the grid is coarse: rounding moved it
+        x = torch.randn(3, w.shape[1])
+        layer(x).sum().backward()
+    # Straight-through: the latent weight gets the gradient the rounded weight would.
+    assert torch.allclose(layer.weight.grad, torch.ones(3, w.shape[0]).T @ x)
+    assert not parametrize.is_parametrized(layer) and torch.equal(layer.weight, w)
+    assert isinstance(layer.weight, torch.nn.Parameter)
+
+
+def test_noise_like_init_interpolates_toward_fresh_init(tiny_lm):
+    before = {n: p.detach().clone() for n, p in tiny_lm.named_parameters()}
+    torch.manual_seed(7)
+    fresh = dict(type(tiny_lm)(tiny_lm.config).named_parameters())
+    noise_like_init(tiny_lm, 0.25, beta=1.0, seed=7)
+    for n, p in tiny_lm.named_parameters():
+        assert torch.allclose(p, 0.75 * before[n] + 0.25 * fresh[n], atol=1e-6), n
+    with pytest.raises(ValueError, match="undo_alpha"):
+        noise_like_init(tiny_lm, 1.5)
+
+
+def test_distill_pulls_student_toward_teacher(victim, corpus):
+    teacher, tok = victim
+    from genforget.lm.data import Collator, tokenize_all
+
+    feats = tokenize_all(corpus.full_text_examples("retain"), tok, 256)
+    student, _ = undo(teacher, tok, corpus.full_text_examples("retain"), alpha=0.5, steps=1, seed=0)
+    losses = distill(student, teacher, feats, Collator(tok.pad_token_id), 30, 3e-3, 16)
+    assert losses[-1] < 0.5 * losses[0]
+    teacher_w = dict(teacher.named_parameters())
+    assert any(not torch.equal(p, teacher_w[n]) for n, p in student.named_parameters())
+
+
+@pytest.mark.parametrize("remedy", [{"sam_rho": 0.05}, {"quant_aware_weight": 1.0}])
+def test_remedies_change_training_and_still_forget(victim, corpus, remedy):
+    model, tok = victim
+    cfg = dict(method="npo", max_steps=12, learning_rate=3e-3, beta=0.1, divergence_guard=False)
+    plain = unlearn_corpus(type(model).from_pretrained(model.name_or_path), tok, corpus, **cfg)
+    res = unlearn_corpus(model, tok, corpus, return_history=True, **cfg, **remedy)
+    fixed = dict(plain.named_parameters())
+    assert any(not torch.equal(p, fixed[n]) for n, p in res.model.named_parameters())
+    nll = [r["forget_nll"] for r in res.history if "forget_nll" in r]
+    assert nll[-1] > nll[0] + 1.0  # still unlearning
+    assert not any(parametrize.is_parametrized(m) for m in res.model.modules())
+    assert set(res.model.state_dict()) == set(plain.state_dict())
+
+
+def test_undo_runs_after_unlearning_and_rejects_lora(victim, corpus):
+    model, tok = victim
+    cfg = dict(method="npo", max_steps=4, learning_rate=3e-3, divergence_guard=False)
+    res = unlearn_corpus(model, tok, corpus, return_history=True, undo_alpha=0.3, undo_steps=3, **cfg)
+    row = res.history[-1]
+    assert row["stage"] == "undo" and row["undo_alpha"] == 0.3 and row["undo_steps"] == 3
+    with pytest.raises(ValueError, match="undo_alpha needs full-parameter"):
+        genforget.UnlearnConfig(use_lora=True, undo_alpha=0.5)
