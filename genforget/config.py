@@ -157,6 +157,13 @@ class UnlearnConfig:
             "data (0 = off; full-parameter only)"
         },
     )
+    undo_mask_ratio: float = field(
+        default=1.0,
+        metadata={
+            "help": "UNDO: share of each weight tensor that is noised (1 = all, the paper's; below 1: the "
+            "entries most salient to the forget set relative to the retain set, SalUn/SSD-style)"
+        },
+    )
     undo_steps: int = field(default=150, metadata={"help": "UNDO: distillation steps"})
     undo_learning_rate: float = field(default=3e-3, metadata={"help": "UNDO: distillation learning rate"})
     undo_batch_size: int = field(default=32, metadata={"help": "UNDO: retain texts per distillation step"})
@@ -217,6 +224,8 @@ class UnlearnConfig:
             )
         if self.undo_alpha > 0 and min(self.undo_steps, self.undo_batch_size) < 1:
             raise ValueError("undo_steps and undo_batch_size must be >= 1 when undo_alpha > 0")
+        if not 0 < self.undo_mask_ratio <= 1:
+            raise ValueError(f"undo_mask_ratio must be in (0, 1] (got {self.undo_mask_ratio})")
         if self.undo_learning_rate <= 0:
             raise ValueError(f"undo_learning_rate must be > 0 (got {self.undo_learning_rate})")
         for name in ("weight_decay", "max_grad_norm", "lora_alpha"):

@@ -96,3 +96,25 @@ def test_undo_runs_after_unlearning_and_rejects_lora(victim, corpus):
     assert row["stage"] == "undo" and row["undo_alpha"] == 0.3 and row["undo_steps"] == 3
     with pytest.raises(ValueError, match="undo_alpha needs full-parameter"):
         genforget.UnlearnConfig(use_lora=True, undo_alpha=0.5)
+
+
+def test_saliency_masks_pick_forget_heavy_entries_and_noise_only_them(victim, corpus):
+    model, tok = victim
+    from genforget.lm.data import Collator, tokenize_all
+    from genforget.lm.undo import saliency_masks
+
+    collate = Collator(tok.pad_token_id)
+    forget = tokenize_all(corpus.full_text_examples("forget"), tok, 256)
+    retain = tokenize_all(corpus.full_text_examples("retain"), tok, 256)
+    masks = saliency_masks(model, forget, retain, collate, 0.1)
+    for name, p in model.named_parameters():
+        assert masks[name].shape == p.shape
+        share = masks[name].float().mean().item()
+        assert 0.1 - 1 / p.numel() <= share <= 0.1 + 0.02, name  # ties may add a few
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    noise_like_init(model, 1.0, seed=3, masks=masks)
+    torch.manual_seed(3)
+    fresh = dict(type(model)(model.config).named_parameters())
+    for n, p in model.named_parameters():
+        assert torch.equal(p[~masks[n]], before[n][~masks[n]])
+        assert torch.allclose(p[masks[n]], fresh[n][masks[n]])

@@ -388,6 +388,8 @@ def unlearn_lm(
             config.undo_batch_size,
             max_length=config.max_length,
             seed=config.seed,
+            forget=forget,
+            mask_ratio=config.undo_mask_ratio,
         )
         if history is not None:
             history.append(dict(record, step=config.max_steps, stage="undo"))

@@ -23,10 +23,17 @@ from genforget.lm.data import Collator, normalise_example, tokenize_all
 
 
 @torch.no_grad()
-def noise_like_init(model: torch.nn.Module, alpha: float, beta: float = 1.0, seed: int = 0) -> None:
+def noise_like_init(
+    model: torch.nn.Module,
+    alpha: float,
+    beta: float = 1.0,
+    seed: int = 0,
+    masks: dict[str, torch.Tensor] | None = None,
+) -> None:
     """``θ ← (1 − α) θ + α β N`` in place for every trainable parameter, ``N`` a fresh draw of the
     model's own initialisation (``_init_weights`` through a new instance of its class), so the
-    noise has each tensor's right scale (norm weights 1, projections ``initializer_range``)."""
+    noise has each tensor's right scale (norm weights 1, projections ``initializer_range``).
+    ``masks``: only the entries where a parameter's mask is True move."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"undo_alpha must be in [0, 1] (got {alpha})")
     fork = torch.random.fork_rng(devices=[])
@@ -36,7 +43,44 @@ def noise_like_init(model: torch.nn.Module, alpha: float, beta: float = 1.0, see
     noise = dict(fresh.named_parameters())
     for name, p in model.named_parameters():
         if p.requires_grad and name in noise:
-            p.mul_(1.0 - alpha).add_(noise[name].to(p.device, p.dtype), alpha=alpha * beta)
+            moved = (1.0 - alpha) * p + alpha * beta * noise[name].to(p.device, p.dtype)
+            p.copy_(moved if masks is None else torch.where(masks[name].to(p.device), moved, p))
+
+
+def _grad_magnitudes(model: torch.nn.Module, feats: list[dict], collate: Collator, batch_size: int = 16):
+    """``|∇ NLL|`` of ``feats``' targets per trainable parameter, summed over batches."""
+    from genforget.lm.scoring import sequence_scores
+
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    device = next(model.parameters()).device
+    for i in range(0, len(feats), batch_size):
+        batch = {k: v.to(device) for k, v in collate(feats[i : i + batch_size]).items() if k != "idx"}
+        loss = sequence_scores(model, batch).nll.mean()
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        for (n, _), g in zip(params.items(), grads, strict=True):
+            if g is not None:
+                total[n] += g.abs()
+    return total
+
+
+def saliency_masks(
+    model: torch.nn.Module, forget: list[dict], retain: list[dict], collate: Collator, ratio: float
+) -> dict[str, torch.Tensor]:
+    """The ``ratio`` share of each parameter's entries that matter most to the forget set relative
+    to the retain set: ``|∇ forget NLL| / (|∇ retain NLL| + ε)`` at the unlearned weights, i.e. the
+    weights a relearning attacker would move first and the retain data leans on least (SalUn's
+    gradient saliency, Fan et al. 2024, arXiv:2310.12508, with SSD's retain normalisation, Foster
+    et al. 2024, arXiv:2308.07707)."""
+    g_f = _grad_magnitudes(model, forget, collate)
+    g_r = _grad_magnitudes(model, retain, collate)
+    masks = {}
+    for n, gf in g_f.items():
+        score = (gf / len(forget)) / (g_r[n] / len(retain) + 1e-8)
+        k = max(1, round(ratio * score.numel()))
+        thresh = score.flatten().kthvalue(score.numel() - k + 1).values
+        masks[n] = score >= thresh
+    return masks
 
 
 def distill(
@@ -95,9 +139,13 @@ def undo(
     beta: float = 1.0,
     max_length: int = 256,
     seed: int = 0,
+    forget: list[dict] | None = None,
+    mask_ratio: float = 1.0,
 ) -> tuple[torch.nn.Module, dict]:
     """UNDO on an unlearned (full-parameter) ``model``: a noised copy distilled from ``model`` on
-    the whole texts of ``retain``. Returns ``(student, record)``; ``model`` is left as it was."""
+    the whole texts of ``retain``. Returns ``(student, record)``; ``model`` is left as it was.
+    ``mask_ratio`` < 1 noises only that share of each tensor, chosen by :func:`saliency_masks`
+    over ``forget`` (the whole texts of the forgotten examples) and ``retain``."""
     if not retain:
         raise ValueError("undo needs retain data to distil on (retain_data)")
     if steps < 1:
@@ -105,11 +153,18 @@ def undo(
     feats = tokenize_all(
         [{"text": normalise_example(ex)["text"]} for ex in retain], tokenizer, max_length, "retain"
     )
+    collate = Collator(tokenizer.pad_token_id)
+    masks = None
+    if mask_ratio < 1:
+        if not forget:
+            raise ValueError("undo with mask_ratio < 1 needs the forget examples to rank weights")
+        whole = [{"text": normalise_example(ex)["text"]} for ex in forget]
+        masks = saliency_masks(
+            model, tokenize_all(whole, tokenizer, max_length, "forget"), feats, collate, mask_ratio
+        )
     student = copy.deepcopy(model)
-    noise_like_init(student, alpha, beta, seed)
-    losses = distill(
-        student, model, feats, Collator(tokenizer.pad_token_id), steps, learning_rate, batch_size, seed
-    )
+    noise_like_init(student, alpha, beta, seed, masks)
+    losses = distill(student, model, feats, collate, steps, learning_rate, batch_size, seed)
     return student, {
         "undo_alpha": alpha,
         "undo_steps": steps,
