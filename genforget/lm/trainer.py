@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
+from genforget.lm.checkpoint import Checkpointer
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
 from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
@@ -180,6 +181,8 @@ def unlearn_lm(
     if "lm" not in method.modalities:
         raise ValueError(f"method {config.method!r} is for {method.modalities} models, not language models")
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    # save_every / resume_from (issue 14): checks config, data and model against the checkpoint.
+    ckpt = Checkpointer(config, accelerator, model, forget, retain, calibration, collateral)
     torch.manual_seed(config.seed)
     collate = Collator(tokenizer.pad_token_id)
     forget_feats = _tokenize_all(forget, tokenizer, config.max_length, "forget")
@@ -272,10 +275,14 @@ def unlearn_lm(
     if config.divergence_guard and retain:  # issue 14: stop before the model collapses
         guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
         guard.start_run(model, params, opt)
+    # Resuming: the checkpoint's weights, optimizer, stop/guard state and RNG; batches replayed.
+    start = ckpt.resume(raw, params, opt, g, (forget_it, retain_it), stop, guard, history)
 
     model.train()
     bar = tqdm(
-        range(config.max_steps),
+        range(start, config.max_steps),
+        initial=start,
+        total=config.max_steps,
         desc=f"unlearn[{config.method}]",
         disable=None if accelerator.is_main_process else True,
     )
@@ -343,11 +350,15 @@ def unlearn_lm(
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
         if guard is not None and guard.check(step + 1, model, params, opt):
             break
+        if ckpt.due(step + 1):  # a resumable checkpoint after step + 1 steps (--save_every)
+            _flush(pending, history)
+            ckpt.save(step + 1)
     _flush(pending, history)
     if history is not None and guard is not None:
         history.extend(guard.events)  # a "diverged" row when the guard stopped the run
     if history is not None and stop is not None:
         _add_calibration_trace(history, stop)
+    ckpt.finish()  # deletes the checkpoints (they hold the forget set) unless keep_checkpoints
     method_run.close()
     model.eval()
     return accelerator.unwrap_model(model)
