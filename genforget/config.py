@@ -167,6 +167,30 @@ class UnlearnConfig:
     undo_steps: int = field(default=150, metadata={"help": "UNDO: distillation steps"})
     undo_learning_rate: float = field(default=3e-3, metadata={"help": "UNDO: distillation learning rate"})
     undo_batch_size: int = field(default=32, metadata={"help": "UNDO: retain texts per distillation step"})
+    save_every: int = field(
+        default=0,
+        metadata={
+            "help": "LM only: write a resumable checkpoint (weights or adapter, optimizer, RNG, data position, "
+            "stop and guard state) into checkpoint_dir every N steps; 0 = off"
+        },
+    )
+    resume_from: str = field(
+        default="",
+        metadata={
+            "help": "LM only: continue from a checkpoint-NNNNNN dir, or auto (the latest in checkpoint_dir; "
+            "none yet: start fresh); the config, data and model must be the checkpoint's"
+        },
+    )
+    checkpoint_dir: str = field(
+        default="", metadata={"help": "where checkpoints go (CLI default: <output_dir>.checkpoints)"}
+    )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={
+            "help": "keep the checkpoints after a successful run; by default they are deleted, because "
+            "they are partially-unlearned weights that still hold the forget set"
+        },
+    )
 
     def __post_init__(self) -> None:
         from genforget.registry import get_method
@@ -206,6 +230,8 @@ class UnlearnConfig:
             raise ValueError("newton_damping, newton_n_remaining and newton_hessian_examples must be >= 0")
         if self.newton_cg_iters < 1:
             raise ValueError(f"newton_cg_iters must be >= 1 (got {self.newton_cg_iters})")
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be >= 0 (0 = no checkpoints; got {self.save_every})")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
         if self.divergence_ratio <= 1:

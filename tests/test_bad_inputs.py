@@ -129,7 +129,31 @@ ROWS = {
     "eval_unknown_suite": (lambda t, m: ["eval", "--model", str(m), "--suite", "nosuch", "--output_dir", str(t / "out")], "nosuch"),
     "victim_bad_split": (lambda t, m: ["train-victim", "--splits", "holdout", "--output_dir", str(t / "out")], "splits must be among"),
     "accelerate_bad_mixed_precision": (lambda t, m: _unlearn(t, m, None), "ACCELERATE_MIXED_PRECISION='fp17' is not one of"),
+    "save_every_negative": (lambda t, m: _unlearn(t, m, None, "--save_every", "-1"), "save_every must be >= 0"),
+    "resume_from_missing_dir": (lambda t, m: _unlearn(t, m, None, "--resume_from", str(t / "nock")), "no such checkpoint dir"),
+    "resume_from_not_a_checkpoint": (lambda t, m: _unlearn(t, m, None, "--resume_from", str(_bytes(t / "ck" / "x", b"x").parent)), "not a genforget checkpoint"),
+    "resume_from_corrupt_checkpoint": (lambda t, m: _unlearn(t, m, None, "--resume_from", _checkpoint(t, meta="{")), "genforget_checkpoint.json is corrupt"),
+    "resume_from_other_config": (lambda t, m: _unlearn(t, m, None, "--resume_from", _checkpoint(t, learning_rate=0.5)), "written with learning_rate=0.5, this run has learning_rate=0.001"),
+    "resume_from_other_data": (lambda t, m: _unlearn(t, m, None, "--resume_from", _checkpoint(t)), "the forget data differ from the checkpoint's"),
+    "diffusion_save_every": (lambda t, m: ["unlearn-diffusion", "--model_name_or_path", str(m), "--erase_class", "1", "--output_dir", str(t / "out"), "--save_every", "2"], "checkpoint and resume is LM-only"),
 }  # fmt: skip
+
+
+def _checkpoint(t: Path, meta: str | None = None, **config) -> str:
+    """A checkpoint dir whose JSON differs from the run in ``config`` (else in its forget data)."""
+    import dataclasses
+
+    from genforget.config import UnlearnConfig
+    from genforget.lm.checkpoint import FORMAT, META
+
+    d = t / "ck" / "checkpoint-000001"
+    d.mkdir(parents=True)
+    fps = {k: "0" * 64 for k in ("forget", "retain", "calibration", "collateral")}
+    cfg = {**dataclasses.asdict(UnlearnConfig()), **config}
+    (d / META).write_text(
+        meta or json.dumps({"format": FORMAT, "step": 1, "config": cfg, "fingerprints": fps})
+    )
+    return str(d)
 
 
 def _bytes(path: Path, data: bytes) -> Path:

@@ -52,6 +52,7 @@ def unlearn_main(argv: list[str] | None = None) -> int:
     from genforget.adapters import save_model
     from genforget.api import load_model
     from genforget.data.loaders import load_data_spec
+    from genforget.lm.checkpoint import check_resume, remove_checkpoints
     from genforget.lm.trainer import unlearn_lm
 
     try:
@@ -70,6 +71,9 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         calibration = load_data_spec(args.calibration_data, *corpus) if args.calibration_data else None
         if not forget:
             raise UsageError(f"forget_data {args.forget_data!r} holds no examples")
+        if cfg.save_every or cfg.resume_from:  # next to the output dir, which appears only at the end
+            cfg = dataclasses.replace(cfg, checkpoint_dir=cfg.checkpoint_dir or f"{out}.checkpoints")
+            check_resume(cfg, forget, retain, calibration)  # a wrong checkpoint: before the model loads
         model, tokenizer = load_model(
             args.model_name_or_path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
         )
@@ -82,8 +86,10 @@ def unlearn_main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         history: list[dict] = []
+        # Checkpoints are deleted below, once the output is saved, not when training ends.
+        run_cfg = dataclasses.replace(cfg, keep_checkpoints=True)
         model = unlearn_lm(
-            model, tokenizer, forget, retain, cfg, accelerator, calibration=calibration, history=history
+            model, tokenizer, forget, retain, run_cfg, accelerator, calibration=calibration, history=history
         )
     except ValueError as e:  # e.g. tokenizer/model mismatch found while preparing
         print(f"error: {e}", file=sys.stderr)
@@ -98,6 +104,8 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         with atomic_dir(out, args.overwrite) as tmp:
             mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
             _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds, history)
+        if not cfg.keep_checkpoints:  # partially-unlearned weights still hold the forget set
+            remove_checkpoints(cfg.checkpoint_dir or None)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
     accelerator.wait_for_everyone()
     return 0

@@ -119,6 +119,10 @@ def unlearn_diffusion_main(argv: list[str] | None = None) -> int:
             raise UsageError(f"save_mode must be auto, full or adapter (got {args.save_mode!r})")
         if args.save_mode == "adapter" and not cfg.use_lora:
             raise UsageError("save_mode adapter needs --use_lora true")
+        if cfg.save_every or cfg.resume_from:
+            raise UsageError(
+                "save_every / resume_from: checkpoint and resume is LM-only (genforget unlearn); drop them"
+            )
         unet, scheduler, task, what = _load(args)
     except (UsageError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

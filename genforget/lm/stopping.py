@@ -158,3 +158,57 @@ class CalibratedStop:
             self.reason = "calibrated"
             return True
         return False
+
+
+def check_stop(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) -> bool:
+    """``stop.should_stop``; with collateral watched, the trainable weights are kept (on the CPU)
+    at every check that passes, and put back when collateral damage stops training: the model
+    returned is the last one whose other people's targets were still known."""
+    checks = len(stop.collateral_history)
+    if stop.should_stop(step, raw):
+        if stop.reason == "collateral" and stop.last_good is not None:
+            with torch.no_grad():
+                for p, saved in zip(params, stop.last_good, strict=True):
+                    p.copy_(saved.to(p.device))
+            stop.restored_step = stop.last_good_step
+        return True
+    if len(stop.collateral_history) > checks:
+        stop.last_good = [p.detach().to("cpu", copy=True) for p in params]
+        stop.last_good_step = step
+    return False
+
+
+def add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
+    """Each calibrated-stop check onto its step's row (a stop step, never trained, gets a row)."""
+    rows = {r["step"]: r for r in history}
+    for step, forget_value, unseen_value in stop.history:
+        row = rows.get(step)
+        if row is None:
+            row = {"step": step, "stopped": True}
+            history.append(row)
+        if forget_value == forget_value:  # not NaN: a collateral stop compares nothing else
+            row.update(calibration_forget=forget_value, calibration_unseen=unseen_value)
+        if row.get("stopped"):
+            row["stop_reason"] = stop.reason
+            if stop.reason == "collateral":
+                row["restored_step"] = stop.restored_step
+    for step, value in stop.collateral_history:
+        if step in rows:
+            rows[step]["collateral_nll"] = value
+
+
+def report_stop(accelerator, stop: CalibratedStop, step: int, history: list | None) -> None:
+    """Say why training stopped (``accelerator.print``: once, on the main process)."""
+    if stop.reason == "collateral":
+        (_, base), (_, now) = stop.collateral_history[0], stop.collateral_history[-1]
+        accelerator.print(
+            f"collateral stop after {step} steps: other people's targets of the same kind went from "
+            f"NLL {base:.3f} to {now:.3f} (bound {stop.collateral_ratio:g}x); weights of step "
+            f"{stop.restored_step} restored"
+        )
+        return
+    _, forget_value, unseen_value = stop.history[-1]
+    accelerator.print(
+        f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
+        f">= unseen {unseen_value:.3f}"
+    )

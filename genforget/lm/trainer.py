@@ -19,12 +19,13 @@ from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
+from genforget.lm.checkpoint import Checkpointer
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
 from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
 from genforget.lm.robust import RobustStep
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
-from genforget.lm.stopping import CalibratedStop
+from genforget.lm.stopping import CalibratedStop, add_calibration_trace, check_stop, report_stop
 from genforget.loop import cycle
 from genforget.registry import get_method
 
@@ -84,59 +85,6 @@ def _flush(pending: list[dict], history: list[dict] | None) -> list[dict]:
         history.extend(rows)
     pending.clear()
     return rows
-
-
-def _check_stop(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) -> bool:
-    """``stop.should_stop``; with collateral watched, the trainable weights are kept (on the CPU)
-    at every check that passes, and put back when collateral damage stops training: the model
-    returned is the last one whose other people's targets were still known."""
-    checks = len(stop.collateral_history)
-    if stop.should_stop(step, raw):
-        if stop.reason == "collateral" and stop.last_good is not None:
-            with torch.no_grad():
-                for p, saved in zip(params, stop.last_good, strict=True):
-                    p.copy_(saved.to(p.device))
-            stop.restored_step = stop.last_good_step
-        return True
-    if len(stop.collateral_history) > checks:
-        stop.last_good = [p.detach().to("cpu", copy=True) for p in params]
-        stop.last_good_step = step
-    return False
-
-
-def _add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
-    """Each calibrated-stop check onto its step's row (a stop step, never trained, gets a row)."""
-    rows = {r["step"]: r for r in history}
-    for step, forget_value, unseen_value in stop.history:
-        row = rows.get(step)
-        if row is None:
-            row = {"step": step, "stopped": True}
-            history.append(row)
-        if forget_value == forget_value:  # not NaN: a collateral stop compares nothing else
-            row.update(calibration_forget=forget_value, calibration_unseen=unseen_value)
-        if row.get("stopped"):
-            row["stop_reason"] = stop.reason
-            if stop.reason == "collateral":
-                row["restored_step"] = stop.restored_step
-    for step, value in stop.collateral_history:
-        if step in rows:
-            rows[step]["collateral_nll"] = value
-
-
-def _report_stop(accelerator: Accelerator, stop: CalibratedStop, step: int, history: list | None) -> None:
-    if stop.reason == "collateral":
-        (_, base), (_, now) = stop.collateral_history[0], stop.collateral_history[-1]
-        accelerator.print(
-            f"collateral stop after {step} steps: other people's targets of the same kind went from "
-            f"NLL {base:.3f} to {now:.3f} (bound {stop.collateral_ratio:g}x); weights of step "
-            f"{stop.restored_step} restored"
-        )
-        return
-    _, forget_value, unseen_value = stop.history[-1]
-    accelerator.print(
-        f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
-        f">= unseen {unseen_value:.3f}"
-    )
 
 
 def _attach_ref(needs_ref: bool, ref_cache, ref_copy, raw, scores, fb: dict, idx: torch.Tensor):
@@ -205,6 +153,8 @@ def unlearn_lm(
     if "lm" not in method.modalities:
         raise ValueError(f"method {config.method!r} is for {method.modalities} models, not language models")
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    # save_every / resume_from (issue 14): checks config, data and model against the checkpoint.
+    ckpt = Checkpointer(config, accelerator, model, forget, retain, calibration, collateral)
     torch.manual_seed(config.seed)
     collate = Collator(tokenizer.pad_token_id)
     forget_feats = _tokenize_all(forget, tokenizer, config.max_length, "forget")
@@ -299,10 +249,14 @@ def unlearn_lm(
     if config.divergence_guard and retain:  # issue 14: stop before the model collapses
         guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
         guard.start_run(model, params, opt)
+    # Resuming: the checkpoint's weights, optimizer, stop/guard state and RNG; batches replayed.
+    start = ckpt.resume(raw, params, opt, g, (forget_it, retain_it), stop, guard, history)
 
     model.train()
     bar = tqdm(
-        range(config.max_steps),
+        range(start, config.max_steps),
+        initial=start,
+        total=config.max_steps,
         desc=f"unlearn[{config.method}]",
         disable=None if accelerator.is_main_process else True,
     )
@@ -318,8 +272,8 @@ def unlearn_lm(
         if retain_it is not None:
             rb = next(retain_it)
             rb.pop("idx")
-        if stop is not None and stop.statistic == "text_min_k" and _check_stop(stop, step, raw, params):
-            _report_stop(accelerator, stop, step, history)
+        if stop is not None and stop.statistic == "text_min_k" and check_stop(stop, step, raw, params):
+            report_stop(accelerator, stop, step, history)
             break
         # One forward over forget + retain rows: fewer, larger matmuls than two calls.
         n_f = fb["input_ids"].shape[0]
@@ -336,8 +290,8 @@ def unlearn_lm(
         if stop is not None and stop.statistic != "text_min_k":
             values = stop.per_example(tok_logp, tok_mask)
             stop.update(accelerator.gather(idx), accelerator.gather(values))
-            if _check_stop(stop, step, raw, params):
-                _report_stop(accelerator, stop, step, history)
+            if check_stop(stop, step, raw, params):
+                report_stop(accelerator, stop, step, history)
                 break
         scores = attach_ref(scores, fb, idx)
         loss = method_run.loss(scores, retain_scores, model, raw, fb, idx, rb)
@@ -366,11 +320,15 @@ def unlearn_lm(
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
         if guard is not None and guard.check(step + 1, model, params, opt):
             break
+        if ckpt.due(step + 1):  # a resumable checkpoint after step + 1 steps (--save_every)
+            _flush(pending, history)
+            ckpt.save(step + 1)
     _flush(pending, history)
     if history is not None and guard is not None:
         history.extend(guard.events)  # a "diverged" row when the guard stopped the run
     if history is not None and stop is not None:
-        _add_calibration_trace(history, stop)
+        add_calibration_trace(history, stop)
+    ckpt.finish()  # deletes the checkpoints (they hold the forget set) unless keep_checkpoints
     method_run.close()
     model.eval()
     result = accelerator.unwrap_model(model)
