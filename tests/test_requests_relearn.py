@@ -121,7 +121,7 @@ def test_row_is_shown_but_gates_only_when_asked():
     }
 
 
-def test_markdown_section():
+def test_markdown_section_and_a_non_gating_row():
     sp = {
         "measured": True,
         "budgets": [0, 5],
@@ -135,7 +135,46 @@ def test_markdown_section():
     md = "\n".join(relearn_markdown(sp))
     assert "| k steps | 0 | 5 |" in md and "| located records | 0.00 | 0.75 |" in md
     assert "| twins (never seen) | 0.00 | 0.25 |" in md and "largest gap 0.50 at 5 steps" in md
+    from genforget.requests.certificate import certificate_markdown
+
+    row = relearn_row(sp | {"probes": {"located": 3}}, 0.10, gating=False)
+    cert = {
+        "passed": True,
+        "request": {"ref_hmac": "h", "kind": "person", "identifier_types": {"email": 1}},
+        "model": {"before_sha256": "a", "after_sha256": "b"},
+        "status": "unlearned",
+        "data": {"records_scanned": 9},
+        "located": {"records": 2, "occurrences": {"email": 2}},
+        "method": {"name": "npo"},
+        "genforget_version": "0",
+        "key_id": "k",
+        "times": {"started_utc": "s", "finished_utc": "f"},
+        "verification": [row],
+        "relearn_speed": sp,
+    }
+    page = certificate_markdown(cert)
+    assert page.startswith("# Deletion certificate — PASSED") and "## Relearn speed" in page
+    assert "| – | 0.500 | after <= 0.10 (shown, not gating) | 3 | over bar |" in page
     assert relearn_markdown({"measured": False, "reason": "no records located"}) == [
         "Relearn speed: not measured (no records located).",
         "",
     ]
+
+
+def test_work_requests_get_verbatim_twin_probes(tmp_path, victim):
+    work = " ".join(f"w{i}" for i in range(30))
+    (tmp_path / "work.txt").write_text(work)
+    copied = [f"Intro. {work}. Outro.", f"Another copy: {' '.join(work.split()[:24])}."]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in copied))
+    req = parse_request({"id": "W", "kind": "work", "documents": ["work.txt"]}, base_dir=tmp_path)
+    res = locate([req], tmp_path / "d.jsonl")
+    twins = consistent_twins(res, res.for_request(0))
+    probes, tprobes = request_probes(res, 0), twin_probes(res, 0, twins)
+    assert len(probes) == len(tprobes) == 2
+    for p, t in zip(probes, tprobes, strict=True):
+        assert t["matcher"] is None and t["field"] == "work"  # verbatim, like the request's
+        assert len(t["target"].split()) == len(p["target"].split()) == 8
+        assert not set(t["target"].split()) & set(work.split())
+    model, tok = victim
+    sp = relearn_speed(model, tok, res, 0, windows, budgets=(0, 1), learning_rate=0.0)
+    assert sp["curves"] == {"located": [0.0, 0.0], "twins": [0.0, 0.0]}  # never trained on either

@@ -117,7 +117,7 @@ def certificate_markdown(cert: dict) -> str:
     if cert["verification"]:
         lines += ["| check | before | after | bar | n | result |", "| --- | --- | --- | --- | --- | --- |"]
         for v in cert["verification"]:
-            res = "pass" if v["passed"] else "FAIL"
+            res = "pass" if v["passed"] else ("FAIL" if v.get("gating", True) else "over bar")
             lines.append(
                 f"| {v['name']} | {_fmt(v['before'])} | {_fmt(v['after'])} | {v['bar']} | {v['n']} | {res} |"
             )
