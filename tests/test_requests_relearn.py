@@ -178,3 +178,13 @@ def test_work_requests_get_verbatim_twin_probes(tmp_path, victim):
     model, tok = victim
     sp = relearn_speed(model, tok, res, 0, windows, budgets=(0, 1), learning_rate=0.0)
     assert sp["curves"] == {"located": [0.0, 0.0], "twins": [0.0, 0.0]}  # never trained on either
+
+
+def test_command_line_options_parse():
+    from genforget.config import parse_config
+    from genforget.requests.pipeline import RequestUnlearnConfig
+
+    argv = ["--relearn_speed", "false", "--relearn_budgets", "0", "3", "--relearn_gate", "true"]
+    args, _ = parse_config((ForgetArgs, RequestUnlearnConfig), argv)
+    assert (args.relearn_speed, args.relearn_gate, args.relearn_bar) == (False, True, 0.10)
+    assert [int(b) for b in args.relearn_budgets] == [0, 3]  # strings from the command line
