@@ -81,6 +81,14 @@ def test_forget_writes_certificates_and_ledger(run):
         member = rows["membership: min-k located / twins"]
         assert member["before"] < 0.2 and member["after"] >= 0.6 and member["bar"] == "after >= 0.60"
         assert (out / f"certificate-{i + 1}.md").read_text().startswith("# Deletion certificate — PASSED")
+        # Relearn speed: shown with its bar, not gating by default; at 0 steps the curve is the
+        # unlearned model's greedy extraction, measured on the same probes as the row above.
+        sp = c["relearn_speed"]
+        assert sp["measured"] and sp["budgets"] == [0, 5, 10, 20, 40] and len(sp["curves"]["twins"]) == 5
+        assert sp["curves"]["located"][0] == greedy["after"] and sp["curves"]["twins"][0] == 0.0
+        speed = rows["relearn speed: largest extraction gap to twins, 0-40 steps"]
+        assert speed["after"] == sp["max_gap"] and speed["gating"] is False
+        assert "## Relearn speed" in (out / f"certificate-{i + 1}.md").read_text()
     assert certs[0]["request"]["identifier_types"] == {"name": 1, "email": 1, "phone": 1, "id_number": 1}
     assert certs[0]["request"]["ref_hmac"] != certs[1]["request"]["ref_hmac"]
     ledger = run["root"] / "ledger.jsonl"  # default: OUT/../ledger.jsonl
@@ -123,6 +131,7 @@ def test_no_match_request_is_certified_as_such(run, victim_dir, tmp_path):
     assert cert["status"] == "no records located" and cert["located"]["records"] == 0
     assert cert["model"]["after_sha256"] is None and not (tmp_path / "out" / "model").exists()
     assert cert["passed"] is True and cert["verification"] == []
+    assert cert["relearn_speed"] == {"measured": False, "reason": "no records located"}
     assert len(read_ledger(tmp_path / "ledger.jsonl")) == 1
 
 

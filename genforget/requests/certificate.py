@@ -69,6 +69,31 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def relearn_markdown(sp: dict | None) -> list[str]:
+    """The relearn-speed section: both extraction curves as a table, numbers only."""
+    if not sp:
+        return []
+    if not sp["measured"]:
+        return [f"Relearn speed: not measured ({sp['reason']}).", ""]
+    b, c = sp["budgets"], sp["curves"]
+    return [
+        "## Relearn speed",
+        "",
+        f"Greedy extraction after k steps of fine-tuning a copy of the unlearned model (lr "
+        f"{sp['learning_rate']:g}, batch {sp['batch_size']}) on the located records, and another copy "
+        "on their twins (the same records with fresh fake identifiers, never trained on). A faster "
+        "rise than the twins' means the data was suppressed, not removed.",
+        "",
+        "| k steps | " + " | ".join(str(k) for k in b) + " |",
+        "| --- |" + " --- |" * len(b),
+        "| located records | " + " | ".join(f"{v:.2f}" for v in c["located"]) + " |",
+        "| twins (never seen) | " + " | ".join(f"{v:.2f}" for v in c["twins"]) + " |",
+        "",
+        f"Mean gap (area) {sp['area']:.3f}; largest gap {sp['max_gap']:.2f} at {sp['max_gap_at']:g} steps.",
+        "",
+    ]
+
+
 def certificate_markdown(cert: dict) -> str:
     """The certificate as a Markdown page (the same facts as the JSON)."""
     r, m = cert["request"], cert["model"]
@@ -92,11 +117,12 @@ def certificate_markdown(cert: dict) -> str:
     if cert["verification"]:
         lines += ["| check | before | after | bar | n | result |", "| --- | --- | --- | --- | --- | --- |"]
         for v in cert["verification"]:
-            res = "pass" if v["passed"] else "FAIL"
+            res = "pass" if v["passed"] else ("FAIL" if v.get("gating", True) else "over bar")
             lines.append(
                 f"| {v['name']} | {_fmt(v['before'])} | {_fmt(v['after'])} | {v['bar']} | {v['n']} | {res} |"
             )
         lines.append("")
+    lines += relearn_markdown(cert.get("relearn_speed"))
     lines.append(
         f"{cert['located']['records']} record ids are listed in certificate.json as HMAC-SHA256 "
         "under the controller key; no identifier value or record text is stored here."

@@ -26,6 +26,7 @@ from genforget.requests.certificate import (
 )
 from genforget.requests.ledger import append_entry
 from genforget.requests.locate import LocateResult, locate
+from genforget.requests.relearn import check_budgets, relearn_row, relearn_speed
 from genforget.requests.request import Request, load_requests
 from genforget.requests.twins import make_twins
 from genforget.requests.verify import figures, measure, verification_plan
@@ -68,6 +69,27 @@ class ForgetArgs:
     save_mode: str = field(default="auto", metadata={"help": "auto | full | adapter"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
     num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
+    relearn_speed: bool = field(
+        default=True,
+        metadata={
+            "help": "relearn-speed audit: fine-tune copies of the unlearned model on the located "
+            "records and on their twins; certify both extraction curves and their gap"
+        },
+    )
+    relearn_budgets: list[int] = field(
+        default_factory=lambda: [0, 5, 10, 20, 40],
+        metadata={"help": "relearn-speed audit: cumulative fine-tuning steps to measure at (from 0)"},
+    )
+    relearn_bar: float = field(
+        default=0.10, metadata={"help": "relearn-speed audit: largest gap to the twins' curve <= this"}
+    )
+    relearn_gate: bool = field(
+        default=False,
+        metadata={
+            "help": "make the relearn-speed row count towards `passed` (off by default: plain NPO "
+            "re-learns faster than a never-seen person and fails it, see issue 11)"
+        },
+    )
 
 
 # A deletion request forgets few records (often one person's handful), so each step's forget
@@ -171,6 +193,13 @@ def forget_requests(
         raise UsageError("--data is required (the data the model was trained on)")
     if args.retain_size < 1 or args.retain_eval < 0 or args.work_ngram < 2:
         raise UsageError("retain_size must be >= 1, retain_eval >= 0 and work_ngram >= 2")
+    try:  # the command line gives list fields as strings
+        budgets = [int(b) for b in args.relearn_budgets]
+        check_budgets(budgets)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--relearn_budgets: {e}; e.g. --relearn_budgets 0 5 10 20 40") from e
+    if not 0 <= args.relearn_bar <= 1:
+        raise UsageError(f"--relearn_bar must be in [0, 1] (got {args.relearn_bar})")
     m = Path(args.model)
     if (m.exists() and not m.is_dir()) or (
         not m.exists() and (args.model.startswith((".", "/")) or args.model.count("/") > 1)
@@ -213,6 +242,7 @@ def forget_requests(
     timings: dict[str, float] = {"locate_s": res.seconds}
     model_dir, after_sha, saved_as = None, None, None
     before = after = None
+    relearn: list[dict | None] = [None] * len(requests)
     if res.located:
         t0 = time.perf_counter()
         before = measure(model, tok, plan, cfg.max_length, args.samples, cfg.seed)
@@ -233,6 +263,23 @@ def forget_requests(
         t0 = time.perf_counter()
         after = measure(model, tok, plan, cfg.max_length, args.samples, cfg.seed)
         timings["verify_after_s"] = time.perf_counter() - t0
+        if args.relearn_speed:
+            t0 = time.perf_counter()
+            relearn = [
+                relearn_speed(model, tok, res, ri, windows, budgets, seed=cfg.seed)
+                if res.for_request(ri)
+                else None
+                for ri in range(len(requests))
+            ]
+            timings["relearn_speed_s"] = time.perf_counter() - t0
+            for ri, sp in enumerate(relearn):
+                if sp and sp["measured"]:
+                    c = sp["curves"]
+                    print(
+                        f"[forget] request {ri + 1}: relearn speed over {sp['budgets']} steps: located "
+                        f"{[round(v, 2) for v in c['located']]}, twins {[round(v, 2) for v in c['twins']]}, "
+                        f"largest gap {sp['max_gap']:.2f}"
+                    )
     else:
         print("[forget] no records located: nothing to unlearn")
 
@@ -243,6 +290,12 @@ def forget_requests(
         counts = res.counts(ri)
         located = counts["records"] > 0
         rows = figures(plan, before, after, ri, args.samples, bars) if located else []
+        speed = relearn[ri]
+        if speed is None:
+            why = "no records located" if args.relearn_speed else "off (--relearn_speed false)"
+            speed = {"measured": False, "reason": why}
+        elif speed["measured"]:
+            rows.append(relearn_row(speed, args.relearn_bar, args.relearn_gate))
         content = json.dumps({"id": req.id, "kind": req.kind, "identifiers": req.identifiers}, sort_keys=True)
         docs_h = [hmac_hex(key, "document:" + hashlib.sha256(d.encode()).hexdigest()) for d in req.documents]
         cert = {
@@ -278,7 +331,9 @@ def forget_requests(
             "key_id": key_id(key),
             "times": {"started_utc": started, "finished_utc": _utc(), **timings},
             "verification": rows,
-            "passed": all(r["passed"] for r in rows),
+            "relearn_speed": speed,
+            # A row marked "gating": False is shown but does not decide (the relearn row by default).
+            "passed": all(r["passed"] for r in rows if r.get("gating", True)),
         }
         text = json.dumps(cert, indent=2) + "\n"
         path.write_text(text)

@@ -36,7 +36,11 @@ def _case_like(new: str, old: str) -> str:
 class TwinMaker:
     """Makes twins; one instance per run so the fake values are seeded and differ across records."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, consistent: bool = False) -> None:
+        # consistent: an address written the same way gets the same fake each time (names,
+        # emails and digits already do within one cache); the relearn audit shares one cache
+        # across a request's records so its twins are one fake person, as the records are one.
+        self.consistent = consistent
         self.fake = Faker("en_US")
         self.fake.seed_instance(seed)
         self.rng = random.Random(seed)
@@ -96,7 +100,10 @@ class TwinMaker:
                 new = cache.setdefault(key, self.fake.email())
                 new = new.upper() if orig.isupper() else new
             elif hit.type == "address":
-                new = self._address(orig)
+                akey = (key, "address", orig.casefold())
+                if not self.consistent or akey not in cache:
+                    cache[akey] = self._address(orig)
+                new = cache[akey]
             elif hit.type == "work":
                 new = " ".join(self.fake.words(max(1, len(orig.split()))))
             else:
@@ -105,12 +112,15 @@ class TwinMaker:
             if new.casefold() != orig.casefold():
                 return new
             cache.pop(key, None)  # an unlucky draw equal to the original: draw again
+            if hit.type == "address":
+                cache.pop((key, "address", orig.casefold()), None)
         raise RuntimeError(f"could not make a {hit.type} twin different from the original")
 
 
-def make_twin(rec: Located, res: LocateResult, maker: TwinMaker) -> dict:
-    """``{"text", "spans"}``: the record with every identifier occurrence replaced."""
-    cache: dict = {}
+def make_twin(rec: Located, res: LocateResult, maker: TwinMaker, cache: dict | None = None) -> dict:
+    """``{"text", "spans"}``: the record with every identifier occurrence replaced (fakes drawn
+    afresh for this record unless a ``cache`` shared with other records is given)."""
+    cache = {} if cache is None else cache
     text, out, spans, pos = rec.text, [], [], 0
     for h in rec.hits:
         if h.start < pos:  # overlaps an occurrence already replaced (two types on one string)
