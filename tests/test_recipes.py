@@ -61,6 +61,20 @@ def test_yaml_then_cli_overrides(tmp_path):
         parse_config((UnlearnConfig,), ["--max_steps", "0"])
 
 
+@pytest.mark.parametrize("name", ["npo_pii", "npo_lora_pii", "robust_pii", "robust_lora_pii"])
+def test_shipped_lm_configs_parse(name):
+    """The README's recipe configs load as the recipe loads them (a typo'd key would exit 2)."""
+    from genforget.cli.unlearn import UnlearnScriptArgs
+
+    path = Path(__file__).parents[1] / "recipes" / "configs" / f"{name}.yaml"
+    args, ucfg = parse_config((UnlearnScriptArgs, UnlearnConfig), ["--config", str(path)])
+    assert args.model_name_or_path == "runs/demo/victim" and args.forget_data == "pii:forget"
+    assert ucfg.use_lora == ("lora" in name)
+    assert args.calibration_data == "pii:calibration"  # every one stops once the forget set looks unseen
+    if name.startswith("robust"):
+        assert ucfg.sam_rho > 0 or ucfg.quant_aware_weight > 0 or ucfg.undo_alpha > 0
+
+
 def test_recipe_writes_full_model_and_run_record(victim_dir, corpus, tmp_path, capsys):
     out = tmp_path / "run"
     assert unlearn_main(_args(victim_dir, out)) == 0

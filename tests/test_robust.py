@@ -107,10 +107,17 @@ def test_saliency_masks_pick_forget_heavy_entries_and_noise_only_them(victim, co
     forget = tokenize_all(corpus.full_text_examples("forget"), tok, 256)
     retain = tokenize_all(corpus.full_text_examples("retain"), tok, 256)
     masks = saliency_masks(model, forget, retain, collate, 0.1)
-    for name, p in model.named_parameters():
-        assert masks[name].shape == p.shape
-        share = masks[name].float().mean().item()
-        assert 0.1 - 1 / p.numel() <= share <= 0.1 + 0.02, name  # ties may add a few
+    assert all(masks[n].shape == p.shape for n, p in model.named_parameters())
+    total = sum(p.numel() for p in model.parameters())
+    share = sum(int(m.sum()) for m in masks.values()) / total
+    assert 0.1 <= share <= 0.1 + 0.01  # one global threshold (ties may add a few)
+    # A token only the forgotten texts use has no retain gradient: its embedding row ranks first.
+    emb = model.get_input_embeddings().weight
+    name = next(n for n, p in model.named_parameters() if p is emb)
+    ids_f = {i for f in forget for i in f["input_ids"]}
+    ids_r = {i for f in retain for i in f["input_ids"]}
+    only_forget = sorted(ids_f - ids_r)
+    assert only_forget and masks[name][only_forget].float().mean() > 0.9
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     noise_like_init(model, 1.0, seed=3, masks=masks)
     torch.manual_seed(3)

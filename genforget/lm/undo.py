@@ -67,20 +67,20 @@ def _grad_magnitudes(model: torch.nn.Module, feats: list[dict], collate: Collato
 def saliency_masks(
     model: torch.nn.Module, forget: list[dict], retain: list[dict], collate: Collator, ratio: float
 ) -> dict[str, torch.Tensor]:
-    """The ``ratio`` share of each parameter's entries that matter most to the forget set relative
+    """The ``ratio`` share of all trainable entries that matter most to the forget set relative
     to the retain set: ``|∇ forget NLL| / (|∇ retain NLL| + ε)`` at the unlearned weights, i.e. the
     weights a relearning attacker would move first and the retain data leans on least (SalUn's
     gradient saliency, Fan et al. 2024, arXiv:2310.12508, with SSD's retain normalisation, Foster
     et al. 2024, arXiv:2308.07707)."""
     g_f = _grad_magnitudes(model, forget, collate)
     g_r = _grad_magnitudes(model, retain, collate)
-    masks = {}
-    for n, gf in g_f.items():
-        score = (gf / len(forget)) / (g_r[n] / len(retain) + 1e-8)
-        k = max(1, round(ratio * score.numel()))
-        thresh = score.flatten().kthvalue(score.numel() - k + 1).values
-        masks[n] = score >= thresh
-    return masks
+    # The ratio has no unit, so one threshold over all tensors compares like with like: a
+    # forgotten name's embedding row (no retain gradient at all) ranks above any shared weight.
+    scores = {n: (gf / len(forget)) / (g_r[n] / len(retain) + 1e-8) for n, gf in g_f.items()}
+    flat = torch.cat([v.flatten() for v in scores.values()])
+    k = max(1, round(ratio * flat.numel()))
+    thresh = flat.kthvalue(flat.numel() - k + 1).values
+    return {n: v >= thresh for n, v in scores.items()}
 
 
 def distill(
