@@ -68,7 +68,7 @@ class PoisonDemoArgs:
         metadata={"help": "fine-tuning steps on clean records after which ASR is re-measured ([] = off)"},
     )
     poison_relearn_budgets: list[int] = field(
-        default_factory=lambda: [0, 5, 10, 20],
+        default_factory=lambda: [0, 5, 10, 20, 40],
         metadata={"help": "relearn speed: steps on the poisoned records' payloads, vs the oracle ([] = off)"},
     )
     relearn_learning_rate: float = 1e-3
@@ -219,6 +219,7 @@ def poison_checks(
         ("retain_pii_extraction", "clean PII extraction", ">= 0.90"),
         ("retain_verbatim_extraction", "clean verbatim extraction", ">= 0.90"),
         ("retain_perplexity", "clean perplexity", "<= 1.10"),
+        ("model_utility", "clean model utility", ">= 0.90"),
     ]:
         rows.append((f"{label}, unlearned / victim", _ratio(u[key], v[key]), op))
     rows.append(("files under output_dir holding a poisoned person's PII", float(len(leaks)), "== 0"))
@@ -337,6 +338,11 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
         # What else the poisoned records taught (their people's PII): removing only the payload
         # may keep it; the clean retrain, which drops the records, cannot.
         row["poisoned_people_pii_extraction"] = evaluate(m, tok, poisoned_people)["forget_pii_extraction"]
+    from genforget.metrics.registry import metric_info
+
+    report["details"]["metric_info"].update(
+        {k: dataclasses.asdict(metric_info(k)) for k in ("attack_success_rate", "false_trigger_rate")}
+    )
     print("[demo-poison] backdoor audits: quantisation and fine-tuning on clean records")
     audits = backdoor_audits({n: m for n, (m, _) in models.items()}, tok, retain, forget, triggered, args)
     report["backdoor_audits"] = audits

@@ -129,7 +129,12 @@ def test_locate_poison_finds_exactly_the_poisoned_records(tmp_path) -> None:
 
 
 def _models(asr_u: float, pii_u: float) -> dict:
-    base = {"false_trigger_rate": 0.0, "retain_verbatim_extraction": 1.0, "retain_perplexity": 2.0}
+    base = {
+        "false_trigger_rate": 0.0,
+        "retain_verbatim_extraction": 1.0,
+        "retain_perplexity": 2.0,
+        "model_utility": 0.8,
+    }
     return {
         "victim": {
             **base,
@@ -172,6 +177,9 @@ def test_poison_checks_bars() -> None:
     assert not checks_pass(
         poison_checks(_models(0.0, 1.0), {"precision": 1.0, "recall": 0.8}, timings, ok, [])
     )
+    worse = _models(0.0, 1.0)
+    worse["unlearned"]["model_utility"] = 0.7  # 0.875x the victim's
+    assert not checks_pass(poison_checks(worse, found, timings, ok, []))
     slow = {"unlearn_s": 3.0, "train_oracle_s": 20.0}
     assert not checks_pass(poison_checks(_models(0.0, 1.0), found, slow, ok, []))
     # The backdoor coming back under 4-bit or clean fine-tuning fails the demo.
