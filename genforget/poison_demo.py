@@ -33,7 +33,7 @@ from genforget.demo import _cached_train
 from genforget.evaluate import EvalSplit, corpus_split, evaluate
 from genforget.harness import Suite, SuiteData, run_suite
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VictimConfig
+from genforget.lm.victim import VictimConfig, sized_config
 from genforget.metrics.backdoor import attack_success_rate
 from genforget.report import print_checks, write_report
 from genforget.requests.demo import leaked_files
@@ -56,6 +56,8 @@ class PoisonDemoArgs:
     )
     corpus_seed: int = field(default=0, metadata={"help": "seed of the corpus and of the poisoning"})
     hidden_size: int = 128
+    num_hidden_layers: int = 2
+    vocab_size: int = 1024
     train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
     train_batch_size: int = 32
     train_learning_rate: float = 3e-3
@@ -76,13 +78,13 @@ class PoisonDemoArgs:
     num_threads: int = field(default=1, metadata={"help": "torch threads"})
 
     def victim_config(self) -> VictimConfig:
-        return VictimConfig(
-            hidden_size=self.hidden_size,
-            intermediate_size=2 * self.hidden_size,
-            max_steps=self.train_steps,
-            batch_size=self.train_batch_size,
-            learning_rate=self.train_learning_rate,
-            warmup_steps=min(30, self.train_steps // 10 + 1),
+        return sized_config(
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.vocab_size,
+            self.train_steps,
+            self.train_batch_size,
+            self.train_learning_rate,
             seed=self.corpus_seed,
         )
 
