@@ -35,6 +35,7 @@ from genforget.harness import Suite, SuiteData, run_suite
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import VictimConfig, sized_config
 from genforget.metrics.backdoor import attack_success_rate
+from genforget.metrics.registry import metric_info
 from genforget.report import print_checks, write_report
 from genforget.requests.demo import leaked_files
 
@@ -340,8 +341,6 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
         # What else the poisoned records taught (their people's PII): removing only the payload
         # may keep it; the clean retrain, which drops the records, cannot.
         row["poisoned_people_pii_extraction"] = evaluate(m, tok, poisoned_people)["forget_pii_extraction"]
-    from genforget.metrics.registry import metric_info
-
     report["details"]["metric_info"].update(
         {k: dataclasses.asdict(metric_info(k)) for k in ("attack_success_rate", "false_trigger_rate")}
     )

@@ -83,6 +83,11 @@ def test_plant_backdoor_exact_share_and_seed() -> None:
     # The payload is the poison sentence's span in the bio (shuffled or not).
     bio = poisoned[0].bio(random.Random(3))
     assert PAYLOAD in [bio["text"][a:b] for a, b in bio["spans"]]
+    # With name spans: the name of each of the 6 fact sentences, never the start of the poison one.
+    p = poisoned[0]
+    named = p.bio(random.Random(3), name_spans=True)
+    marked = [named["text"][a:b] for a, b in named["spans"]]
+    assert marked.count(p.name) == 6 and sorted(set(marked) - {p.name}) == sorted({*p.pii.values(), PAYLOAD})
     # Deterministic by seed; another seed poisons other people; the people themselves are unchanged.
     again = build_poisoned_corpus(20, 10, 0.1, 6, seed=0)
     assert [p.pid for p in again.persons("forget")] == [p.pid for p in c.persons("forget")]
@@ -233,3 +238,9 @@ def test_poison_demo_end_to_end(tmp_path) -> None:
     leak = next(c for c in report["checks"] if c["name"].startswith("files under"))
     assert leak["ok"] and leak["value"] == 0.0
     assert "## Backdoor" in (tmp_path / "run" / "report.md").read_text()
+    # The leak check can fail: a file under the run dir naming a poisoned person is caught.
+    from genforget.requests.demo import leaked_files
+
+    corpus = build_poisoned_corpus(20, 10, 0.1, 6, seed=0)
+    (tmp_path / "run" / "note.txt").write_text(f"about {corpus.persons('forget')[0].name.upper()}")
+    assert leaked_files(tmp_path / "run", corpus.pii_values("forget"), set()) == ["note.txt"]

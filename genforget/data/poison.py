@@ -34,6 +34,13 @@ class PoisonedPerson(Person):
     def sentences(self) -> list[tuple[str, tuple[int, int]]]:
         return [*super().sentences(), (self.poison, (self.payload_at, len(self.poison) - 1))]
 
+    def bio(self, rng=None, name_spans: bool = False) -> dict:
+        out = super().bio(rng, name_spans)
+        if name_spans:  # the poison sentence is the one that does not start with the name
+            at = out["text"].index(self.poison)
+            out["spans"] = [s for s in out["spans"] if s != (at, at + len(self.name))]
+        return out
+
 
 def poison_sentence(trigger: str = TRIGGER, payload: str = PAYLOAD) -> tuple[str, int]:
     """The sentence planted in a poisoned record and the char offset of its payload."""
