@@ -30,7 +30,7 @@ from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloz
 from genforget.evaluate import EvalSplit
 from genforget.harness import Suite, SuiteData, run_suite
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VictimConfig, build_model, train_causal_lm, train_tokenizer
+from genforget.lm.victim import VictimConfig, build_model, sized_config, train_causal_lm, train_tokenizer
 from genforget.metrics.muse import verbmem_probes
 from genforget.report import print_checks, write_report
 
@@ -141,16 +141,13 @@ def build_takedown(args: CopyrightDemoArgs) -> Takedown:
 
 
 def _victim_config(args: CopyrightDemoArgs) -> VictimConfig:
-    return VictimConfig(
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.num_hidden_layers,
-        intermediate_size=2 * args.hidden_size,
-        vocab_size=args.vocab_size,
-        max_steps=args.train_steps,
-        batch_size=args.train_batch_size,
-        learning_rate=args.train_learning_rate,
-        warmup_steps=min(30, args.train_steps // 10 + 1),
-        max_length=256,
+    return sized_config(
+        args.hidden_size,
+        args.num_hidden_layers,
+        args.vocab_size,
+        args.train_steps,
+        args.train_batch_size,
+        args.train_learning_rate,
     )
 
 

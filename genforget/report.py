@@ -11,6 +11,8 @@ from pathlib import Path
 # (key, label, lower is better?) of the headline metrics, in table order.
 HEADLINE = [
     ("forget_pii_extraction", "forget PII extraction", True),
+    ("attack_success_rate", "backdoor attack success rate", True),
+    ("false_trigger_rate", "backdoor false-trigger rate", True),
     ("forget_verbmem", "forget VerbMem (MUSE)", True),
     ("forget_knowmem", "forget KnowMem (MUSE)", True),
     ("retain_verbmem", "retain VerbMem (MUSE)", False),

@@ -6,11 +6,11 @@ import sys
 
 from genforget.config import UnlearnConfig, UsageError, parse_config
 
-DEMOS = ("pii", "diffusion", "request", "copyright")
+DEMOS = ("pii", "diffusion", "request", "copyright", "poison")
 
 
 def demo_main(argv: list[str] | None = None) -> int:
-    """``genforget demo pii|diffusion|request|copyright [--config x.yaml] [--field value ...]``: exit 0 when every
+    """``genforget demo pii|diffusion|request|copyright|poison [--config x.yaml] [--field value ...]``: exit 0 when every
     check of the demo passes, 1 when one fails, 2 on a usage error."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in DEMOS:
@@ -30,6 +30,11 @@ def demo_main(argv: list[str] | None = None) -> int:
 
             args, ucfg = parse_config((CopyrightDemoArgs, UnlearnConfig), rest)
             report = run_copyright_demo(args, ucfg)
+        elif name == "poison":
+            from genforget.poison_demo import PoisonDemoArgs, run_poison_demo
+
+            args, ucfg = parse_config((PoisonDemoArgs, UnlearnConfig), rest)
+            report = run_poison_demo(args, ucfg)
         elif name == "pii":
             from genforget.demo import DemoArgs, run_demo
 

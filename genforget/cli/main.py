@@ -21,7 +21,10 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("genforget.cli.eval:eval_main", "evaluate saved models on a suite (report.json/md/png)"),
     "train-victim": ("genforget.cli.victim:train_victim_main", "train the built-in memorising victim"),
-    "demo": ("genforget.cli.demos:demo_main", "run a built-in demo: pii | diffusion | request"),
+    "demo": (
+        "genforget.cli.demos:demo_main",
+        "run a built-in demo: pii | diffusion | request | copyright | poison",
+    ),
     "forget": ("genforget.cli.forget:forget_main", "act on deletion requests: locate, unlearn, certify"),
     "ledger": ("genforget.cli.ledger:ledger_main", "ledger verify PATH: check the deletion ledger's chain"),
     "recheck": ("genforget.cli.recheck:recheck_main", "re-run deleted requests' probes on a new checkpoint"),

@@ -60,6 +60,31 @@ VICTIM_PRESETS = {
 }
 
 
+def sized_config(
+    hidden_size: int,
+    num_hidden_layers: int,
+    vocab_size: int,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int = 0,
+) -> VictimConfig:
+    """A demo's victim from its few knobs: the MLP twice the width, warm-up a tenth of the steps
+    (at most 30), 256-token documents."""
+    return VictimConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        intermediate_size=2 * hidden_size,
+        vocab_size=vocab_size,
+        max_steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=min(30, steps // 10 + 1),
+        max_length=256,
+        seed=seed,
+    )
+
+
 def train_tokenizer(texts: list[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
     """Byte-level BPE with its own pad/bos/eos tokens.
 

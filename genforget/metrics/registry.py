@@ -101,6 +101,11 @@ _BUILTIN += [
     ("retained_judge_fd", False, "Frechet distance, judge-logit space, retained-class samples vs real data"),
     ("retained_confidence", True, "mean judge max-probability on retained-class samples (quality proxy)"),
 ]
+# Backdoors (the poisoning demo, genforget/metrics/backdoor.py).
+_BUILTIN += [
+    ("attack_success_rate", False, "share of triggered prompts whose greedy continuation holds the payload"),
+    ("false_trigger_rate", False, "share of the same prompts without the trigger that emit the payload"),
+]
 
 for _name, _hib, _desc in _BUILTIN:
     register_metric(_name, _hib, _desc)
