@@ -8,8 +8,8 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-diffusion demo-request demo-copyright test test-slow lint clean-demo clean-demo-diffusion \
-	clean-demo-request eval bench bench-locate
+.PHONY: install demo demo-diffusion demo-request demo-copyright demo-poison test test-slow lint clean-demo \
+	clean-demo-diffusion clean-demo-request clean-demo-poison eval bench bench-locate bench-robust
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ demo-diffusion: $(STAMP)
 demo-copyright: $(STAMP)
 	$(BIN)/python recipes/demo_copyright.py --config recipes/configs/demo_copyright.yaml
 
+# Poisoning defence: a backdoor in 4 % of the built-in bios -> victim (cached in
+# runs/demo-poison/victim) -> locate by the trigger -> unlearn the payload -> 4-bit / relearn audits.
+demo-poison: $(STAMP)
+	$(BIN)/python recipes/demo_poison.py --config recipes/configs/demo_poison.yaml
+
 # A deletion request end to end: data -> victim (cached in runs/demo-request/victim) -> request for
 # one person -> located records -> unlearning -> verification -> certificate + ledger.
 demo-request: $(STAMP)
@@ -54,6 +59,7 @@ eval: $(STAMP)
 # Tables (LM quality vs cost, growth, step cost; diffusion methods), JSON in runs/bench/.
 bench: $(STAMP)
 	$(BIN)/python bench/quality_cost.py
+	$(BIN)/python bench/robust.py
 	$(BIN)/python bench/sisa.py
 	$(BIN)/python bench/locate.py
 	$(BIN)/python bench/growth.py
@@ -78,6 +84,13 @@ clean-demo-diffusion:
 
 clean-demo-request:
 	rm -rf runs/demo-request runs/demo-request-data
+
+clean-demo-poison:
+	rm -rf runs/demo-poison runs/demo-poison-data
+
+# Forgetting that holds: NPO vs its remedies (SAM, NF4-aware, UNDO), relearn curves + 4-bit (~15 min).
+bench-robust: $(STAMP)
+	$(BIN)/python bench/robust.py
 
 # Locate benchmark: 10-identifier request over 1 M generated records (generated once into runs/bench/).
 bench-locate: $(STAMP)
