@@ -77,7 +77,9 @@ def main() -> None:
         calib = load_data_spec(data["calibration_data"]) if "calibration_data" in data else None
         history: list[dict] = []
         t0 = time.perf_counter()
-        out = unlearn_lm(copy.deepcopy(dm.victim), tok, forget, retain, cfg, calibration=calib, history=history)
+        out = unlearn_lm(
+            copy.deepcopy(dm.victim), tok, forget, retain, cfg, calibration=calib, history=history
+        )
         seconds = time.perf_counter() - t0
         steps = max((r["step"] + 1 for r in history if "loss" in r), default=0)
         info[name] = {"seconds": seconds, "steps": steps, "config": values}
@@ -125,7 +127,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         curve = " / ".join(f"{c:.2f}" for c in r["relearn_curve"])
-        gap = "—" if r["relearn_max_gap"] is None else f"{r['relearn_max_gap']:.2f} ({r['relearn_gap_area']:.2f})"
+        gap = (
+            "—"
+            if r["relearn_max_gap"] is None
+            else f"{r['relearn_max_gap']:.2f} ({r['relearn_gap_area']:.2f})"
+        )
         q = r["quant4_forget_pii_extraction"]
         q4 = "—" if q is None else f"{q:.2f} ({r['quant4_recovered_share'] or 0:.2f})"
         print(

@@ -93,6 +93,7 @@ def distill(
     batch_size: int,
     seed: int = 0,
     temperature: float = 1.0,
+    nll_weight: float = 0.0,
 ) -> list[float]:
     """``steps`` AdamW steps of forward KL(teacher ‖ student) over every non-pad next-token
     position of ``features`` (shuffled epochs); returns the loss per step."""
@@ -118,6 +119,11 @@ def distill(
         s_logits = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         s_logp = F.log_softmax(s_logits[:, :-1][mask].float() / temperature, dim=-1)
         loss = F.kl_div(s_logp, t_logp, log_target=True, reduction="batchmean") * temperature**2
+        if nll_weight > 0:
+            # The retain texts' own next tokens: memorised retain facts come back far sooner from
+            # hard labels than from a KL averaged over every (mostly template) position.
+            labels = batch["input_ids"][:, 1:][mask]
+            loss = loss + nll_weight * F.nll_loss(s_logp * temperature, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -141,6 +147,7 @@ def undo(
     seed: int = 0,
     forget: list[dict] | None = None,
     mask_ratio: float = 1.0,
+    nll_weight: float = 0.0,
 ) -> tuple[torch.nn.Module, dict]:
     """UNDO on an unlearned (full-parameter) ``model``: a noised copy distilled from ``model`` on
     the whole texts of ``retain``. Returns ``(student, record)``; ``model`` is left as it was.
@@ -164,7 +171,9 @@ def undo(
         )
     student = copy.deepcopy(model)
     noise_like_init(student, alpha, beta, seed, masks)
-    losses = distill(student, model, feats, collate, steps, learning_rate, batch_size, seed)
+    losses = distill(
+        student, model, feats, collate, steps, learning_rate, batch_size, seed, nll_weight=nll_weight
+    )
     return student, {
         "undo_alpha": alpha,
         "undo_steps": steps,
