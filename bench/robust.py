@@ -32,14 +32,15 @@ from genforget.report import write_report
 DEMO = "recipes/configs/demo.yaml"
 # (row name, config file, overrides). Demo-config rows run with the demo's calibrated stop;
 # recipe configs with calibration only where they name calibration_data, as the recipe does.
+SALIENT = {"undo_alpha": 1.0, "undo_nll_weight": 1.0}
 ROWS: list[tuple[str, str, dict]] = [
     ("npo (demo)", DEMO, {}),
     ("npo + sam rho=0.2", DEMO, {"sam_rho": 0.2}),
     ("npo + nf4-aware", DEMO, {"quant_aware_weight": 1.0}),
-    ("npo + undo a=0.5", DEMO, {"undo_alpha": 0.5}),
-    ("npo + undo a=0.65", DEMO, {"undo_alpha": 0.65}),
-    ("npo + undo a=0.8", DEMO, {"undo_alpha": 0.8}),
-    ("robust_pii.yaml", "recipes/configs/robust_pii.yaml", {}),
+    ("npo + undo a=0.65 (all weights)", DEMO, {"undo_alpha": 0.65}),
+    ("npo + undo salient 10%", DEMO, {**SALIENT, "undo_mask_ratio": 0.1}),
+    ("npo + undo salient 20%", DEMO, {**SALIENT, "undo_mask_ratio": 0.2}),
+    ("robust_pii.yaml (undo salient 30%)", "recipes/configs/robust_pii.yaml", {}),
     ("npo_lora_pii.yaml", "recipes/configs/npo_lora_pii.yaml", {}),
     ("robust_lora_pii.yaml", "recipes/configs/robust_lora_pii.yaml", {}),
 ]

@@ -165,6 +165,13 @@ class UnlearnConfig:
         },
     )
     undo_steps: int = field(default=150, metadata={"help": "UNDO: distillation steps"})
+    undo_nll_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "UNDO: weight of an NLL term on the retain texts added to the distillation KL (0 = "
+            "the paper's pure distillation; memorised retain facts come back sooner with it)"
+        },
+    )
     undo_learning_rate: float = field(default=3e-3, metadata={"help": "UNDO: distillation learning rate"})
     undo_batch_size: int = field(default=32, metadata={"help": "UNDO: retain texts per distillation step"})
     save_every: int = field(
@@ -238,7 +245,7 @@ class UnlearnConfig:
             raise ValueError(f"divergence_ratio must be > 1 (got {self.divergence_ratio})")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
-        for name in ("sam_rho", "quant_aware_weight"):
+        for name in ("sam_rho", "quant_aware_weight", "undo_nll_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
         if not 0 <= self.undo_alpha <= 1:

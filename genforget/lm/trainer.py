@@ -348,6 +348,7 @@ def unlearn_lm(
             seed=config.seed,
             forget=forget,
             mask_ratio=config.undo_mask_ratio,
+            nll_weight=config.undo_nll_weight,
         )
         if history is not None:
             history.append(dict(record, step=config.max_steps, stage="undo"))
