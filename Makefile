@@ -88,7 +88,7 @@ clean-demo-request:
 clean-demo-poison:
 	rm -rf runs/demo-poison runs/demo-poison-data
 
-# Forgetting that holds: NPO vs its remedies (SAM, NF4-aware, UNDO), relearn curves + 4-bit (~15 min).
+# Forgetting that holds: NPO vs its remedies (SAM, NF4-aware, UNDO), relearn curves + 4-bit (~12 min).
 bench-robust: $(STAMP)
 	$(BIN)/python bench/robust.py
 
