@@ -75,3 +75,13 @@ def test_api_without_calibration_stops_before_it_damages_other_people(victim, ph
     assert stop["stop_reason"] in ("collateral", "calibrated")
     assert guarded["retain_phone"] >= 0.8 * before["retain_phone"] > unguarded["retain_phone"]
     assert guarded["retain_all"] >= 0.95 * before["retain_all"]
+
+
+def test_twin_values_are_not_drawn_from_the_corpus_faker_sequence(corpus):
+    # The corpus and a TwinMaker share the run's seed; unsalted, the twins' Faker replays the
+    # corpus's draws and a "never seen" twin can carry a trained person's real value.
+    from genforget.requests.twins import TwinMaker
+
+    maker = TwinMaker(corpus.seed)
+    drawn = {maker.fake.email() for _ in range(200)}  # emails: too many to collide by chance
+    assert not drawn & {p.pii["email"] for p in corpus.people}
