@@ -11,6 +11,7 @@ to an uninterrupted run of the same config, with the calibrated stop and the div
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -173,3 +174,7 @@ def test_lora_recipe_killed_mid_save_resumes_bit_identical(victim_dir, tmp_path,
     assert ref.keys() == got.keys() and all(torch.equal(ref[n], got[n]) for n in ref)
     assert at_k.keys() == got.keys() and any(not torch.equal(at_k[n], got[n]) for n in got)  # trained on
     assert not ckdir.exists()  # removed after the output was saved, the half-written one too
+    runs = [
+        json.loads((d / "genforget_run.json").read_text())["resumed_from"] for d in (tmp_path / "ref", out)
+    ]
+    assert runs == [None, "checkpoint-000002"]

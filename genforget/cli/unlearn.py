@@ -71,9 +71,10 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         calibration = load_data_spec(args.calibration_data, *corpus) if args.calibration_data else None
         if not forget:
             raise UsageError(f"forget_data {args.forget_data!r} holds no examples")
+        resumed = None
         if cfg.save_every or cfg.resume_from:  # next to the output dir, which appears only at the end
             cfg = dataclasses.replace(cfg, checkpoint_dir=cfg.checkpoint_dir or f"{out}.checkpoints")
-            check_resume(cfg, forget, retain, calibration)  # a wrong checkpoint: before the model loads
+            resumed = check_resume(cfg, forget, retain, calibration)  # a wrong one: before the model loads
         model, tokenizer = load_model(
             args.model_name_or_path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
         )
@@ -103,7 +104,7 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         # Written into a hidden sibling and renamed into place: a kill leaves `out` absent or as it was.
         with atomic_dir(out, args.overwrite) as tmp:
             mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
-            _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds, history)
+            _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds, history, resumed)
         if not cfg.keep_checkpoints:  # partially-unlearned weights still hold the forget set
             remove_checkpoints(cfg.checkpoint_dir or None)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
@@ -112,7 +113,16 @@ def unlearn_main(argv: list[str] | None = None) -> int:
 
 
 def _write_record(
-    tmp: Path, args, cfg, mode: str, accelerator, forget, retain, seconds: float, history: list[dict]
+    tmp: Path,
+    args,
+    cfg,
+    mode: str,
+    accelerator,
+    forget,
+    retain,
+    seconds: float,
+    history: list[dict],
+    resumed: Path | None = None,
 ) -> None:
     """``genforget_run.json``: config, counts and a hash of the forget set (never its content)."""
     record = {
@@ -128,5 +138,7 @@ def _write_record(
         "steps": sum(1 for r in history if "loss" in r),
         # The divergence guard's trip (step, restored step, retain NLLs), or null: numbers only.
         "divergence": next((r for r in history if r.get("diverged")), None),
+        # The checkpoint this run continued from (its name holds only the step), or null.
+        "resumed_from": resumed.name if resumed else None,
     }
     (tmp / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
