@@ -19,8 +19,6 @@ changed person from record to record would be slower to learn for that reason al
 
 from __future__ import annotations
 
-import random
-import re
 import time
 from collections.abc import Sequence
 
@@ -31,12 +29,11 @@ from genforget.requests.locate import Located, LocateResult
 from genforget.requests.match import Identifier, Matcher
 from genforget.requests.twins import _TOKEN, TwinMaker, make_twin
 from genforget.requests.verify import (
-    MAX_PROMPT_CHARS,
-    WORK_PROMPT_WORDS,
-    WORK_TARGET_WORDS,
     _probe,
+    dedup_and_cap,
     extraction_hits,
     request_probes,
+    work_probe,
 )
 
 # The eval harness's defaults (genforget.suites.Suite.relearn_learning_rate / relearn_batch_size;
@@ -84,7 +81,7 @@ def twin_probes(
     """Extraction probes of the twins of request ``req``'s records (``twins`` in
     ``res.for_request(req)`` order), built like :func:`~genforget.requests.verify.request_probes`
     at the same positions: prompt = twin text up to the fake value, target = the fake value."""
-    out, seen = [], set()
+    probes = []
     region = res.requests[req].region
     for rec, twin in zip(res.for_request(req), twins, strict=True):
         text = twin["text"]
@@ -92,34 +89,15 @@ def twin_probes(
             if h.req != req:
                 continue
             if h.type == "work":
-                words = list(re.finditer(r"\S+", text[s:e]))
-                if len(words) < WORK_PROMPT_WORDS + 2:
-                    continue
-                cut = s + words[WORK_PROMPT_WORDS - 1].end()
-                tgt = " ".join(
-                    w.group() for w in words[WORK_PROMPT_WORDS : WORK_PROMPT_WORDS + WORK_TARGET_WORDS]
-                )
-                p = {
-                    "prompt": text[:cut][-MAX_PROMPT_CHARS:],
-                    "matcher": None,
-                    "field": "work",
-                    "target": tgt,
-                }
-            else:
-                value = _fake_identifier(
-                    h, rec.text[h.start : h.end], text[s:e], res.identifiers[h.ident].value
-                )
-                try:
-                    matcher = Matcher([Identifier(req, h.type, 0, value)], {req: region})
-                except ValueError:  # a fake too short for its type's pattern: no probe
-                    continue
-                p = _probe(text[:s], matcher, h.type, text[s:e])
-            if p is not None and (p["prompt"], p["target"]) not in seen:
-                seen.add((p["prompt"], p["target"]))
-                out.append(p)
-    if len(out) > max_probes:
-        out = random.Random(seed).sample(out, max_probes)
-    return out
+                probes.append(work_probe(text, s, e))
+                continue
+            value = _fake_identifier(h, rec.text[h.start : h.end], text[s:e], res.identifiers[h.ident].value)
+            try:
+                matcher = Matcher([Identifier(req, h.type, 0, value)], {req: region})
+            except ValueError:  # a fake too short for its type's pattern: no probe
+                continue
+            probes.append(_probe(text[:s], matcher, h.type, text[s:e]))
+    return dedup_and_cap(probes, max_probes, seed)
 
 
 def greedy_rate(model, tok, probes: list[dict]) -> float:

@@ -42,42 +42,45 @@ def _probe(prompt: str, matcher: Matcher, typ: str, target: str) -> dict | None:
     return {"prompt": prompt, "matcher": matcher, "field": typ, "target": target}
 
 
+def work_probe(text: str, start: int, end: int) -> dict | None:
+    """The verbatim probe of a work region ``text[start:end]``: the text up to its first
+    ``WORK_PROMPT_WORDS`` words is the prompt, the next ``WORK_TARGET_WORDS`` words the target."""
+    words = list(re.finditer(r"\S+", text[start:end]))
+    if len(words) < WORK_PROMPT_WORDS + 2:
+        return None
+    cut = start + words[WORK_PROMPT_WORDS - 1].end()
+    tgt = " ".join(w.group() for w in words[WORK_PROMPT_WORDS : WORK_PROMPT_WORDS + WORK_TARGET_WORDS])
+    return {"prompt": text[:cut][-MAX_PROMPT_CHARS:], "matcher": None, "field": "work", "target": tgt}
+
+
+def dedup_and_cap(probes: list[dict | None], max_probes: int, seed: int) -> list[dict]:
+    """``probes`` without ``None`` and repeated (prompt, target) pairs, sampled down to
+    ``max_probes`` with ``seed``."""
+    out, seen = [], set()
+    for p in probes:
+        if p is not None and (p["prompt"], p["target"]) not in seen:
+            seen.add((p["prompt"], p["target"]))
+            out.append(p)
+    if len(out) > max_probes:
+        out = random.Random(seed).sample(out, max_probes)
+    return out
+
+
 def request_probes(res: LocateResult, req: int, max_probes: int = 256, seed: int = 0) -> list[dict]:
     """Extraction probes of request ``req`` from its located records (deduplicated, capped)."""
-    out, seen = [], set()
+    probes = []
     region = res.requests[req].region
     for rec in res.for_request(req):
         for h in rec.hits:
             if h.req != req:
                 continue
             if h.type == "work":
-                words = list(re.finditer(r"\S+", rec.text[h.start : h.end]))
-                if len(words) < WORK_PROMPT_WORDS + 2:
-                    continue
-                cut = h.start + words[WORK_PROMPT_WORDS - 1].end()
-                tgt = " ".join(
-                    w.group() for w in words[WORK_PROMPT_WORDS : WORK_PROMPT_WORDS + WORK_TARGET_WORDS]
-                )
-                p = {
-                    "prompt": rec.text[:cut][-MAX_PROMPT_CHARS:],
-                    "matcher": None,
-                    "field": "work",
-                    "target": tgt,
-                }
+                probes.append(work_probe(rec.text, h.start, h.end))
             else:
                 ident = res.identifiers[h.ident]
-                p = _probe(
-                    rec.text[: h.start],
-                    Matcher([ident], {ident.req: region}),
-                    h.type,
-                    rec.text[h.start : h.end],
-                )
-            if p is not None and (p["prompt"], p["target"]) not in seen:
-                seen.add((p["prompt"], p["target"]))
-                out.append(p)
-    if len(out) > max_probes:
-        out = random.Random(seed).sample(out, max_probes)
-    return out
+                matcher = Matcher([ident], {ident.req: region})
+                probes.append(_probe(rec.text[: h.start], matcher, h.type, rec.text[h.start : h.end]))
+    return dedup_and_cap(probes, max_probes, seed)
 
 
 def generic_probes(texts: list[str], max_probes: int = 128, seed: int = 0) -> list[dict]:
