@@ -30,6 +30,7 @@ from genforget.requests.match import Identifier, Matcher
 from genforget.requests.twins import _TOKEN, TwinMaker, make_twin
 from genforget.requests.verify import (
     _probe,
+    _row,
     dedup_and_cap,
     extraction_hits,
     request_probes,
@@ -182,13 +183,7 @@ def relearn_speed(
 
 def relearn_row(section: dict, bar: float, gating: bool) -> dict:
     """The certificate's verification row for a measured section: the largest gap, ``<= bar``."""
-    b = section["budgets"]
-    return {
-        "name": ROW_NAME.format(lo=b[0], hi=b[-1]),
-        "before": None,
-        "after": section["max_gap"],
-        "bar": f"after <= {bar:.2f}" + ("" if gating else " (shown, not gating)"),
-        "passed": bool(section["max_gap"] <= bar),
-        "n": section["probes"]["located"],
-        "gating": gating,
-    }
+    b, gap, n = section["budgets"], section["max_gap"], section["probes"]["located"]
+    bar_text = f"after <= {bar:.2f}" + ("" if gating else " (shown, not gating)")
+    row = _row(ROW_NAME.format(lo=b[0], hi=b[-1]), None, gap, bar_text, bool(gap <= bar), n)
+    return dict(row, gating=gating)

@@ -209,42 +209,25 @@ def verification_plan(
     }
 
 
+def _row(name: str, before, after, bar: str, passed: bool, n: int) -> dict:
+    """One row of the certificate's table."""
+    return {"name": name, "before": before, "after": after, "bar": bar, "passed": passed, "n": n}
+
+
 def _most(name: str, before, after, bar: float, n: int) -> dict:
     """A row passing when ``after <= bar``."""
-    return {
-        "name": name,
-        "before": before,
-        "after": after,
-        "bar": f"after <= {bar:.2f}",
-        "passed": after <= bar,
-        "n": n,
-    }
+    return _row(name, before, after, f"after <= {bar:.2f}", after <= bar, n)
 
 
 def _least(name: str, before, after, bar: float, n: int) -> dict:
     """A row passing when ``after >= bar``."""
-    return {
-        "name": name,
-        "before": before,
-        "after": after,
-        "bar": f"after >= {bar:.2f}",
-        "passed": after >= bar,
-        "n": n,
-    }
+    return _row(name, before, after, f"after >= {bar:.2f}", after >= bar, n)
 
 
 def _ratio(name: str, before, after, bar: float, n: int, at_least: bool) -> dict:
     """A row comparing ``after`` with ``bar x before`` (kept capability, bounded perplexity)."""
     ok = after >= bar * before if at_least else after <= bar * before
-    rel = ">=" if at_least else "<="
-    return {
-        "name": name,
-        "before": before,
-        "after": after,
-        "bar": f"after {rel} {bar:.2f} x before",
-        "passed": ok,
-        "n": n,
-    }
+    return _row(name, before, after, f"after {'>=' if at_least else '<='} {bar:.2f} x before", ok, n)
 
 
 def figures(plan: dict, before: dict, after: dict, ri: int, samples: int, bars: dict) -> list[dict]:
