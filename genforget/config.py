@@ -203,7 +203,7 @@ class UnlearnConfig:
         from genforget.registry import get_method
 
         get_method(self.method)  # unknown name -> ValueError with a "did you mean"
-        for name in ("learning_rate", "beta"):
+        for name in ("learning_rate", "beta", "undo_learning_rate"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 (got {getattr(self, name)})")
         for name in (
@@ -230,7 +230,10 @@ class UnlearnConfig:
             raise ValueError(f"saliency_ratio must be in (0, 1] (got {self.saliency_ratio})")
         if self.rmu_layer < -1:
             raise ValueError(f"rmu_layer must be >= 0, or -1 for auto (got {self.rmu_layer})")
-        for name in ("rmu_c", "rmu_alpha", "whp_alpha", "whp_reinforce_steps", "wga_beta"):
+        non_negative = ("rmu_c", "rmu_alpha", "whp_alpha", "whp_reinforce_steps", "wga_beta", "retain_weight")
+        non_negative += ("sam_rho", "quant_aware_weight", "undo_nll_weight")
+        non_negative += ("weight_decay", "max_grad_norm", "lora_alpha")
+        for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
         if min(self.newton_damping, self.newton_n_remaining, self.newton_hessian_examples) < 0:
@@ -239,15 +242,10 @@ class UnlearnConfig:
             raise ValueError(f"newton_cg_iters must be >= 1 (got {self.newton_cg_iters})")
         if self.save_every < 0:
             raise ValueError(f"save_every must be >= 0 (0 = no checkpoints; got {self.save_every})")
-        if self.retain_weight < 0:
-            raise ValueError(f"retain_weight must be >= 0 (got {self.retain_weight})")
         if self.divergence_ratio <= 1:
             raise ValueError(f"divergence_ratio must be > 1 (got {self.divergence_ratio})")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
-        for name in ("sam_rho", "quant_aware_weight", "undo_nll_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
         if not 0 <= self.undo_alpha <= 1:
             raise ValueError(f"undo_alpha must be in [0, 1] (got {self.undo_alpha})")
         if self.undo_alpha > 0 and self.use_lora:
@@ -259,11 +257,6 @@ class UnlearnConfig:
             raise ValueError("undo_steps and undo_batch_size must be >= 1 when undo_alpha > 0")
         if not 0 < self.undo_mask_ratio <= 1:
             raise ValueError(f"undo_mask_ratio must be in (0, 1] (got {self.undo_mask_ratio})")
-        if self.undo_learning_rate <= 0:
-            raise ValueError(f"undo_learning_rate must be > 0 (got {self.undo_learning_rate})")
-        for name in ("weight_decay", "max_grad_norm", "lora_alpha"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
 
 
 def make_config(cls: type, values: dict[str, Any]) -> Any:
