@@ -96,6 +96,8 @@ def test_undo_runs_after_unlearning_and_rejects_lora(victim, corpus):
     assert row["stage"] == "undo" and row["undo_alpha"] == 0.3 and row["undo_steps"] == 3
     with pytest.raises(ValueError, match="undo_alpha needs full-parameter"):
         genforget.UnlearnConfig(use_lora=True, undo_alpha=0.5)
+    with pytest.raises(ValueError, match="undo_alpha needs retain data"):  # refused before training
+        genforget.unlearn(model, tok, corpus.unlearn_examples("forget"), None, undo_alpha=0.5, **cfg)
 
 
 def test_saliency_masks_pick_forget_heavy_entries_and_noise_only_them(victim, corpus):

@@ -148,6 +148,10 @@ def unlearn_lm(
     """
     if not forget:
         raise ValueError("forget set is empty: give at least one example to unlearn")
+    if config.undo_alpha > 0 and not retain:  # before training, not after it
+        raise ValueError(
+            "undo_alpha needs retain data to distil on (retain_data); give some or set undo_alpha 0"
+        )
     check_tokenizer_matches(model, tokenizer)
     method = get_method(config.method)(config)
     if "lm" not in method.modalities:
@@ -339,7 +343,7 @@ def unlearn_lm(
         result, record = undo(
             result,
             tokenizer,
-            retain or [],
+            retain,
             config.undo_alpha,
             config.undo_steps,
             config.undo_learning_rate,
