@@ -42,7 +42,7 @@ def sam_backward(
     """
     grads = torch.autograd.grad(forget_only, params, retain_graph=True, allow_unused=True)
     backward(loss - forget_only)
-    norm = torch.sqrt(sum(((g.float() ** 2).sum() for g in grads if g is not None), torch.zeros(())))
+    norm = torch.nn.utils.get_total_norm([g for g in grads if g is not None])
     scale = rho / (float(norm) + 1e-12)
     eps = [None if g is None else g * scale for g in grads]
     with torch.no_grad():
