@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
 
 
@@ -16,3 +18,12 @@ def cycle(loader: DataLoader) -> Iterator[Any]:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         yield from loader
+
+
+def top_share_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]:
+    """``True`` where a score is among the top ``ratio`` share of all entries of ``scores``: one
+    threshold over every tensor (SalUn's hard threshold, set by a share as in its code)."""
+    flat = torch.cat([s.flatten() for s in scores])
+    keep = max(1, math.ceil(ratio * flat.numel()))
+    threshold = flat.kthvalue(flat.numel() - keep + 1).values  # the keep-th largest score
+    return [s >= threshold for s in scores]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from genforget.diffusion.data import DiffusionConfig, DiffusionTask
 from genforget.diffusion.models import DIFFUSION_LORA_TARGETS
 from genforget.diffusion.sampling import sample
 from genforget.diffusion.scoring import add_noise, denoising_scores, esd_target, mse_scores, predict_noise
-from genforget.loop import cycle
+from genforget.loop import cycle, top_share_masks
 from genforget.registry import get_method
 
 
@@ -48,11 +47,8 @@ def saliency_masks(
         nll = denoising_scores(model, scheduler, x0, cond_key, c, generator).nll
         (nll.sum() / len(images)).backward()
     grads = [p.grad.abs() if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.flatten() for g in grads])
-    keep = max(1, math.ceil(ratio * flat.numel()))
-    threshold = flat.kthvalue(flat.numel() - keep + 1).values  # the keep-th largest |grad|
     model.zero_grad(set_to_none=True)
-    return [g >= threshold for g in grads]
+    return top_share_masks(grads, ratio)
 
 
 def unlearn_diffusion(

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from genforget.lm.data import Collator, normalise_example, tokenize_all
+from genforget.loop import top_share_masks
 
 
 @torch.no_grad()
@@ -77,10 +78,7 @@ def saliency_masks(
     # The ratio has no unit, so one threshold over all tensors compares like with like: a
     # forgotten name's embedding row (no retain gradient at all) ranks above any shared weight.
     scores = {n: (gf / len(forget)) / (g_r[n] / len(retain) + 1e-8) for n, gf in g_f.items()}
-    flat = torch.cat([v.flatten() for v in scores.values()])
-    k = max(1, round(ratio * flat.numel()))
-    thresh = flat.kthvalue(flat.numel() - k + 1).values
-    return {n: v >= thresh for n, v in scores.items()}
+    return dict(zip(scores, top_share_masks(list(scores.values()), ratio), strict=True))
 
 
 def distill(
