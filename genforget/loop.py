@@ -27,3 +27,14 @@ def top_share_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tens
     keep = max(1, math.ceil(ratio * flat.numel()))
     threshold = flat.kthvalue(flat.numel() - keep + 1).values  # the keep-th largest score
     return [s >= threshold for s in scores]
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+    """Index batches over ``n`` examples forever, walking shuffled epochs so every example is
+    seen before any is repeated (a batch may span two epochs)."""
+    order: list[int] = []
+    while True:
+        while len(order) < min(batch_size, n):
+            order.extend(torch.randperm(n, generator=generator).tolist())
+        take, order = order[:batch_size], order[batch_size:]
+        yield take

@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from genforget.audit.quantize import merged_copy
 from genforget.lm.data import Collator, tokenize_example
+from genforget.loop import shuffled_batches
 
 
 def split_for_relearning(examples: list, fraction: float = 0.5, seed: int = 0) -> tuple[list, list]:
@@ -65,9 +66,7 @@ class Relearner:
         self.feats = [tokenize_example(ex, tokenizer, max_length) for ex in examples]
         self.collate = Collator(tokenizer.pad_token_id)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=learning_rate)
-        self.g = torch.Generator().manual_seed(seed)
-        self.batch_size = batch_size
-        self.order: list[int] = []
+        self.batches = shuffled_batches(len(self.feats), batch_size, torch.Generator().manual_seed(seed))
         self.steps_done = 0
 
     def train(self, steps: int) -> torch.nn.Module:
@@ -75,9 +74,7 @@ class Relearner:
         device = next(self.model.parameters()).device
         self.model.train()
         for _ in range(steps):
-            while len(self.order) < min(self.batch_size, len(self.feats)):
-                self.order.extend(torch.randperm(len(self.feats), generator=self.g).tolist())
-            take, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
+            take = next(self.batches)
             batch = {k: v.to(device) for k, v in self.collate([self.feats[i] for i in take]).items()}
             loss = self.model(**batch).loss  # labels are -100 outside the targets
             loss.backward()

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from genforget.lm.data import Collator, normalise_example, tokenize_all
-from genforget.loop import top_share_masks
+from genforget.loop import shuffled_batches, top_share_masks
 
 
 @torch.no_grad()
@@ -100,16 +100,14 @@ def distill(
     opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
     # Cosine to 10 %: the last steps polish the retain knowledge instead of jumping around it.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=learning_rate / 10)
-    g = torch.Generator().manual_seed(seed)
-    order: list[int] = []
+    batches = shuffled_batches(len(features), batch_size, torch.Generator().manual_seed(seed))
     losses = []
     teacher.eval()
     student.train()
     for _ in tqdm(range(steps), desc="undo: distil", disable=None):
-        while len(order) < min(batch_size, len(features)):
-            order.extend(torch.randperm(len(features), generator=g).tolist())
-        take, order = order[:batch_size], order[batch_size:]
-        batch = {k: v.to(device) for k, v in collate([features[i] for i in take]).items() if k != "idx"}
+        batch = {
+            k: v.to(device) for k, v in collate([features[i] for i in next(batches)]).items() if k != "idx"
+        }
         mask = batch["attention_mask"][:, 1:].bool()
         with torch.no_grad():
             t_logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
