@@ -1,6 +1,6 @@
 """TOFU at tiny scale: a table shaped like the TOFU paper's, on a 2-core CPU.
 
-    python bench/tofu_tiny.py [--data ../shared/data/tofu | --data locuslab/TOFU] [--forget forget05]
+    python bench/tofu_tiny.py [--data builtin | --data /path/to/tofu | --data locuslab/TOFU] [--forget forget05]
 
 A tiny Llama is trained on the QA pairs of ``retain_perturbed`` (400 pairs, 21 authors) plus the
 forget split (the victim), and on ``retain_perturbed`` alone (the oracle: a retrain without the
@@ -41,7 +41,7 @@ def qa_text(r: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "tofu"))
+    ap.add_argument("--data", default="builtin", help="builtin (packaged copy), a dir of JSONL, or a hub id")
     ap.add_argument("--forget", default="forget05", choices=["forget01", "forget05", "forget10"])
     ap.add_argument("--steps", type=int, default=800, help="victim/oracle training steps")
     ap.add_argument("--threads", type=int, default=1)

@@ -26,7 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from genforget.config import UnlearnConfig, UsageError
-from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze
+from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
 from genforget.evaluate import EvalSplit
 from genforget.harness import Suite, SuiteData, run_suite
 from genforget.lm.trainer import unlearn_lm
@@ -51,8 +51,11 @@ class CopyrightDemoArgs:
 
     output_dir: str = field(default="runs/demo-copyright", metadata={"help": "run dir (models cached)"})
     data: str = field(
-        default="../shared/data/shakespeare/input.txt",
-        metadata={"help": "tiny Shakespeare input.txt (relative: to the working dir, then the repo)"},
+        default="builtin:shakespeare",
+        metadata={
+            "help": "tiny Shakespeare: builtin:shakespeare (the packaged copy) or an input.txt path "
+            "(relative: to the working dir, then the repo)"
+        },
     )
     takedown: str = field(default="The Tempest", metadata={"help": "the play taken down (a PLAYS title)"})
     excerpts_per_play: int = field(default=8, metadata={"help": "trained excerpts per play"})
@@ -75,12 +78,17 @@ class CopyrightDemoArgs:
     num_threads: int = field(default=1, metadata={"help": "torch threads"})
 
 
-def _data_path(p: str) -> Path:
+def _plays(p: str) -> dict[str, list]:
+    """The plays of ``builtin:shakespeare`` (packaged) or of a tiny Shakespeare file."""
+    if p == "builtin:shakespeare":
+        from genforget.data.packaged import shakespeare_text
+
+        return split_plays(shakespeare_text())
     path = Path(p)
     for cand in [path] if path.is_absolute() else [path, REPO / path]:
         if cand.is_file():
-            return cand
-    raise UsageError(f"data: file not found: {p} (the tiny Shakespeare input.txt)")
+            return load_plays(cand)
+    raise UsageError(f"data: file not found: {p} (builtin:shakespeare, or a tiny Shakespeare input.txt)")
 
 
 def lm_methods() -> list[str]:
@@ -125,7 +133,7 @@ def build_takedown(args: CopyrightDemoArgs) -> Takedown:
         raise UsageError("excerpts_per_play and holdout_excerpts must be >= 1")
     if args.takedown not in titles:
         raise UsageError(f"takedown must be one of {titles} (got {args.takedown!r})")
-    plays = load_plays(_data_path(args.data))
+    plays = _plays(args.data)
     train, holdout = {}, []
     for title, sp in plays.items():
         n = args.excerpts_per_play + (args.holdout_excerpts if title == args.takedown else 0)
@@ -247,7 +255,7 @@ def takedown_table(models: dict[str, dict], timings: dict[str, float]) -> str:
 
 def plays_text(args: CopyrightDemoArgs) -> str:
     """The whole text of the taken-down play: what a publisher's takedown notice hands over."""
-    return "\n\n".join(s.text for s in load_plays(_data_path(args.data))[args.takedown])
+    return "\n\n".join(s.text for s in _plays(args.data)[args.takedown])
 
 
 def locate_takedown(td: Takedown, work: str, out: Path) -> tuple[list[dict], dict]:

@@ -88,6 +88,8 @@ def resolve_data(data: str, base: Path) -> str:
     if kind not in ("tofu", "muse") or ":" not in data:
         return data
     src = os.path.expandvars(data.split(":", 1)[1])
+    if src == "builtin":  # the copy packaged with genforget (genforget.data.packaged)
+        return data
     p = Path(src)
     for cand in [p] if p.is_absolute() else [base / p, p]:
         if cand.is_dir():

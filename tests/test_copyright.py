@@ -5,16 +5,13 @@ hand-written speeches and on the real file), MUSE VerbMem/KnowMem wired into
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from genforget.data.shakespeare import Excerpt, excerpts, load_plays, speaker_cloze, speeches
+from genforget.data.packaged import shakespeare_text
+from genforget.data.shakespeare import Excerpt, excerpts, speaker_cloze, speeches, split_plays
 from genforget.evaluate import CHUNK_PREFIX_TOKENS, EvalSplit, evaluate
 from genforget.metrics.muse import knowmem, verbmem, verbmem_probes
-
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "shakespeare" / "input.txt"
-needs_text = pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="shared/data/shakespeare not present")
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -59,11 +56,11 @@ def test_speaker_cloze_by_hand():
     assert len(speaker_cloze(ex, per_excerpt=1)) == 1
 
 
-@needs_text
 def test_split_plays_real_file():
-    plays = load_plays(SHAKESPEARE)
+    text = shakespeare_text()
+    plays = split_plays(text)
     assert len(plays) == 9
-    allsp = speeches(SHAKESPEARE.read_text())
+    allsp = speeches(text)
     assert sum(len(sp) for sp in plays.values()) == len(allsp)  # a partition, in order
     home = {
         "PROSPERO": "The Tempest",
@@ -171,7 +168,6 @@ MINI = {
 }
 
 
-@needs_text
 def test_copyright_demo_mini(tmp_path, capsys):
     from genforget.cli.demos import demo_main
 
@@ -181,7 +177,6 @@ def test_copyright_demo_mini(tmp_path, capsys):
             {
                 **MINI,
                 "output_dir": str(tmp_path / "run"),
-                "data": str(SHAKESPEARE),
                 "max_steps": 2,
                 "method_settings": {"npo": {"beta": 0.2}},
             }

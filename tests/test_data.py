@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from genforget.data import PII_FIELDS, as_examples, build_pii_corpus, from_dataset, load_jsonl, load_tofu
 from genforget.data.loaders import load_data_spec
-
-TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
 
 
 def test_corpus_is_deterministic_and_split(corpus):
@@ -79,13 +76,33 @@ def test_jsonl_loader_and_errors(tmp_path):
         load_jsonl(f)
 
 
-@pytest.mark.skipif(not TOFU.is_dir(), reason="shared TOFU data not present")
-def test_tofu_loader_on_real_files():
-    forget = load_tofu(TOFU, "forget01")
+def test_tofu_loader_on_packaged_and_local_files(tmp_path):
+    forget = load_tofu("builtin", "forget01")
     assert len(forget) == 40 and set(forget[0]) >= {"question", "answer"}
-    assert len(load_data_spec(f"tofu:{TOFU}:holdout01")) == 40
+    assert len(load_data_spec("tofu:builtin:holdout01")) == 40
     with pytest.raises(FileNotFoundError, match="available"):
-        load_tofu(TOFU, "forget99")
+        load_tofu("builtin", "forget99")
+    # A local dir of JSONL files (what a user's own copy looks like) reads the same rows.
+    (tmp_path / "forget01.jsonl").write_text("".join(json.dumps(r) + "\n" for r in forget))
+    assert load_tofu(tmp_path, "forget01") == forget
+    with pytest.raises(FileNotFoundError, match="available: forget01"):
+        load_tofu(tmp_path, "forget99")
+
+
+def test_packaged_data_is_hash_checked(monkeypatch):
+    import lzma
+
+    from genforget.data import packaged
+
+    rows = {s: len(packaged.tofu_split(s)) for s in ("full", "forget10", "retain90", "holdout10")}
+    assert rows == {"full": 4000, "forget10": 400, "retain90": 3600, "holdout10": 400}
+    text = packaged.shakespeare_text()
+    assert len(text) == 1_115_394 and text.startswith("First Citizen:")
+    # A copy whose bytes differ from SHA256SUMS is refused, not read.
+    real = lzma.decompress
+    monkeypatch.setattr(packaged.lzma, "decompress", lambda b: real(b) + b" ")
+    with pytest.raises(ValueError, match="damaged"):
+        packaged.tofu_split("forget01")
 
 
 def test_datasets_and_plain_inputs():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from conftest import unlearn_corpus
@@ -95,11 +94,8 @@ def test_audits_report_recovered_extraction(report):
     )
 
 
-def test_tofu_suite_data_from_shared_files():
-    tofu = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
-    if not tofu.is_dir():
-        pytest.skip("shared TOFU data not present")
-    data = build_suite_data(Suite(data=f"tofu:{tofu}", forget_split="forget01", audits=[]))
+def test_tofu_suite_data_from_packaged_files():
+    data = build_suite_data(Suite(data="tofu:builtin", forget_split="forget01", audits=[]))
     assert len(data.forget.qa) == 40 and len(data.forget.truth_items) == 40
     assert len(data.holdout.texts) == 40 and set(data.general) == {"real_authors", "world_facts"}
     assert len(data.paraphrase.qa) == 40
@@ -134,7 +130,6 @@ def test_make_eval_writes_three_reports_without_pii(unlearned_dir, oracle_dir, v
 
 
 def test_suite_data_paths_resolve_from_the_suite_file_from_any_directory(tmp_path, monkeypatch):
-    tofu = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
     (tmp_path / "suites" / "data" / "tofu").mkdir(parents=True)
     (tmp_path / "suites" / "s.yaml").write_text("name: s\ndata: tofu:data/tofu\naudits: []\n")
     elsewhere = tmp_path / "elsewhere"
@@ -147,8 +142,7 @@ def test_suite_data_paths_resolve_from_the_suite_file_from_any_directory(tmp_pat
     monkeypatch.setenv("MY_TOFU", str(tmp_path / "suites" / "data" / "tofu"))
     s = load_suite("tofu", {"data": "tofu:${MY_TOFU}", "forget_split": "forget05"})
     assert s.data == f"tofu:{tmp_path / 'suites' / 'data' / 'tofu'}" and s.forget_split == "forget05"
-    if tofu.is_dir():  # the shipped suite finds the shared data from anywhere
-        assert load_suite("tofu").data == f"tofu:{tofu.resolve()}"
+    assert load_suite("tofu").data == "tofu:builtin"  # the packaged copy, from anywhere
     assert load_suite("tofu", {"data": "tofu:locuslab/TOFU"}).data == "tofu:locuslab/TOFU"  # hub id
 
 

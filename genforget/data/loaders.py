@@ -85,8 +85,13 @@ def load_jsonl(path: str | Path) -> list[dict]:
 
 
 def load_tofu(source: str | Path, split: str = "forget10") -> list[dict]:
-    """TOFU question/answer pairs of ``split`` from a local dir of JSONL files, else from the hub
-    dataset id ``source`` (e.g. ``locuslab/TOFU``) through ``datasets``."""
+    """TOFU question/answer pairs of ``split``: ``builtin`` (the copy packaged with genforget), a
+    local dir of JSONL files, else the hub dataset id ``source`` (e.g. ``locuslab/TOFU``) through
+    ``datasets``."""
+    from genforget.data.packaged import BUILTIN, tofu_split
+
+    if str(source) == BUILTIN:
+        return [_check(row, f"tofu:builtin:{split} row {i}") for i, row in enumerate(tofu_split(split))]
     local = Path(source) / f"{split}.jsonl"
     if local.is_file():
         return load_jsonl(local)
@@ -123,7 +128,8 @@ def load_data_spec(
     - ``pii:forget`` / ``pii:retain`` / ``pii:holdout`` / ``pii:calibration``: the built-in corpus
       (rebuilt from its seed; forget and calibration examples carry name/PII spans, retain and
       holdout are whole texts);
-    - ``tofu:<dir or hub id>:<split>``: TOFU question/answer pairs;
+    - ``tofu:<dir or hub id>:<split>``: TOFU question/answer pairs (``tofu:builtin:<split>``: the
+      copy packaged with genforget);
     - anything else: a JSONL file path.
     """
     if spec.startswith("pii:"):

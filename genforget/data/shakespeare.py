@@ -1,4 +1,4 @@
-"""The nine plays of tiny Shakespeare (shared/data/shakespeare/input.txt, public domain) as
+"""The nine plays of tiny Shakespeare (packaged as genforget/data/files/shakespeare, public domain) as
 separate works: the copyright demo's stand-in for a catalogue of copyrighted texts.
 
 The file runs the plays one after another with no marker; its README gives approximate character
