@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install demo demo-diffusion demo-request demo-copyright demo-poison test test-slow lint clean-demo \
-	clean-demo-diffusion clean-demo-request clean-demo-poison eval bench bench-locate bench-robust
+	clean-demo-diffusion clean-demo-request clean-demo-poison eval bench bench-locate bench-robust docs wheel-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,quant,diffusion]"
+	$(BIN)/pip install -q -e ".[dev,docs,quant,diffusion]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -72,9 +72,19 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# The documentation site (docs/ + mkdocs.yml) into runs/site; --strict: a broken link, an anchor
+# that does not exist or a page missing from the nav fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+# Build the wheel, install it (not editable) into a fresh venv and use it from another directory,
+# so a packaging slip (a data file or suite left out of the wheel) fails.
+wheel-check: $(STAMP)
+	bash .ci/wheel_check.sh $(BIN)/python
+
 lint: $(STAMP)
-	$(BIN)/ruff check genforget recipes tests bench eval
-	$(BIN)/ruff format --check genforget recipes tests bench eval
+	$(BIN)/ruff check genforget recipes tests bench eval .ci
+	$(BIN)/ruff format --check genforget recipes tests bench eval .ci
 
 clean-demo:
 	rm -rf runs/demo

@@ -1,5 +1,5 @@
 """Evaluation suites: what data a suite evaluates on and which audits it runs (YAML files in
-``eval/suites/``), and the materialised data (:class:`SuiteData`). :mod:`genforget.harness` runs
+``genforget/evaluation/suites/``, package data), and the materialised data (:class:`SuiteData`). :mod:`genforget.harness` runs
 them over models.
 """
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from genforget.config import make_config
 from genforget.data.loaders import fingerprint
 from genforget.evaluate import EvalSplit, corpus_split
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "eval" / "suites"
+# Package data, so a wheel install finds the suites from any working directory.
+SUITES_DIR = Path(str(files("genforget.evaluation").joinpath("suites")))
 
 
 @dataclass
@@ -98,7 +100,7 @@ def resolve_data(data: str, base: Path) -> str:
 
 
 def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
-    """A suite from ``eval/suites/<name>.yaml`` or a YAML path, with ``overrides`` applied;
+    """A suite from ``genforget/evaluation/suites/<name>.yaml`` or a YAML path, with ``overrides`` applied;
     unknown keys are errors (with a "did you mean")."""
     path = Path(name_or_path)
     if not path.is_file():

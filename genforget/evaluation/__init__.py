@@ -1,0 +1,1 @@
+"""Evaluation: the suites (YAML, package data in ``suites/``) that the harness runs."""
