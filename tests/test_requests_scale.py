@@ -70,14 +70,24 @@ def shards(tmp_path_factory):
         pq.write_table(pa.table({"text": texts}), d / name, row_group_size=7)
     (d / "f.jsonl").write_text(lines(parts[5]))
     for shard, (name, first) in enumerate(
-        [("a.jsonl", 2), ("b.jsonl.gz", 1), ("sub/c.jsonl.zst", 1), ("d.parquet", 1), ("sub/e.parquet", 1),
-         ("f.jsonl", 1)]  # fmt: skip
+        [
+            ("a.jsonl", 2),
+            ("b.jsonl.gz", 1),
+            ("sub/c.jsonl.zst", 1),
+            ("d.parquet", 1),
+            ("sub/e.parquet", 1),
+            ("f.jsonl", 1),
+        ]  # fmt: skip
     ):
         for j, k in enumerate(ids[shard]):
             note(f"{name}:{first + j}", k)
     reqs = [
-        parse_request({"id": f"R{i}", "identifiers": {"name": [p.name], "email": [p.pii["email"]],
-                                                      "phone": [p.pii["phone"]]}})  # fmt: skip
+        parse_request(
+            {
+                "id": f"R{i}",
+                "identifiers": {"name": [p.name], "email": [p.pii["email"]], "phone": [p.pii["phone"]]},
+            }
+        )  # fmt: skip
         for i, p in enumerate(people)
     ]
     return d, reqs, truth
@@ -94,7 +104,9 @@ def test_distributed_locate_equals_single_process(shards):
         assert res.extra["tasks"] == min(6, 4 * workers) and res.extra["workers"] == workers
         assert _summary(res) == _summary(ref), workers
     # Another split of the same shards (6 tasks on 2 workers) and another seed.
-    assert _summary(locate_distributed(reqs, d, retain_size=32, seed=5, options={"tasks": 5})) == _summary(ref)
+    assert _summary(locate_distributed(reqs, d, retain_size=32, seed=5, options={"tasks": 5})) == _summary(
+        ref
+    )
     other = locate(reqs, d, retain_size=32, seed=6)
     assert other.retain != ref.retain and other.located == ref.located
     assert _summary(locate_distributed(reqs, d, retain_size=32, seed=6, workers=2)) == _summary(other)
@@ -124,7 +136,9 @@ def test_task_logs_hold_no_identifier_and_outputs_are_removed(shards, tmp_path):
     files = [p for p in work.rglob("*") if p.is_file()]
     assert any(p.name == "executor.json" for p in files) and any("logs" in p.parts for p in files)
     assert not (work / "tasks").exists()  # the located texts went with the merge
-    values = [v for r in reqs for v in r.values()] + [r.text[h.start : h.end] for r in res.located for h in r.hits]
+    values = [v for r in reqs for v in r.values()] + [
+        r.text[h.start : h.end] for r in res.located for h in r.hits
+    ]
     for p in files:
         body = p.read_text(errors="replace")
         assert not [v for v in values if v in body], p
