@@ -179,3 +179,44 @@ def test_ray_executor_on_a_local_ray_instance(shards, tmp_path):
     finally:
         ray.shutdown()
     assert res.extra["executor"] == "ray" and _summary(res) == _summary(ref)
+
+
+FAKE_SBATCH = r"""#!/bin/bash
+# A stand-in for Slurm's sbatch: runs every index of the array job here, one after another.
+script="${@: -1}"
+export RUN_OFFSET=0 SLURM_NODELIST=localhost SLURM_NODEID=0
+range=$(grep -oP '^#SBATCH --array=\K[0-9-]+' "$script")
+if [ -n "$range" ]; then
+  for i in $(seq ${range%-*} ${range#*-}); do
+    SLURM_ARRAY_TASK_ID=$i bash "$script" > /dev/null 2>&1 || exit 1
+  done
+fi
+echo "Submitted batch job 4242"
+"""
+
+
+def test_slurm_executor_through_a_stand_in_sbatch(shards, tmp_path, monkeypatch):
+    """The Slurm path end to end (sbatch script, executor pickled to the work dir, tasks started
+    by ``launch_pickled_pipeline`` in fresh processes, the driver waiting for completions, the
+    merge) with a stand-in ``sbatch`` that runs the array here; no cluster is contacted."""
+    import os
+    import stat
+    import sys
+
+    d, reqs, _ = shards
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
+    (bin_dir / "scontrol").write_text('#!/bin/bash\necho "${@: -1}"\n')  # show hostnames X -> X
+    for tool in ("sbatch", "scontrol"):
+        (bin_dir / tool).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    ref = locate(reqs, d / "sub", retain_size=32, seed=5)
+    work = tmp_path / "shared"
+    opts = {"work_dir": str(work), "partition": "cpu", "time": "00:10:00", "with_srun": False, "poll_s": 0.1,
+            "wait_s": 60, "keep_work_dir": True}  # fmt: skip
+    res = locate_distributed(reqs, d / "sub", retain_size=32, seed=5, executor="slurm", options=opts)
+    assert res.extra["executor"] == "slurm" and res.extra["tasks"] == 2 and _summary(res) == _summary(ref)
+    script = (work / "logs" / "launch_script.slurm").read_text()
+    assert "#SBATCH --array=0-1" in script and "launch_pickled_pipeline" in script
+    assert not (work / "logs" / "executor.pik").exists()  # the pickled request queue is gone

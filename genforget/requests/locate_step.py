@@ -65,6 +65,7 @@ class LocateStep(PipelineStep):
         from genforget.requests.scan import Scanner
 
         p = self.sealed.payload
+        start = _rss_mb("VmRSS")
         sc = Scanner(p["requests"], **p["options"])
         for si, d in enumerate(self.shards):
             if si % world_size == rank:
@@ -72,6 +73,7 @@ class LocateStep(PipelineStep):
                     sc.scan(Shard(**d), si)
                 self.stat_update("shards")
         snap = sc.snapshot()
+        snap["rss_mb"] = {"start": start, "peak": _rss_mb("VmHWM")}  # this worker process
         self.stat_update("records", value=snap["n_records"])
         self.stat_update("located", value=len(snap["located"]))
         self.stat_update("kept_by_prefilter", value=snap["kept"])
@@ -81,3 +83,15 @@ class LocateStep(PipelineStep):
         with fs.open(path + ".part", "w") as f:  # written whole, then renamed: never half a task
             json.dump(snap, f)
         fs.mv(path + ".part", path)
+
+
+def _rss_mb(key: str) -> float | None:
+    """``VmRSS`` / ``VmHWM`` of this process in MB (Linux; None elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None

@@ -222,6 +222,7 @@ def locate_distributed(
         if temp and not keep:
             shutil.rmtree(work, ignore_errors=True)
     res = merge(snaps, requests, sc)
+    res.extra["task_rss_mb"] = [s.get("rss_mb") for s in snaps]
     res.seconds = time.perf_counter() - t0
     res.extra.update(workers=workers, executor=executor, tasks=tasks, shards=len(shards))
     if 0 < tasks < workers:  # an engine that cannot use what it was given says so
