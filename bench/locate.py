@@ -97,7 +97,9 @@ def generate(root: Path, n: int, seed: int = 0) -> dict:
         (root / "jsonl" / f"part-{k}.jsonl").write_bytes(body)
         (root / "jsonl.gz" / f"part-{k}.jsonl.gz").write_bytes(gzip.compress(body, 6))
         pq.write_table(pa.table({"text": texts}), root / "parquet" / f"part-{k}.parquet")
-    size = {d: sum(f.stat().st_size for f in (root / d).iterdir()) / 1e6 for d in ("jsonl", "jsonl.gz", "parquet")}
+    size = {
+        d: sum(f.stat().st_size for f in (root / d).iterdir()) / 1e6 for d in ("jsonl", "jsonl.gz", "parquet")
+    }
     meta = {"records": n, "planted": planted, "mb_on_disk": size, "mb": size["jsonl"]}
     (root / "meta.json").write_text(json.dumps(meta))
     return meta
@@ -171,13 +173,17 @@ def floors(root: Path, mb: float) -> list[dict]:
         for fmt in ("jsonl", "jsonl.gz"):
             files = sorted(str(p) for p in (root / fmt).iterdir())
             scan = f"{tool} -c -F -i -f {pats}" if tool == "grep" else f"rg -c -F -i -j1 -f {pats}"
-            cmd = f"for f in {' '.join(files)}; do {'zcat' if fmt.endswith('gz') else 'cat'} $f | {scan}; done"
+            cmd = (
+                f"for f in {' '.join(files)}; do {'zcat' if fmt.endswith('gz') else 'cat'} $f | {scan}; done"
+            )
             cmd = f"taskset -c 0 sh -c '{cmd}'" if shutil.which("taskset") else cmd
             subprocess.run(cmd, shell=True, capture_output=True)  # warm the page cache
             t0 = time.perf_counter()
             subprocess.run(cmd, shell=True, capture_output=True)
             wall = time.perf_counter() - t0
-            out.append({"tool": tool, "format": fmt, "workers": 1, "mb": mb, "wall_s": wall, "mb_per_s": mb / wall})
+            out.append(
+                {"tool": tool, "format": fmt, "workers": 1, "mb": mb, "wall_s": wall, "mb_per_s": mb / wall}
+            )
     return out
 
 
@@ -223,14 +229,18 @@ def main() -> None:
                           "mb_per_s": round(mb / r["wall_s"], 1), "located": len(r["located"])})  # fmt: skip
             print(f"{name}: {steps[-1]['mb_per_s']} MB/s")
     quarter = run_case({"data": str(root / "parquet" / "part-[01].parquet"), "workers": 1})
-    full = next(d for d, r in zip(details, rows, strict=True) if r["format"] == "parquet" and r["workers"] == 1)
+    full = next(
+        d for d, r in zip(details, rows, strict=True) if r["format"] == "parquet" and r["workers"] == 1
+    )
     memory = {"quarter_above_start_mb": round(quarter["above_start_mb"], 1),
               "full_above_start_mb": round(full["above_start_mb"], 1),
               "interpreter_mb": round(quarter["interpreter_mb"])}  # fmt: skip
     floor = floors(root, mb)
     print(f"\n{n:,} records, {mb:.0f} MB as JSONL ({meta['mb_on_disk']['parquet']:.0f} MB parquet, "
           f"{meta['mb_on_disk']['jsonl.gz']:.0f} MB JSONL.gz), 10-identifier request\n")  # fmt: skip
-    print("| format | workers | wall s | MB/s | MB/s per core | records/s per core | peak RSS MB / worker | above start MB | precision | recall |")
+    print(
+        "| format | workers | wall s | MB/s | MB/s per core | records/s per core | peak RSS MB / worker | above start MB | precision | recall |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r, d in zip(rows, details, strict=True):
         rps = r["records"] / r["wall_s"] / r["workers"]
