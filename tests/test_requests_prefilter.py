@@ -40,7 +40,8 @@ NEGATIVES = ["Mr Roe went home", "Jane Roeper", "555-010-0198", "Larkspur Terrac
 
 def _write(tmp_path, texts: list[str]):
     """The texts in every container: JSONL (ASCII-escaped, raw UTF-8 with the text key last,
-    ``\\/``-escaped and gzipped), parquet, .txt files, and prompt/target pairs cut mid-identifier."""
+    ``\\/``-escaped and gzipped), parquet, .txt files, and prompt/target (JSONL) and
+    question/answer (parquet) pairs cut mid-identifier."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -58,6 +59,8 @@ def _write(tmp_path, texts: list[str]):
         (d / "e" / f"{i}.txt").write_text(t)
     pairs = [{"prompt": t[: len(t) // 2], "target": t[len(t) // 2 :]} for t in texts]
     (d / "f.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    qa = {"question": [p["prompt"] for p in pairs], "answer": [p["target"] for p in pairs]}
+    pq.write_table(pa.table(qa), d / "g.parquet")  # no text column: read as pairs
     return d
 
 
@@ -140,8 +143,8 @@ def test_prefilter_fuzz_and_fallback_engines(tmp_path, monkeypatch):
     texts = [_mutant(rng) for _ in range(1500)]
     d = _write(tmp_path, texts)
     ref = _summary(locate(_req(), d, retain_size=16, prefilter=False))
-    assert len(ref[0]) > 6 * 1500 * 0.2  # the mutants do match, often but not always
-    assert len(ref[0]) < 6 * 1500 * 0.9
+    assert len(ref[0]) > 7 * 1500 * 0.2  # the mutants do match, often but not always
+    assert len(ref[0]) < 7 * 1500 * 0.9
     assert _summary(locate(_req(), d, retain_size=16)) == ref
     import genforget.requests.scan as scan
 
