@@ -95,10 +95,16 @@ class Prefilter:
 
     @staticmethod
     def raw_view_starts(buf: bytes, starts: np.ndarray) -> np.ndarray:
-        """``starts`` (record offsets in ``buf``) moved to :meth:`raw_view` coordinates."""
+        """``starts`` (ascending offsets of records in ``buf``, each non-empty but the last) moved to
+        :meth:`raw_view` coordinates: minus the bytes the view deletes before each."""
         mask = np.frombuffer(buf.translate(_DELMASK_TABLE), np.uint8)
-        before = np.concatenate(([0], np.cumsum(mask, dtype=np.int64)))
-        return starts - before[starts]
+        out = np.full(len(starts), len(buf) - int(mask.sum()), dtype=np.int64)  # empty records at the end
+        inside = starts[starts < len(buf)]
+        if len(inside):
+            per = np.add.reduceat(mask, inside, dtype=np.int64)  # deleted bytes of each record
+            before = np.concatenate(([0], np.cumsum(per)[:-1]))
+            out[: len(inside)] = inside - before - int(mask[: inside[0]].sum())
+        return out
 
 
 def lines_of(positions: np.ndarray, newlines: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from pathlib import Path
 from genforget.config import UsageError
 
 BLOCK = 8 << 20  # bytes of JSONL per block: large enough that the C scans dominate
-ROWS = 1 << 16  # rows per parquet / Arrow batch
+ROWS = 1 << 15  # rows per parquet / Arrow batch (~7 MB of text at 225 bytes a record)
 SUFFIXES = {
     ".jsonl": ("jsonl", None),
     ".json.gz": ("jsonl", "gzip"),
