@@ -35,7 +35,15 @@ POSITIVES = [
     "t 1234567", "17 Larkspur   Terrace, Dunmore", 'she would say "hello world" twice',
     "ＧＢ８２ＷＥＳＴ１２３４５６９８７６５４３２",
 ]  # fmt: skip
-NEGATIVES = ["Mr Roe went home", "Jane Roeper", "555-010-0198", "Larkspur Terrace", "Janet Roe", "TİM LEE", ""]
+NEGATIVES = [
+    "Mr Roe went home",
+    "Jane Roeper",
+    "555-010-0198",
+    "Larkspur Terrace",
+    "Janet Roe",
+    "TİM LEE",
+    "",
+]
 
 
 def _write(tmp_path, texts: list[str]):
@@ -224,3 +232,12 @@ def test_kept_malformed_record_is_an_error_naming_the_line(tmp_path, bad):
     data.write_text(json.dumps({"text": "fine"}) + "\n" + bad + "\n")
     with pytest.raises(UsageError, match=r"d.jsonl:2: (not valid JSON|no string field)"):
         locate(_req(), data)
+
+
+def test_an_identifier_without_anchor_turns_the_prefilter_off_and_says_so(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in ['he said "" twice', "nothing"]))
+    req = [parse_request({"id": "R", "identifiers": {"other": ['""']}})]
+    with pytest.warns(UserWarning, match="no literal the byte prefilter can look for"):
+        res = locate(req, data)
+    assert res.extra["prefilter"] == "off" and [r.rid for r in res.located] == ["d.jsonl:1"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import warnings
 
 import numpy as np
 
@@ -101,6 +102,12 @@ class Scanner:
             anchors += self.work.anchors()
         if self.near is not None:
             anchors += [best_anchor([w]) for w in self.near.anchors if w.isascii()]
+        if prefilter and None in anchors:  # a fallback that costs speed says so (never a value)
+            warnings.warn(
+                "an identifier or neighbour term has no literal the byte prefilter can look for: "
+                "every record is decoded and matched (slower, same result)",
+                stacklevel=2,
+            )
         self.pf = Prefilter([a for a in anchors if a], always=not prefilter or None in anchors)
         key = json.dumps(text_field).encode()
         self._std = re.compile(rb"\n(?![ \t]*\{[ \t]*" + re.escape(key) + rb'[ \t]*:[ \t]*")')
