@@ -192,7 +192,7 @@ class Scanner:
             return texts[i]
 
         self.bytes += len(blk)
-        self._finish(si, base, nums, text_of, items, blank, shard, (off + starts).tolist())
+        self._finish(si, base, nums, text_of, items, blank, shard, off + starts)
         return len(nl)
 
     def _columns(self, shard: Shard, si: int, base: int, batch, row0: int) -> None:
@@ -205,7 +205,7 @@ class Scanner:
             texts = {i: record_text(r, tf, self._where(shard, int(nums[i]))) for i, r in enumerate(rows)}
             self.bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in texts.values())
             items = [(i, t, True) for i, t in texts.items()]
-            self._finish(si, base, nums, texts, items, set(), shard, (row0 + np.arange(len(nums))).tolist())
+            self._finish(si, base, nums, texts, items, set(), shard, row0 + np.arange(len(nums)))
             return
         col = batch.column(tf)
         if pa.types.is_string_view(col.type) or pa.types.is_large_string(col.type):
@@ -248,7 +248,7 @@ class Scanner:
             )
         items = [(i, text_of(i), i in unsafe) for i in sorted(hit | unsafe)]
         self.bytes += len(data)
-        self._finish(si, base, nums, text_of, items, set(), shard, (row0 + np.arange(len(nums))).tolist())
+        self._finish(si, base, nums, text_of, items, set(), shard, row0 + np.arange(len(nums)))
 
     # -- matching and sampling --------------------------------------------------------------
     def _finish(self, si, base, nums, text_of, items, blank, shard, offsets) -> None:
