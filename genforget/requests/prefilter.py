@@ -88,10 +88,11 @@ class Prefilter:
 
     @staticmethod
     def text_view(low: str) -> bytes:
-        """View of lower-cased NFKC text (records decoded first)."""
-        from genforget.requests.match import view_of
-
-        return view_of(low).encode("utf-8", "surrogatepass")
+        """View of lower-cased NFKC text (records decoded first). The separators are ASCII, and
+        UTF-8 never puts an ASCII byte inside another character: deleting them from the encoded
+        bytes (C speed) equals :func:`~genforget.requests.match.view_of` (``str.translate``
+        with a table: 12 us a record measured)."""
+        return low.encode("utf-8", "surrogatepass").translate(None, _DELETE)
 
     @staticmethod
     def raw_view_starts(buf: bytes, starts: np.ndarray) -> np.ndarray:
