@@ -31,7 +31,14 @@ import warnings
 import numpy as np
 
 from genforget.config import UsageError
-from genforget.requests.match import Identifier, Matcher, best_anchor, identifier_anchor, normalise_with_map
+from genforget.requests.match import (
+    Identifier,
+    Matcher,
+    best_anchor,
+    identifier_anchor,
+    merge_spans,
+    normalise_with_map,
+)
 from genforget.requests.neardup import THRESHOLD, NearDupIndex
 from genforget.requests.prefilter import Prefilter, lines_of, records_of
 from genforget.requests.records import (
@@ -317,10 +324,15 @@ class Scanner:
                     for s, e, ident in self.matcher.finditer(b[2]):
                         add(b, s, e, ident.type, ident.req, self.index[ident.group])
         for b in batch:
+            # Exact n-gram and near-duplicate regions of one work are one set of regions: a
+            # verbatim copy found both ways is one hit per region, not two.
+            regions: dict[int, list[tuple[int, int]]] = {}
             for finder in (self.work, self.near):
-                if finder is not None:
-                    for a, z, ri in finder.find(b[2]):
-                        add(b, a, z, "work", ri, -1)
+                for a, z, ri in finder.find(b[2]) if finder is not None else ():
+                    regions.setdefault(ri, []).append((a, z))
+            for ri, spans in regions.items():
+                for a, z in merge_spans(spans):
+                    add(b, a, z, "work", ri, -1)
         neigh = []
         if self.neighbour_pat is not None:
             neigh = [b[0] for b in batch if b[0] not in hits and self.neighbour_pat.search(b[2])]
