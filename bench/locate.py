@@ -96,7 +96,11 @@ def generate(root: Path, n: int, seed: int = 0) -> dict:
         body = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
         (root / "jsonl" / f"part-{k}.jsonl").write_bytes(body)
         (root / "jsonl.gz" / f"part-{k}.jsonl.gz").write_bytes(gzip.compress(body, 6))
-        pq.write_table(pa.table({"text": texts}), root / "parquet" / f"part-{k}.parquet")
+        # Row groups of 50 k rows (datasets and datatrove write smaller ones): a reader holds one
+        # row group's column, so its size, not the corpus's, sets a worker's memory.
+        pq.write_table(
+            pa.table({"text": texts}), root / "parquet" / f"part-{k}.parquet", row_group_size=50_000
+        )
     size = {
         d: sum(f.stat().st_size for f in (root / d).iterdir()) / 1e6 for d in ("jsonl", "jsonl.gz", "parquet")
     }
