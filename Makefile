@@ -19,7 +19,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,docs,quant,diffusion]"
+	$(BIN)/pip install -q -e ".[dev,docs,quant,diffusion,scale,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -102,6 +102,7 @@ clean-demo-poison:
 bench-robust: $(STAMP)
 	$(BIN)/python bench/robust.py
 
-# Locate benchmark: 10-identifier request over 1 M generated records (generated once into runs/bench/).
+# Locate benchmark: 10-identifier request over 2 M generated records (~450 MB) in parquet and JSONL.gz
+# shards (generated once into runs/bench/), 1 and 2 workers, next to a grep byte-scan floor.
 bench-locate: $(STAMP)
 	$(BIN)/python bench/locate.py

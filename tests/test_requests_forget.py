@@ -102,6 +102,35 @@ def test_forget_writes_certificates_and_ledger(run):
     assert (run["root"] / "controller.key").is_file() and "warning: key file" in run["log"]
 
 
+def test_sharded_data_with_two_workers_gives_the_same_certificate_counts(run, victim_dir, tmp_path):
+    """``--data 'dir/*.parquet' --workers 2`` (datatrove, two local processes) locates and
+    certifies the same counts as the single-process run over the JSONL."""
+    pytest.importorskip("datatrove", reason="genforget[scale] is not installed")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [json.loads(line)["text"] for line in run["data"].read_text().splitlines()]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for k in range(2):
+        pq.write_table(pa.table({"text": texts[k::2]}), shards / f"part-{k}.parquet")
+    reqs = [str(run["reqdir"] / f"req{i}.yaml") for i in (0, 1)]
+    rc, log = _run_captured(["forget", "--model", str(victim_dir), "--data", str(shards / "*.parquet"),
+                             "--workers", "2", "--request", *reqs, "--output_dir", str(tmp_path / "out"),
+                             "--member_ratio_bar", "0.6", "--relearn_speed", "false"])  # fmt: skip
+    assert rc == 0, log[-2000:]
+    assert "'executor': 'local', 'workers': 2, 'tasks': 2" in log
+    for i in (1, 2):
+        a = json.loads((run["out"] / f"certificate-{i}.json").read_text())
+        b = json.loads((tmp_path / "out" / f"certificate-{i}.json").read_text())
+        for key in ("records", "occurrences", "records_by_type"):
+            assert b["located"][key] == a["located"][key], key
+        assert b["data"]["records_scanned"] == a["data"]["records_scanned"] == len(texts)
+        assert b["sets"] == a["sets"] and b["status"] == a["status"] == "unlearned"
+        assert a["data"]["locate"] == {"executor": "in-process", "workers": 0, "shards": 1}
+        assert b["data"]["locate"] == {"executor": "local", "workers": 2, "tasks": 2, "shards": 2}
+
+
 def test_nothing_identifying_is_written_or_printed(run):
     """Every file under OUT, the ledger and the captured stdout/stderr are free of every
     identifier value and every located record's text."""

@@ -140,6 +140,48 @@ def identifier_pattern(ident: Identifier, region: str = "US") -> str:
     return text_pattern(ident.value)
 
 
+# What a prefilter view deletes (every separator a pattern allows between characters, and NUL,
+# which the chunked matcher turns into a space) and what an anchor may not hold (characters
+# that JSON escapes, so their raw bytes differ from the text).
+VIEW_DELETE = " \t.-()/\x00"
+_VIEW_DELETE_MAP = {ord(c): None for c in VIEW_DELETE}
+_ANCHOR_CUT = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
+def view_of(low: str) -> str:
+    """The prefilter's view of lower-cased NFKC text: separators deleted."""
+    return low.translate(_VIEW_DELETE_MAP)
+
+
+def best_anchor(candidates: list[str]) -> str | None:
+    """The longest piece of ``candidates`` (each a literal every match contains, lower-cased)
+    left in the view with no character JSON escapes; None when nothing is left."""
+    pieces = [p for c in candidates for p in _ANCHOR_CUT.split(view_of(c)) if p]
+    return max(pieces, key=lambda p: (len(p.encode()), p)) if pieces else None
+
+
+def identifier_anchor(ident: Identifier, region: str = "US") -> str | None:
+    """A substring that the prefilter's view (:func:`view_of` of the lower-cased NFKC text) holds
+    wherever :func:`identifier_pattern` matches: the literals of each pattern, separators
+    deleted. Kept next to the patterns: a pattern that changes must change its anchor."""
+    t, v = ident.type, nfkc(ident.value)
+    if t == "phone":
+        cands = [phone_parts(ident.value, region)[1]]
+    elif t == "iban":
+        from stdnum import iban
+
+        cands = [iban.compact(v).lower()]
+    elif t == "id_number":
+        cands = [alnum_of(ident.value)]
+    elif t == "email":
+        cands = [v.strip().lower()]
+    elif t == "name":
+        cands = v.lower().replace(",", " ").split()  # each word is a literal of the pattern
+    else:
+        cands = [w for w in re.split(r"[\s,]+", v.lower()) if w]
+    return best_anchor(cands)
+
+
 class Matcher:
     """All identifiers of a request queue, one compiled pattern per type.
 

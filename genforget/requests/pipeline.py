@@ -25,9 +25,10 @@ from genforget.requests.certificate import (
     weights_sha256,
 )
 from genforget.requests.ledger import append_entry
-from genforget.requests.locate import LocateResult, locate
+from genforget.requests.locate import LocateResult
 from genforget.requests.relearn import check_budgets, relearn_row, relearn_speed
 from genforget.requests.request import Request, load_requests
+from genforget.requests.scale import locate_any
 from genforget.requests.twins import make_twins
 from genforget.requests.verify import figures, measure, verification_plan
 
@@ -38,7 +39,11 @@ class ForgetArgs:
 
     model: str = field(default="", metadata={"help": "save_pretrained dir of the trained model"})
     data: str = field(
-        default="", metadata={"help": "TRAIN: JSONL file, dir of .txt/.jsonl, or saved dataset"}
+        default="",
+        metadata={
+            "help": "TRAIN: a JSONL/parquet/txt file, a dir or glob of shards (.jsonl, .jsonl.gz, "
+            ".jsonl.zst, .parquet), a saved dataset, or an fsspec URL"
+        },
     )
     request: list[str] = field(default_factory=list, metadata={"help": "request file(s), YAML or JSON"})
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir: model/, certificate.json/.md"})
@@ -51,6 +56,16 @@ class ForgetArgs:
     )
     samples: int = field(default=4, metadata={"help": "sampled continuations per probe (any-of-k; 0 = off)"})
     work_ngram: int = field(default=8, metadata={"help": "kind: work: shared word n-gram length"})
+    near_dup: float = field(
+        default=0.2, metadata={"help": "kind: work: near-duplicate bigram Jaccard of a window (0 = off)"}
+    )
+    workers: int = field(
+        default=0, metadata={"help": "locate with N worker processes via datatrove (0 = in this process)"}
+    )
+    executor: str = field(default="local", metadata={"help": "locate executor: local | slurm | ray"})
+    executor_options: str = field(
+        default="", metadata={"help": "YAML mapping (or file) for the datatrove executor, e.g. '{tasks: 64}'"}
+    )
     extraction_bar: float = field(default=0.10, metadata={"help": "greedy extraction after must be <= this"})
     sampled_bar: float = field(default=0.25, metadata={"help": "any-of-k extraction after must be <= this"})
     auc_bar: float = field(
@@ -191,8 +206,8 @@ def forget_requests(
         raise UsageError("--model is required (the trained model's save_pretrained dir)")
     if not args.data:
         raise UsageError("--data is required (the data the model was trained on)")
-    if args.retain_size < 1 or args.retain_eval < 0 or args.work_ngram < 2:
-        raise UsageError("retain_size must be >= 1, retain_eval >= 0 and work_ngram >= 2")
+    if args.retain_size < 1 or args.retain_eval < 0 or args.work_ngram < 2 or not 0 <= args.near_dup <= 1:
+        raise UsageError("retain_size must be >= 1, retain_eval >= 0, work_ngram >= 2 and near_dup in [0, 1]")
     try:  # the command line gives list fields as strings
         budgets = [int(b) for b in args.relearn_budgets]
         check_budgets(budgets)
@@ -208,9 +223,10 @@ def forget_requests(
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     # The data is read before the model is loaded: a bad record is reported without waiting for it.
-    res = locate(
-        requests, args.data, args.text_field, args.retain_size, seed=cfg.seed, work_ngram=args.work_ngram
-    )
+    res = locate_any(
+        requests, args.data, args.workers, args.executor, args.executor_options, text_field=args.text_field,
+        retain_size=args.retain_size, seed=cfg.seed, work_ngram=args.work_ngram, near_dup=args.near_dup,
+    )  # fmt: skip
     try:
         model, tok = load_model(args.model)
     except (OSError, ValueError) as e:
@@ -221,7 +237,10 @@ def forget_requests(
         print(
             f"[forget] request {ri + 1}/{len(requests)}: {c['records']} records located; occurrences: {occ}"
         )
-    print(f"[forget] scanned {res.n_records} records in {res.seconds:.1f}s")
+    how = {k: res.extra[k] for k in ("executor", "workers", "tasks", "prefilter") if k in res.extra}
+    print(f"[forget] scanned {res.n_records} records in {res.seconds:.1f}s ({how})")
+    if res.extra.get("note"):
+        print(f"[forget] warning: {res.extra['note']}")
 
     # Validation is over: from here on files are written.
     key = load_or_create_key(key_path)
@@ -318,6 +337,10 @@ def forget_requests(
             "data": {
                 "records_scanned": res.n_records,
                 "work_ngram": res.work_ngram if req.documents else None,
+                "near_dup": args.near_dup if req.documents else None,
+                "locate": {
+                    k: res.extra[k] for k in ("executor", "workers", "tasks", "shards") if k in res.extra
+                },
             },
             "sets": {
                 "forget_records": len(res.located),
