@@ -20,13 +20,15 @@ import json
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from genforget.config import UsageError
 from genforget.requests.match import Identifier, Matcher, merge_spans, nfkc, normalise_with_map
 from genforget.requests.request import Request
+
+Render = Callable[[list], str]  # a chat's messages -> the text the model was trained on
 
 # 8 words: shorter runs ("one of the most important parts of") recur across unrelated English
 # texts, so 5-6-grams flag innocent records; a copied passage shares a run of 8 words unless it
@@ -37,12 +39,20 @@ CHUNK = 4096
 _WORD = re.compile(r"\w+")
 
 
-def record_text(obj: object, text_field: str, where: str) -> str:
-    """The text of one record: ``text_field``, else a prompt/target or question/answer pair."""
+def record_text(obj: object, text_field: str, where: str, render: Render | None = None) -> str:
+    """The text of one record: ``text_field``, else a prompt/target or question/answer pair, else
+    a chat (``messages``) as ``render`` (the model's chat template) writes it."""
     if isinstance(obj, dict):
         v = obj.get(text_field)
         if isinstance(v, str):
             return v
+        if isinstance(obj.get("messages"), list):
+            if render is None:
+                raise UsageError(f"{where}: a chat record ('messages') needs the model's chat template")
+            try:
+                return render(obj["messages"])
+            except (ValueError, TypeError) as e:
+                raise UsageError(f"{where}: {e}") from e
         for p, t in (("prompt", "target"), ("question", "answer")):
             if isinstance(obj.get(p), str) and isinstance(obj.get(t), str):
                 from genforget.lm.data import normalise_example
@@ -57,7 +67,9 @@ def record_text(obj: object, text_field: str, where: str) -> str:
     )
 
 
-def _jsonl(path: Path, rid_prefix: str, text_field: str) -> Iterator[tuple[str, str]]:
+def _jsonl(
+    path: Path, rid_prefix: str, text_field: str, render: Render | None = None
+) -> Iterator[tuple[str, str]]:
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -66,14 +78,16 @@ def _jsonl(path: Path, rid_prefix: str, text_field: str) -> Iterator[tuple[str, 
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise UsageError(f"--data {path}:{n}: not valid JSON ({e.msg})") from e
-            yield f"{rid_prefix}:{n}", record_text(obj, text_field, f"--data {path}:{n}")
+            yield f"{rid_prefix}:{n}", record_text(obj, text_field, f"--data {path}:{n}", render)
 
 
-def iter_records(data: str | Path, text_field: str = "text") -> Iterator[tuple[str, str]]:
-    """``(record id, text)`` for every record of TRAIN, streamed."""
+def iter_records(
+    data: str | Path, text_field: str = "text", render: Render | None = None
+) -> Iterator[tuple[str, str]]:
+    """``(record id, text)`` for every record of TRAIN, streamed (chats rendered by ``render``)."""
     path = Path(data)
     if path.is_file():
-        yield from _jsonl(path, path.name, text_field)
+        yield from _jsonl(path, path.name, text_field, render)
         return
     if not path.is_dir():
         raise UsageError(
@@ -86,7 +100,7 @@ def iter_records(data: str | Path, text_field: str = "text") -> Iterator[tuple[s
         splits = ds.items() if isinstance(ds, DatasetDict) else [("train", ds)]
         for split, d in splits:
             for i, row in enumerate(d):
-                yield f"{split}:{i}", record_text(row, text_field, f"--data {path} {split}[{i}]")
+                yield f"{split}:{i}", record_text(row, text_field, f"--data {path} {split}[{i}]", render)
         return
     files = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl") and p.is_file())
     if not files:
@@ -96,7 +110,7 @@ def iter_records(data: str | Path, text_field: str = "text") -> Iterator[tuple[s
         if f.suffix == ".txt":
             yield rel, f.read_text(encoding="utf-8", errors="replace")
         else:
-            yield from _jsonl(f, rel, text_field)
+            yield from _jsonl(f, rel, text_field, render)
 
 
 @dataclass
@@ -207,8 +221,10 @@ def locate(
     neighbour_size: int = 64,
     seed: int = 0,
     work_ngram: int = WORK_NGRAM,
+    render: Render | None = None,
 ) -> LocateResult:
-    """One pass over ``data``: every record holding any identifier of any request, with spans."""
+    """One pass over ``data``: every record holding any identifier of any request, with spans.
+    ``render``: how a chat record (``messages``) reads as text, the model's chat template."""
     t0 = time.perf_counter()
     idents = [
         Identifier(ri, typ, k, v)
@@ -273,7 +289,7 @@ def locate(
                     res.neighbours[j] = (rid, text)
 
     batch: list[tuple[str, str]] = []
-    for rec in iter_records(data, text_field):
+    for rec in iter_records(data, text_field, render):
         batch.append(rec)
         res.n_records += 1
         if len(batch) >= CHUNK:
