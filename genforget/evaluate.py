@@ -294,6 +294,7 @@ def evaluate(
     """
     from genforget.lm.chat import load_chat_template
     from genforget.lm.quant import keep_4bit_trainable
+    from genforget.lm.specials import tokenization_record
 
     sc = get_scoring(scoring)
     template = load_chat_template(chat_template)
@@ -365,6 +366,7 @@ def evaluate(
         out["model_utility"] = model_utility([out[t] for t in used])
         details["model_utility_terms"] = used
     details["scoring"] = sc.describe()
+    details["tokenization"] = tokenization_record(tokenizer)
     if dump is not None:
         details["examples"] = dump
     model.train(was_training)

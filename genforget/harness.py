@@ -231,6 +231,7 @@ def run_suite(
             "scoring": first.get("scoring"),
             "model_utility_terms": first.get("model_utility_terms"),
             "cached_scores": sorted(n for n in cached or {} if n in results and not dump_examples),
+            "tokenization": {n: d.get("tokenization") for n, d in details.items()},
         },
     }
     if speed is not None:

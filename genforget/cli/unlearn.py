@@ -185,14 +185,10 @@ def _add_data_record(tmp: Path, model, tokenizer, template_sha: str | None) -> N
     """How the data met the model, in ``genforget_run.json``: the special tokens the tokenizer
     adds, the pad id used, the chat template's hash and the 4-bit settings (issue 27)."""
     from genforget.lm.quant import quantization_record
-    from genforget.lm.specials import padding_record, special_rule
+    from genforget.lm.specials import tokenization_record
 
     path = tmp / "genforget_run.json"
     record = json.loads(path.read_text())
-    record["tokenization"] = {
-        "special_tokens": special_rule(tokenizer).describe(tokenizer),
-        "padding": padding_record(tokenizer),
-        "chat_template_sha256": template_sha,
-    }
+    record["tokenization"] = {**tokenization_record(tokenizer), "chat_template_sha256": template_sha}
     record["quantization"] = quantization_record(model)
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -103,6 +103,8 @@ def load_tofu(source: str | Path, split: str = "forget10") -> list[dict]:
     root = Path(source)
     if root.is_dir():
         return _local_split(root, split)
+    if str(source).startswith((".", "/", "~")) or str(source).count("/") > 1:  # a path, not a hub id
+        raise FileNotFoundError(f"TOFU dir not found: {source}")
     from datasets import load_dataset
 
     return from_dataset(load_dataset(str(source), split, split="train"))

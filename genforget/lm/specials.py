@@ -113,3 +113,11 @@ def padding_record(tokenizer: PreTrainedTokenizerBase) -> str:
     if tokenizer.eos_token_id is not None:
         return f"eos {tokenizer.eos_token_id} (the tokenizer has no pad token)"
     return "id 0 (the tokenizer has neither a pad nor an EOS token)"
+
+
+def tokenization_record(tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
+    """``{"special_tokens", "padding"}``: how texts met the model, for reports and run records."""
+    return {
+        "special_tokens": special_rule(tokenizer).describe(tokenizer),
+        "padding": padding_record(tokenizer),
+    }

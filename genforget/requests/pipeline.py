@@ -186,6 +186,7 @@ def forget_requests(
     from genforget.adapters import save_model
     from genforget.api import load_model
     from genforget.lm.chat import load_chat_template, template_renderer
+    from genforget.lm.specials import tokenization_record
     from genforget.lm.trainer import unlearn_lm
 
     cfg = cfg or RequestUnlearnConfig()
@@ -343,6 +344,7 @@ def forget_requests(
                 "twins_trained_on": False,
             },
             "model": {"before_sha256": before_sha, "after_sha256": after_sha, "saved_as": saved_as},
+            "tokenization": tokenization_record(tok),
             "method": {"name": cfg.method, "config": dataclasses.asdict(cfg)},
             "genforget_version": genforget.__version__,
             "key_id": key_id(key),
