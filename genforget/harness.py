@@ -57,7 +57,10 @@ def relearn_speed(models: dict[str, tuple], data: SuiteData, suite: Suite, oracl
     from genforget.audit.relearn_speed import curve_gap, relearn_curve
 
     probe = EvalSplit(
-        pii_probes=data.forget.pii_probes, verbatim_probes=data.forget.verbatim_probes, qa=data.forget.qa
+        pii_probes=data.forget.pii_probes,
+        verbatim_probes=data.forget.verbatim_probes,
+        qa=data.forget.qa,
+        chats=data.forget.chats,
     )
     metric = next(k for k in AUDIT_METRICS if k in _forget_rates(*models[next(iter(models))], probe))
     curves, seconds = {}, {}

@@ -107,7 +107,8 @@ def llama2_dirs(tmp_path_factory, one_thread):
     data.mkdir()
     for name, rows in (("forget", chats[:2]), ("retain", chats[2:5]), ("holdout", chats[5:])):
         (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    suite = {"name": "chat", "data": f"jsonl:{data}", "any_k": 0, "audits": []}
+    suite = {"name": "chat", "data": f"jsonl:{data}", "any_k": 0, "audits": ["relearn", "relearn_speed"],
+             "relearn_steps": 2, "relearn_budgets": [0, 2]}  # fmt: skip
     (root / "suite.yaml").write_text(yaml.safe_dump(suite))
     return root
 
@@ -139,6 +140,8 @@ def test_cli_unlearn_and_eval_on_chat_data(llama2_dirs, tmp_path, capsys):
     assert r1["models"]["victim"]["forget_verbatim_extraction"] == 1.0
     assert r1["models"]["out"]["forget_verbatim_extraction"] <= 0.5
     assert r1["details"]["cached_scores"] == []
+    assert "held_out_forget_verbatim_extraction" in r1["audits"]["out"]["relearn"]  # audits read chats too
+    assert r1["relearn_speed"]["metric"] == "forget_verbatim_extraction"
     assert main([*ev, "--output_dir", str(tmp_path / "e2")]) == 0  # the victim's scores come from the cache
     assert "victim: scores read from the cache" in capsys.readouterr().out
     r2 = json.loads((tmp_path / "e2/report.json").read_text())
