@@ -92,14 +92,12 @@ def load_jsonl(path: str | Path) -> list[dict]:
 
 
 def load_tofu(source: str | Path, split: str = "forget10") -> list[dict]:
-    """TOFU question/answer pairs of ``split`` from a local dir, else from the hub dataset id
-    ``source`` (e.g. ``locuslab/TOFU``) through ``datasets``.
-
-    A local dir may hold the split as ``<split>.jsonl`` / ``<split>.json`` (JSON Lines, TOFU's own
-    files), or as a ``<split>/`` dir in any layout ``datasets`` writes: ``save_to_disk`` (a
-    ``Dataset`` or a ``DatasetDict``, its ``train`` split read), the hub's parquet shards, or the
-    ``load_dataset`` cache's arrow files; or the dir is one ``save_to_disk``'d ``DatasetDict`` with
-    the split as a key."""
+    """TOFU question/answer pairs of ``split`` from a local dir of JSONL files, else from the hub
+    dataset id ``source`` (e.g. ``locuslab/TOFU``) through ``datasets``."""
+    local = Path(source) / f"{split}.jsonl"
+    if local.is_file():
+        return load_jsonl(local)
+    # Issue 27: a local dir may also hold the split in any layout `datasets` writes (_local_split).
     root = Path(source)
     if root.is_dir():
         return _local_split(root, split)
@@ -111,6 +109,11 @@ def load_tofu(source: str | Path, split: str = "forget10") -> list[dict]:
 
 
 def _local_split(root: Path, split: str) -> list[dict]:
+    """``split`` of a local TOFU dir: ``<split>.jsonl`` / ``<split>.json`` (JSON Lines, TOFU's own
+    files), or a ``<split>/`` dir in any layout ``datasets`` writes: ``save_to_disk`` (a
+    ``Dataset``, or a ``DatasetDict`` whose ``train`` split is read), the hub's parquet shards, or
+    the ``load_dataset`` cache's arrow files; or ``root`` is one ``save_to_disk``'d
+    ``DatasetDict`` with the split as a key."""
     for name in (f"{split}.jsonl", f"{split}.json"):
         if (root / name).is_file():
             return load_jsonl(root / name)
