@@ -98,3 +98,25 @@ def test_a_pad_less_tokenizer_is_padded_with_eos_and_says_so():
             1, : len(b["input_ids"])
         ]
     assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_a_tokenizer_that_adds_eos_too():
+    """A post-processor adding ``<s> ... </s>``: the EOS is the target after a target, never
+    doubled when the text ends with it, and never put after a generation prompt."""
+    from tokenizers import processors
+
+    tok = build_tokenizer("sentencepiece")
+    bos, eos = tok.bos_token_id, tok.eos_token_id
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
+    )
+    rule = special_rule(tok)
+    assert rule.prefix == (bos,) and rule.suffix == (eos,)
+    feat = tokenize_example({"prompt": "Bo Chen's phone is", "target": "555-0142"}, tok)
+    assert feat["input_ids"] == tok("Bo Chen's phone is 555-0142")["input_ids"]
+    assert feat["labels"][-1] == eos and feat["labels"][0] == IGNORE
+    ctx = tokenize_example({"text": "Bo Chen's phone is 555-0142", "spans": [(0, 2)]}, tok)
+    assert ctx["labels"][-1] == IGNORE  # the last text token is context: so is the EOS after it
+    assert tokenize_example({"text": "Bo</s>"}, tok)["input_ids"].count(eos) == 1
+    assert tokenize_example({"text": "Bo"}, tok, append_eos=True)["input_ids"].count(eos) == 1
+    assert left_pad_prompts(["Bo Chen's phone is"], tok)["input_ids"][0].tolist()[-1] != eos

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
-_PROBE = "a"  # any short text: the rule is what surrounds its ids
+_PROBES = ("a", "Hello world", "0")  # short texts: the rule is what surrounds their ids
 
 
 @dataclass(frozen=True)
@@ -48,15 +48,18 @@ def special_rule(tokenizer: PreTrainedTokenizerBase) -> SpecialRule:
     tokenizer's ``build_inputs_with_special_tokens``, decides; attributes such as
     ``add_bos_token`` are not trusted on their own, since not every tokenizer class honours them).
     """
-    with_sp = list(tokenizer(_PROBE, add_special_tokens=True)["input_ids"])
-    plain = list(tokenizer(_PROBE, add_special_tokens=False)["input_ids"])
-    n = len(plain)
-    for i in range(len(with_sp) - n + 1):
-        if with_sp[i : i + n] == plain:
-            return SpecialRule(tuple(with_sp[:i]), tuple(with_sp[i + n :]))
+    for probe in _PROBES:
+        plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+        if not plain:  # a vocabulary that drops the probe: try the next one
+            continue
+        with_sp = list(tokenizer(probe, add_special_tokens=True)["input_ids"])
+        n = len(plain)
+        for i in range(len(with_sp) - n + 1):
+            if with_sp[i : i + n] == plain:
+                return SpecialRule(tuple(with_sp[:i]), tuple(with_sp[i + n :]))
     warnings.warn(
-        f"{type(tokenizer).__name__}: could not tell which special tokens it adds (its ids for "
-        f"{_PROBE!r} with special tokens do not contain those without); adding none",
+        f"{type(tokenizer).__name__}: could not tell which special tokens it adds (its ids of a probe "
+        "text with special tokens do not contain those without); adding none",
         stacklevel=2,
     )
     return SpecialRule()
