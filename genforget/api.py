@@ -42,12 +42,18 @@ def unlearn(
     calibration: Any = None,
     accelerator: Any = None,
     return_history: bool = False,
+    chat_template: str | None = None,
     **config: Any,
 ) -> torch.nn.Module | UnlearnResult:
     """Make ``model`` forget ``forget`` while keeping ``retain``; returns the unlearned model.
 
     ``forget``/``retain``: lists of examples (``{"text", "spans"}``, ``{"prompt", "target"}``,
-    ``{"question", "answer"}`` or plain strings), a ``datasets.Dataset``, or a JSONL path.
+    ``{"question", "answer"}``, chats ``{"messages": [...]}`` or plain strings), a
+    ``datasets.Dataset`` (a ``messages`` column included), or a JSONL path. Chats are rendered with
+    the tokenizer's chat template, or ``chat_template`` (Jinja text or a file path), and their
+    assistant turns are the targets (:mod:`genforget.lm.chat`).
+    ``plain=True``: exactly ``max_steps`` steps, no calibrated stop, collateral watch or
+    divergence guard (benchmarks); it takes no ``calibration`` set.
     ``config``: any :class:`~genforget.config.UnlearnConfig` field (``learning_rate``,
     ``max_steps``, ``use_lora``, ``beta`` ...). With ``use_lora=True`` a ``PeftModel`` is returned
     and the base weights are untouched; otherwise ``model`` is trained in place.
@@ -60,17 +66,27 @@ def unlearn(
     (collateral damage). ``False`` turns both off.
     ``return_history``: return an :class:`UnlearnResult` (model + per-step history) instead.
     """
+    from genforget.lm.chat import load_chat_template, render_examples
     from genforget.lm.twins import collateral_examples, shape_twins
 
+    if config.get("plain"):
+        if calibration is not None and calibration is not False:
+            raise ValueError("plain=True runs exactly max_steps steps: it takes no calibration set")
+        calibration = False
     if calibration is None:
         # Few forget examples move fast: check (and keep the last good weights) every step.
         config = {"calibration_every": 1, **config}
     cfg = make_config(UnlearnConfig, {"method": method, **config})
-    forget_ex, retain_ex = as_examples(forget, "forget"), as_examples(retain, "retain")
+    template = load_chat_template(chat_template)
+
+    def examples(data: Any, name: str) -> list[dict]:
+        return render_examples(as_examples(data, name), tokenizer, template)
+
+    forget_ex, retain_ex = examples(forget, "forget"), examples(retain, "retain")
     if calibration is None:
         calib = shape_twins(forget_ex, cfg.seed)
     else:
-        calib = [] if calibration is False else as_examples(calibration, "calibration")
+        calib = [] if calibration is False else examples(calibration, "calibration")
     # Only with twins made here: a caller's own calibration set keeps its own stop rule (NPO on a
     # whole forget set passes through a transient retain disruption that its retain term repairs).
     collateral = collateral_examples(forget_ex, retain_ex) if calibration is None and calib else []
@@ -94,6 +110,10 @@ def load_model(
     base_model: str | None = None,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
+    load_in_4bit: bool = False,
+    bnb_4bit_quant_type: str = "nf4",
+    bnb_4bit_compute_dtype: str = "auto",
+    bnb_4bit_use_double_quant: bool = True,
     **kwargs: Any,
 ) -> tuple[torch.nn.Module, Any]:
     """Load ``(model, tokenizer)`` from a ``save_pretrained`` dir, a PEFT adapter dir (its base
@@ -102,8 +122,16 @@ def load_model(
     Safe by default: weights load only from safetensors (a pickled ``pytorch_model.bin`` or
     adapter ``.bin`` is refused with a ``ValueError`` unless ``allow_pickle``), and code shipped
     with a model is not run unless ``trust_remote_code``.
+
+    ``load_in_4bit``: the base in 4 bits for QLoRA (``unlearn(..., use_lora=True)``), with
+    transformers' ``BitsAndBytesConfig`` options ``bnb_4bit_quant_type`` (nf4 | fp4),
+    ``bnb_4bit_compute_dtype`` (auto = bfloat16 on a GPU that has it, else float32; float32 |
+    bfloat16 | float16) and ``bnb_4bit_use_double_quant``; a ``quantization_config`` of one's own
+    can be passed instead. A tokenizer without a pad token is used as it is (batches are padded
+    with EOS; see :mod:`genforget.lm.specials`).
     """
     from genforget.io import check_safe_weights
+    from genforget.lm.quant import bnb_4bit_config, keep_4bit_trainable
 
     path_s = str(path)
     adapter_cfg = Path(path_s) / "adapter_config.json"
@@ -118,6 +146,14 @@ def load_model(
         )
     safe = {"use_safetensors": None if allow_pickle else True, "trust_remote_code": trust_remote_code}
     kwargs = {**safe, **kwargs}
+    if load_in_4bit:
+        if "quantization_config" in kwargs:
+            raise ValueError("give load_in_4bit or a quantization_config, not both")
+        kwargs["quantization_config"] = bnb_4bit_config(
+            bnb_4bit_quant_type, bnb_4bit_compute_dtype, bnb_4bit_use_double_quant
+        )
+        if not torch.cuda.is_available():
+            kwargs.setdefault("device_map", {"": "cpu"})
     try:
         check_safe_weights(path_s, allow_pickle)
         if adapter_cfg.is_file():
@@ -134,4 +170,5 @@ def load_model(
             f"could not load a model from {path_s!r}: not a model dir here and not loadable from the hub ({e})"
         ) from e
     check_tokenizer_matches(model, tokenizer)
+    keep_4bit_trainable(model)  # no-op without 4-bit layers; see genforget.lm.quant
     return model, tokenizer

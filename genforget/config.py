@@ -122,6 +122,13 @@ class UnlearnConfig:
         default=10, metadata={"help": "steps between progress-bar updates (each reads the device once)"}
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
+    plain: bool = field(
+        default=False,
+        metadata={
+            "help": "a fixed-step run for benchmarks: exactly max_steps steps, no calibrated stop, no "
+            "collateral watch, no divergence guard (overrides those settings)"
+        },
+    )
     divergence_guard: bool = field(
         default=True,
         metadata={

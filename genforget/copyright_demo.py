@@ -30,7 +30,14 @@ from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloz
 from genforget.evaluate import EvalSplit
 from genforget.harness import Suite, SuiteData, run_suite
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VictimConfig, build_model, sized_config, train_causal_lm, train_tokenizer
+from genforget.lm.victim import (
+    TOKENIZER_FORMAT,
+    VictimConfig,
+    build_model,
+    sized_config,
+    train_causal_lm,
+    train_tokenizer,
+)
 from genforget.metrics.muse import verbmem_probes
 from genforget.report import print_checks, write_report
 
@@ -165,6 +172,7 @@ def _cached_lm(docs: list[str], cfg: VictimConfig, out: Path, tok=None, desc: st
     key = {
         "docs_sha256": hashlib.sha256("\x00".join(docs).encode()).hexdigest(),
         "cfg": dataclasses.asdict(cfg),
+        "tokenizer_format": TOKENIZER_FORMAT,
     }
     info = out / "train_info.json"
     if info.is_file() and json.loads(info.read_text()).get("key") == key:

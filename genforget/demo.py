@@ -24,7 +24,7 @@ from genforget.data.loaders import fingerprint
 from genforget.data.pii import PIICorpus, build_pii_corpus
 from genforget.harness import Suite, run_suite
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VICTIM_PRESETS, VictimConfig, train_victim
+from genforget.lm.victim import TOKENIZER_FORMAT, VICTIM_PRESETS, VictimConfig, train_victim
 from genforget.report import markdown_table, print_checks, write_report
 
 
@@ -72,6 +72,7 @@ def _cached_train(corpus, splits, vcfg, out: Path, tokenizer=None, desc: str = "
         "victim": dataclasses.asdict(vcfg),
         "corpus": corpus.meta,
         "seed": corpus.seed,
+        "tokenizer_format": TOKENIZER_FORMAT,
     }
     info_path = out / "train_info.json"
     if info_path.is_file():

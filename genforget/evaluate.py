@@ -7,6 +7,7 @@ numbers only: no generation, prompt or PII value leaves this module.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -44,6 +45,9 @@ class EvalSplit:
             probes: the first ``CHUNK_PREFIX_TOKENS`` tokens, then the next 128 as the target.
         knowmem: MUSE KnowMem questions ``{"question", "answer"}`` (+ ``template`` / ``icl`` keys
             on the first item) -> ``{split}_knowmem``.
+        chats: ``{"messages": [...]}`` conversations; each assistant turn becomes a verbatim probe
+            and a scored text, rendered with the evaluated model's chat template
+            (:func:`genforget.lm.chat.chat_probes`).
     """
 
     pii_probes: list[dict] = field(default_factory=list)
@@ -54,6 +58,7 @@ class EvalSplit:
     verbmem: list[dict] = field(default_factory=list)
     chunks: list[str] = field(default_factory=list)
     knowmem: list[dict] = field(default_factory=list)
+    chats: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_examples(cls, examples: list[dict] | EvalSplit | None) -> EvalSplit:
@@ -66,7 +71,9 @@ class EvalSplit:
             return examples
         split = cls()
         for ex in examples:
-            if "prompt" in ex and "value" in ex:
+            if "messages" in ex:
+                split.chats.append(ex)
+            elif "prompt" in ex and "value" in ex:
                 split.pii_probes.append(ex)
             elif "prompt" in ex and "target" in ex:
                 split.verbatim_probes.append(ex)
@@ -93,6 +100,23 @@ def corpus_split(corpus, split: str) -> EvalSplit:
         verbatim_probes=corpus.passage_probes(split),
         texts=corpus.full_text_examples(split),
         truth_items=corpus.truth_items(split),
+    )
+
+
+def with_chats_rendered(sp: EvalSplit, tok, chat_template: str | None = None) -> EvalSplit:
+    """``sp`` with its chats turned into verbatim probes and scored texts for ``tok``'s template."""
+    if not sp.chats:
+        return sp
+    from genforget.lm.chat import chat_probes
+
+    probes = []
+    for i, ex in enumerate(sp.chats):
+        try:
+            probes += chat_probes(ex["messages"], tok, chat_template)
+        except ValueError as e:
+            raise ValueError(f"chat example {i}: {e}") from e
+    return dataclasses.replace(
+        sp, chats=[], verbatim_probes=sp.verbatim_probes + probes, texts=sp.texts + probes
     )
 
 
@@ -187,8 +211,11 @@ def _split_metrics(
         out[f"{name}_rouge_l_recall"] = sum(rouge) / len(rouge)
     if forced:
         stats = token_stats(model, tok, forced, append_eos=sc.append_eos)
-        out[f"{name}_exact_memorisation"] = _mean([exact_memorisation(s.argmax, s.target) for s in stats])
-        out[f"{name}_extraction_strength"] = _mean([extraction_strength(s.argmax, s.target) for s in stats])
+        tw = [sc.tokenwise(s.target, s.argmax) for s in stats]  # EOS left out where the profile says
+        out[f"{name}_exact_memorisation"] = _mean([exact_memorisation(a, t) for t, a in tw])
+        out[f"{name}_extraction_strength"] = _mean(
+            [extraction_strength(a, t, sc.es_no_match_one_over_n) for t, a in tw]
+        )
         out[f"{name}_probability"] = _mean([math.exp(-x) for x in mean_nll(stats)])
     if sp.truth_items:
         trs, probs = _truth_ratios(model, tok, sp.truth_items, eos=sc.append_eos)
@@ -227,50 +254,6 @@ def _muse_metrics(model, tok, name: str, sp: EvalSplit) -> dict[str, float]:
     return out
 
 
-def _mia(
-    forget: list[TokenStats],
-    hold: list[TokenStats],
-    f_texts,
-    h_texts,
-    k: float,
-    ref=None,
-    zlib_on_answer: bool = False,
-) -> dict[str, float]:
-    text = _answer if zlib_on_answer else _text
-
-    def auc(score) -> float:
-        return mia.mia_auc(
-            [score(s, t) for s, t in zip(forget, f_texts, strict=True)],
-            [score(s, t) for s, t in zip(hold, h_texts, strict=True)],
-        )
-
-    out = {
-        "mia_loss_auc": auc(lambda s, t: mia.loss_score(s.logp)),
-        "mia_zlib_auc": auc(lambda s, t: mia.zlib_score(s.logp, text(t))),
-        "mia_min_k_auc": auc(lambda s, t: mia.min_k_score(s.logp, k)),
-        "mia_min_k_pp_auc": auc(lambda s, t: mia.min_k_pp_score(s.logp, s.mu, s.sigma, k)),
-    }
-    if ref is not None:
-        ref_f, ref_h = ref
-        out["mia_reference_auc"] = mia.mia_auc(
-            [mia.reference_score(s.logp, r.logp) for s, r in zip(forget, ref_f, strict=True)],
-            [mia.reference_score(s.logp, r.logp) for s, r in zip(hold, ref_h, strict=True)],
-        )
-    return out
-
-
-def _answer(ex: dict) -> str:
-    """The scored part alone (answer / target; a plain text is all answer): open-unlearning's zlib."""
-    return ex.get("answer", ex.get("target", ex.get("text", "")))
-
-
-def _text(ex: dict) -> str:
-    return (
-        ex.get("text")
-        or f"{ex.get('question', ex.get('prompt', ''))} {ex.get('answer', ex.get('target', ''))}"
-    )
-
-
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -287,6 +270,7 @@ def evaluate(
     return_details: bool = False,
     scoring: str = "genforget",
     dump_examples: bool = False,
+    chat_template: str | None = None,
 ) -> dict[str, float] | tuple[dict[str, float], dict]:
     """Metrics of ``model`` on forget / retain / holdout (and general) data; METRICS.md names.
 
@@ -305,14 +289,26 @@ def evaluate(
     EOS scored, zlib over the answer, 200-token QA generations); see :class:`Scoring`.
     ``dump_examples``: details get ``examples``, one dict per probe / answer with the prompt,
     the generation and its score. They hold forget-set content: never put them in a report.
+    ``chat_template``: Jinja text or file for ``{"messages"}`` examples (default: the
+    tokenizer's own template). Special tokens follow the tokenizer (:mod:`genforget.lm.specials`).
     """
+    from genforget.lm.chat import load_chat_template
+    from genforget.lm.quant import keep_4bit_trainable
+    from genforget.lm.specials import tokenization_record
+
     sc = get_scoring(scoring)
+    template = load_chat_template(chat_template)
     dump: list[dict] | None = [] if dump_examples else None
+    keep_4bit_trainable(model)  # an eval-mode pass must not repack 4-bit layers (genforget.lm.quant)
     was_training = model.training
     model.eval()
-    splits = {"forget": EvalSplit.from_examples(forget), "retain": EvalSplit.from_examples(retain)}
-    splits.update({g: EvalSplit.from_examples(d) for g, d in (general or {}).items()})
-    hold = EvalSplit.from_examples(holdout)
+
+    def split_of(data) -> EvalSplit:
+        return with_chats_rendered(EvalSplit.from_examples(data), tokenizer, template)
+
+    splits = {"forget": split_of(forget), "retain": split_of(retain)}
+    splits.update({g: split_of(d) for g, d in (general or {}).items()})
+    hold = split_of(holdout)
     out: dict[str, float] = {}
     details: dict = {}
     gens: list[str] = []
@@ -349,14 +345,15 @@ def evaluate(
                     token_stats(reference_model, tokenizer, hold.texts, append_eos=sc.append_eos),
                 )
             out.update(
-                _mia(
+                mia.attack_aucs(
                     text_stats["forget"],
                     hold_stats,
                     splits["forget"].texts,
                     hold.texts,
                     mia_k,
+                    sc,
+                    tokenizer,
                     ref,
-                    zlib_on_answer=sc.zlib_on_answer,
                 )
             )
     # TOFU's model utility: probability, ROUGE-L recall and truth ratio on retain, and the
@@ -369,6 +366,7 @@ def evaluate(
         out["model_utility"] = model_utility([out[t] for t in used])
         details["model_utility_terms"] = used
     details["scoring"] = sc.describe()
+    details["tokenization"] = tokenization_record(tokenizer)
     if dump is not None:
         details["examples"] = dump
     model.train(was_training)

@@ -8,6 +8,7 @@ the robustness audits, each on a copy.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 
@@ -56,7 +57,10 @@ def relearn_speed(models: dict[str, tuple], data: SuiteData, suite: Suite, oracl
     from genforget.audit.relearn_speed import curve_gap, relearn_curve
 
     probe = EvalSplit(
-        pii_probes=data.forget.pii_probes, verbatim_probes=data.forget.verbatim_probes, qa=data.forget.qa
+        pii_probes=data.forget.pii_probes,
+        verbatim_probes=data.forget.verbatim_probes,
+        qa=data.forget.qa,
+        chats=data.forget.chats,
     )
     metric = next(k for k in AUDIT_METRICS if k in _forget_rates(*models[next(iter(models))], probe))
     curves, seconds = {}, {}
@@ -145,16 +149,24 @@ def run_suite(
     method: str = "unknown",
     progress: bool = True,
     dump_examples: bool = False,
+    cached: dict[str, tuple[dict, dict]] | None = None,
+    scores_out: dict[str, tuple[dict, dict]] | None = None,
 ) -> dict:
     """Evaluate every ``(model, tokenizer)`` of ``models`` on the suite; return a report dict
     (the demo's ``report.json`` shape, plus ``audits`` and per-metric ``details``).
 
     ``dump_examples``: the report gets ``_examples`` (model -> per-example rows, forget-set
     content included) for the caller to write to a file of its own; it must never be written
-    inside a report."""
+    inside a report. ``cached``: ``{name: (results, details)}`` of models already scored on this
+    suite (:mod:`genforget.eval_cache`), not evaluated again; ``scores_out``: filled with every
+    model's own ``(results, details)`` (before cross-model metrics), for the caller to cache."""
     data = data or build_suite_data(suite)
     results, details, timings = {}, {}, {}
     for name, (model, tok) in models.items():
+        if cached and name in cached and not dump_examples:
+            results[name], details[name] = copy.deepcopy(cached[name])
+            timings[f"eval_{name}_s"] = 0.0
+            continue
         t0 = time.perf_counter()
         ref = models[oracle][0] if oracle in models and name != oracle else None
         results[name], details[name] = evaluate(
@@ -172,6 +184,8 @@ def run_suite(
             dump_examples=dump_examples,
         )
         timings[f"eval_{name}_s"] = time.perf_counter() - t0
+    if scores_out is not None:
+        scores_out.update({n: copy.deepcopy((results[n], details[n])) for n in results})
     if oracle in results:
         o_tr = details[oracle].get("forget_truth_ratios")
         for name in results:
@@ -219,6 +233,8 @@ def run_suite(
             "rouge": "rougeL recall, stemmer on",
             "scoring": first.get("scoring"),
             "model_utility_terms": first.get("model_utility_terms"),
+            "cached_scores": sorted(n for n in cached or {} if n in results and not dump_examples),
+            "tokenization": {n: d.get("tokenization") for n, d in details.items()},
         },
     }
     if speed is not None:

@@ -28,7 +28,10 @@ class Suite:
     name: str = "pii"
     data: str = field(
         default="pii",
-        metadata={"help": "pii (built-in corpus), tofu:<dir or hub id> or muse:<dir or hub id>"},
+        metadata={
+            "help": "pii (built-in corpus), tofu:<dir or hub id>, muse:<dir or hub id>, or jsonl:<dir> "
+            "(forget.jsonl, retain.jsonl, holdout.jsonl of any example shape, chats included)"
+        },
     )
     n_people: int = 200
     n_passages: int = 50
@@ -87,7 +90,7 @@ def resolve_data(data: str, base: Path) -> str:
     from the suite file's own folder (then the working dir), so a suite runs from any directory.
     A string that is no local dir is left as is: a hub id."""
     kind = data.split(":", 1)[0]
-    if kind not in ("tofu", "muse") or ":" not in data:
+    if kind not in ("tofu", "muse", "jsonl") or ":" not in data:
         return data
     src = os.path.expandvars(data.split(":", 1)[1])
     if src == "builtin":  # the copy packaged with genforget (genforget.data.packaged)
@@ -129,6 +132,10 @@ def suite_forget_fingerprint(suite: Suite) -> str:
         from genforget.data.muse import load_muse
 
         return fingerprint(load_muse(suite.data.split(":", 1)[1]).raw.get("forget", []))
+    if suite.data.startswith("jsonl:"):
+        from genforget.data.loaders import load_jsonl
+
+        return fingerprint(load_jsonl(Path(suite.data.split(":", 1)[1]) / "forget.jsonl"))
     from genforget.data.loaders import load_tofu
 
     return fingerprint(load_tofu(suite.data.split(":", 1)[1], suite.forget_split))
@@ -174,7 +181,7 @@ def build_suite_data(suite: Suite) -> SuiteData:
         para = [
             {"question": r["paraphrased_question"], "answer": r["answer"]}
             for r in forget
-            if "paraphrased_question" in r
+            if r.get("paraphrased_question") and "answer" in r
         ]
         return SuiteData(
             forget=EvalSplit.from_examples(forget),
@@ -185,15 +192,47 @@ def build_suite_data(suite: Suite) -> SuiteData:
                 "world_facts": EvalSplit.from_examples(load_tofu(src, "world_facts_perturbed")),
             },
             relearn_units=[
-                ([{"question": r["question"], "answer": r["answer"]}], EvalSplit(qa=[r])) for r in forget
+                ([_unit(r)], EvalSplit(chats=[r]) if "messages" in r else EvalSplit(qa=[r])) for r in forget
             ],
             paraphrase=EvalSplit(qa=para),
-            relearn_texts=[{"question": r["question"], "answer": r["answer"]} for r in forget],
+            relearn_texts=[_unit(r) for r in forget],
         )
+    if suite.data.startswith("jsonl:"):
+        return _jsonl_suite_data(Path(suite.data.split(":", 1)[1]))
     if suite.data.startswith("muse:"):
         from genforget.data.muse import muse_suite_data
 
         return muse_suite_data(suite.data.split(":", 1)[1])
     raise ValueError(
-        f"suite data must be 'pii', 'tofu:<dir or hub id>' or 'muse:<dir or hub id>' (got {suite.data!r})"
+        "suite data must be 'pii', 'tofu:<dir or hub id>', 'muse:<dir or hub id>' or 'jsonl:<dir>' "
+        f"(got {suite.data!r})"
+    )
+
+
+def _unit(r: dict) -> dict:
+    """A TOFU row as one example to relearn: its question/answer pair, or the chat itself."""
+    return (
+        {"messages": r["messages"]} if "messages" in r else {"question": r["question"], "answer": r["answer"]}
+    )
+
+
+def _jsonl_suite_data(root: Path) -> SuiteData:
+    """``jsonl:<dir>``: ``forget.jsonl`` (required), ``retain.jsonl`` and ``holdout.jsonl`` of any
+    example shape (text + spans, prompt + target, question + answer, chats)."""
+    from genforget.data.loaders import load_jsonl
+
+    if not (root / "forget.jsonl").is_file():
+        raise FileNotFoundError(f"jsonl suite data: {root / 'forget.jsonl'} not found")
+    split = {
+        n: load_jsonl(root / f"{n}.jsonl") if (root / f"{n}.jsonl").is_file() else []
+        for n in ("forget", "retain", "holdout")
+    }
+    return SuiteData(
+        forget=EvalSplit.from_examples(split["forget"]),
+        retain=EvalSplit.from_examples(split["retain"]),
+        holdout=EvalSplit.from_examples(split["holdout"]),
+        general={},
+        relearn_units=[([ex], EvalSplit.from_examples([ex])) for ex in split["forget"]],
+        paraphrase=EvalSplit(),
+        relearn_texts=list(split["forget"]),
     )

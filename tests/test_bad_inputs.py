@@ -106,7 +106,6 @@ ROWS = {
     "corrupt_model_config": (lambda t, m: _unlearn(t, m, model=_corrupt_config(t, m)), "config.json"),
     "model_dir_without_weights": (lambda t, m: _unlearn(t, m, model=_no_weights(t, m)), "no model weights"),
     "pickle_weights_refused": (lambda t, m: _unlearn(t, m, model=_pickle_only(t, m)), "--allow_pickle true"),
-    "tokenizer_without_pad": (lambda t, m: _unlearn(t, m, model=_no_pad(t, m)), "tokenizer has no pad token"),
     "lora_targets_missing": (lambda t, m: _unlearn(t, m, None, "--use_lora", "true", "--lora_target_modules", "c_attn"), "lora_target_modules"),
     "learning_rate_zero": (lambda t, m: _unlearn(t, m, None, "--learning_rate", "0"), "learning_rate must be > 0"),
     "max_steps_zero": (lambda t, m: _unlearn(t, m, None, "--max_steps", "0"), "max_steps must be >= 1"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 
@@ -9,7 +10,10 @@ import pytest
 import torch
 from scipy.stats import hmean
 
+from genforget.metrics import mia
 from genforget.metrics.likelihood import TokenStats
+from genforget.metrics.profiles import get_scoring
+from genforget.metrics.text import extraction_strength
 
 # genforget.evaluate the module (the package exports the function of the same name)
 ev = importlib.import_module("genforget.evaluate")
@@ -75,17 +79,74 @@ def test_probability_with_and_without_eos(tiny_lm, tokenizer, scoring, eos):
     assert out["forget_probability"] != pytest.approx(math.exp(-other), rel=1e-4)
 
 
-def test_zlib_compresses_the_answer_alone_in_the_open_unlearning_profile():
-    # forget: loss 1.0, long question, short answer; holdout: loss 1.2, short question, long answer
-    f = {"question": "A question that is long enough to compress into many bytes " * 3, "answer": "Yes."}
-    h = {"question": "Q?", "answer": "An answer that is long enough to compress into many bytes " * 3}
-    one = torch.tensor([0.0]), torch.tensor([1.0])  # mu, sigma: min-k %++ needs them
-    st = [TokenStats(torch.tensor([-1.0]), torch.tensor([0]), torch.tensor([0]), *one)]
-    sh = [TokenStats(torch.tensor([-1.2]), torch.tensor([0]), torch.tensor([0]), *one)]
-    # whole text: 1.0/|z(long)| < 1.2/|z(short)| -> forget looks like a member -> AUC 1
-    assert ev._mia(st, sh, [f], [h], 0.4)["mia_zlib_auc"] == 1.0
-    # answer alone: 1.0/|z("Yes.")| > 1.2/|z(long)| -> AUC 0
-    assert ev._mia(st, sh, [f], [h], 0.4, zlib_on_answer=True)["mia_zlib_auc"] == 0.0
+def _st(logp, target=None, mu=None, sigma=None) -> TokenStats:
+    logp = torch.tensor(logp)
+    target = torch.tensor(target if target is not None else [0] * len(logp))
+    mu = torch.tensor(mu) if mu is not None else torch.zeros(len(logp))
+    sigma = torch.tensor(sigma) if sigma is not None else torch.ones(len(logp))
+    return TokenStats(logp, target, target.clone(), mu, sigma)
+
+
+def test_zlib_text_per_profile(tokenizer, monkeypatch):
+    """open-unlearning's zlib attack compresses ``tokenizer.decode(labels, skip_special_tokens=True)``
+    (src/evals/metrics/mia/zlib.py): the answer as decoded from its tokens, EOS dropped."""
+    seen = []
+    real = mia.zlib_score
+    monkeypatch.setattr(mia, "zlib_score", lambda logp, text: seen.append(text) or real(logp, text))
+    ex = {"question": "Who wrote it?", "answer": "Alice Smith."}
+    ids = tokenizer(" Alice Smith.", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    st = [_st([-1.0] * len(ids), ids)]
+    for scoring, text in [("open_unlearning", tokenizer.decode(ids, skip_special_tokens=True)),
+                          ("genforget", "Who wrote it? Alice Smith.")]:  # fmt: skip
+        seen.clear()
+        mia.attack_aucs(st, st, [ex], [ex], 0.4, get_scoring(scoring), tokenizer)
+        assert seen == [text, text]
+    assert seen and "<|eos|>" not in text
+
+
+def test_token_wise_attacks_leave_the_appended_eos_out(tokenizer):
+    """tokenwise_logprobs drops the last label ("-1 to ignore eos prediction"): min-k % and
+    min-k %++ never see the EOS in open-unlearning, while LOSS (evaluate_probability) does."""
+    # forget: answer token likely, EOS unlikely; holdout: the reverse
+    f, h = [_st([-0.1, -5.0])], [_st([-0.2, -0.01])]
+    ou = mia.attack_aucs(f, h, [{}], [{}], 0.4, get_scoring("open_unlearning"), tokenizer)
+    assert ou["mia_min_k_auc"] == 1.0 and ou["mia_min_k_pp_auc"] == 1.0  # answer token alone decides
+    assert ou["mia_loss_auc"] == 0.0  # mean with EOS: forget 2.55 > holdout 0.105
+    previous = dataclasses.replace(get_scoring("open_unlearning"), tokenwise_eos=True)
+    assert mia.attack_aucs(f, h, [{}], [{}], 0.4, previous, tokenizer)["mia_min_k_auc"] == 0.0
+
+
+def test_min_k_pp_floors_the_variance_like_open_unlearning():
+    """min_k_plus_plus.py: sigma = clamp(E[lp^2] - mu^2, min=1e-6), then sqrt: sigma >= 1e-3."""
+    logp, mu, sigma = torch.tensor([-0.5, -2.0]), torch.tensor([-0.4, -1.0]), torch.tensor([1e-5, 0.5])
+    z = [(-0.5 + 0.4) / 1e-3, (-2.0 + 1.0) / 0.5]  # the first sigma floored at 1e-3
+    assert mia.min_k_pp_score(logp, mu, sigma, 0.4, sigma_floor=1e-3) == pytest.approx(-min(z))
+    assert mia.min_k_pp_score(logp, mu, sigma, 0.4) == pytest.approx(-(-0.1 / 1e-5))
+
+
+def test_extraction_strength_no_match_is_one_over_n_for_open_unlearning():
+    """memorization.py's ES loop leaves k = len - 1 when no suffix matches: ES = 1/len."""
+    assert extraction_strength([5, 6, 7], [1, 2, 3]) == 0.0
+    assert extraction_strength([5, 6, 7], [1, 2, 3], no_match_one_over_n=True) == pytest.approx(1 / 3)
+    assert extraction_strength([5, 6, 3], [1, 2, 3], no_match_one_over_n=True) == pytest.approx(1 / 3)
+    assert extraction_strength([1, 2, 3], [1, 2, 3], no_match_one_over_n=True) == 1.0
+
+
+def test_exact_memorisation_leaves_eos_out_but_probability_keeps_it(tiny_lm, tokenizer):
+    """By hand: EM over the answer's own tokens (argmax == label), probability over answer + EOS."""
+    ex = {"question": Q, "answer": A}
+    q_ids = tokenizer(Q, add_special_tokens=False)["input_ids"]
+    a_ids = tokenizer(" " + A, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([[tokenizer.bos_token_id, *q_ids, *a_ids, tokenizer.eos_token_id]])
+    with torch.no_grad():
+        logp = torch.log_softmax(tiny_lm(input_ids=ids).logits[0, :-1].float(), -1)
+    start = 1 + len(q_ids)
+    pos = range(start, ids.shape[1])  # answer tokens, then EOS
+    argmax_hit = [logp[t - 1].argmax().item() == ids[0, t].item() for t in pos]
+    nll = -sum(logp[t - 1, ids[0, t]].item() for t in pos) / len(pos)
+    out = ev.evaluate(tiny_lm, tokenizer, [ex], scoring="open_unlearning")
+    assert out["forget_exact_memorisation"] == pytest.approx(sum(argmax_hit[:-1]) / len(a_ids))
+    assert out["forget_probability"] == pytest.approx(math.exp(-nll), rel=1e-4)
 
 
 @pytest.mark.parametrize("scoring", ["genforget", "open_unlearning"])

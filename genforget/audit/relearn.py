@@ -57,14 +57,12 @@ class Relearner:
     ) -> None:
         if not examples:
             raise ValueError("relearning needs at least one example")
-        if tokenizer.pad_token_id is None:
-            raise ValueError("tokenizer has no pad token; set tokenizer.pad_token")
         torch.manual_seed(seed)
         self.model = merged_copy(model)
         # Merged LoRA bases (and frozen models) come with requires_grad=False; the attacker trains all.
         self.model.requires_grad_(True)
         self.feats = [tokenize_example(ex, tokenizer, max_length) for ex in examples]
-        self.collate = Collator(tokenizer.pad_token_id)
+        self.collate = Collator(tokenizer)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=learning_rate)
         self.batches = shuffled_batches(len(self.feats), batch_size, torch.Generator().manual_seed(seed))
         self.steps_done = 0

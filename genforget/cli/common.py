@@ -24,6 +24,53 @@ class LoadingArgs:
     )
 
 
+@dataclass
+class QuantArgs:
+    """A 4-bit base for QLoRA (transformers' ``BitsAndBytesConfig`` options; genforget.lm.quant)."""
+
+    load_in_4bit: bool = field(
+        default=False,
+        metadata={"help": "load the model in 4 bits (bitsandbytes) and train a LoRA adapter on it (QLoRA)"},
+    )
+    bnb_4bit_quant_type: str = field(default="nf4", metadata={"help": "4-bit data type: nf4 or fp4"})
+    bnb_4bit_compute_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "4-bit matmul dtype: auto (bfloat16 on a GPU that has it, else float32), "
+            "float32, bfloat16 or float16"
+        },
+    )
+    bnb_4bit_use_double_quant: bool = field(
+        default=True, metadata={"help": "also quantise the quantisation constants (QLoRA's double quant)"}
+    )
+
+    def quant_kwargs(self) -> dict:
+        """The :func:`genforget.load_model` keywords of these options."""
+        return {
+            "load_in_4bit": self.load_in_4bit,
+            "bnb_4bit_quant_type": self.bnb_4bit_quant_type,
+            "bnb_4bit_compute_dtype": self.bnb_4bit_compute_dtype,
+            "bnb_4bit_use_double_quant": self.bnb_4bit_use_double_quant,
+        }
+
+
+def apply_chat_template_file(tokenizer, path: str) -> str | None:
+    """Set ``tokenizer.chat_template`` from ``--chat_template FILE`` (saved with the model, so the
+    chats are read the same way later); returns the template's SHA-256 for the run record."""
+    import hashlib
+
+    from genforget.lm.chat import load_chat_template
+
+    if not path:
+        return None
+    try:
+        template = load_chat_template(path)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from e
+    tokenizer.chat_template = template
+    return hashlib.sha256(template.encode()).hexdigest()
+
+
 def check_output_dir(path: str, overwrite: bool) -> Path:
     """Refuse a missing or non-empty output dir (unless ``overwrite``) before any work is done."""
     if not path:

@@ -8,13 +8,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli.common import LoadingArgs, check_output_dir
+from genforget.cli.common import LoadingArgs, QuantArgs, apply_chat_template_file, check_output_dir
 from genforget.config import UsageError, parse_config
+from genforget.eval_cache import data_sha256, read_scores, score_key, write_scores
 from genforget.io import atomic_dir
 
 
 @dataclass
-class EvalScriptArgs(LoadingArgs):
+class EvalScriptArgs(LoadingArgs, QuantArgs):
     """Models and suite of ``eval/run.py``."""
 
     model: list[str] = field(default_factory=list, metadata={"help": "unlearned model dir(s) to evaluate"})
@@ -40,6 +41,17 @@ class EvalScriptArgs(LoadingArgs):
         },
     )
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    chat_template: str = field(
+        default="",
+        metadata={"help": "Jinja chat template file for chat data ('messages'); default: each model's own"},
+    )
+    cache_dir: str = field(
+        default="runs/eval-cache",
+        metadata={
+            "help": "where oracle and victim scores are kept across calls, keyed by the SHA-256 of their "
+            "model dirs and the suite ('' = off)"
+        },
+    )
 
 
 EXAMPLES_FILE = "examples.FORGET-SET-CONTENT.jsonl"
@@ -59,11 +71,14 @@ def eval_main(argv: list[str] | None = None) -> int:
             raise UsageError("--model is required (one or more model dirs)")
         suite = load_suite(args.suite, parse_overrides(args.set))
         if not args.force:
-            check_forget_set(args.model, suite)
+            _data_step(suite, check_forget_set, args.model, suite)
         out = check_output_dir(
             args.output_dir or f"runs/eval/{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}", args.overwrite
         )
-        models = {}
+        from genforget.harness import build_suite_data
+
+        data = _data_step(suite, build_suite_data, suite)  # bad data: one line, exit 2
+        models, paths = {}, {}
         for role, path in (
             [("victim", args.victim)]
             + [(Path(m).name or m, m) for m in args.model]
@@ -73,13 +88,35 @@ def eval_main(argv: list[str] | None = None) -> int:
                 if role in models:
                     raise UsageError(f"two models are named {role!r}; give them distinct directory names")
                 models[role] = load_model(
-                    path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
+                    path,
+                    allow_pickle=args.allow_pickle,
+                    trust_remote_code=args.trust_remote_code,
+                    **args.quant_kwargs(),
                 )
-    except (UsageError, ValueError, FileNotFoundError, OSError) as e:
+                paths[role] = path
+                apply_chat_template_file(models[role][1], args.chat_template)
+        _check_chats(data, models)
+    except (UsageError, ValueError, FileNotFoundError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.num_threads)
-    report = run_suite(models, suite, method=_method_of(args.model), dump_examples=args.dump_examples)
+    keys = _cache_keys(args, suite, data, paths)
+    cached = {r: hit for r, k in keys.items() if (hit := read_scores(args.cache_dir, k)) is not None}
+    scores: dict = {}
+    report = run_suite(
+        models,
+        suite,
+        data,
+        method=_method_of(args.model),
+        dump_examples=args.dump_examples,
+        cached=cached,
+        scores_out=scores,
+    )
+    for role, key in keys.items():
+        if role in cached:
+            print(f"[eval] {role}: scores read from the cache ({args.cache_dir}/{key[:12]}...json)")
+        elif not args.dump_examples and role in scores:
+            write_scores(args.cache_dir, key, *scores[role])
     examples = report.pop("_examples", None)
     report["config"]["models"] = {"victim": args.victim, "evaluated": args.model, "oracle": args.oracle}
     # All report files appear together (renamed into place) or not at all.
@@ -140,3 +177,46 @@ def _method_of(dirs: list[str]) -> str:
         if rec.is_file():
             return json.loads(rec.read_text()).get("method", "unknown")
     return "unknown"
+
+
+def _data_step(suite, fn, *args):
+    """``fn(*args)``, with a data problem (a missing split, a bad record, an unreadable dataset)
+    turned into a one-line :class:`UsageError` naming the suite: exit 2, never a traceback."""
+    try:
+        return fn(*args)
+    except UsageError:
+        raise
+    except KeyError as e:
+        raise UsageError(f"suite {suite.name!r} data ({suite.data}): a record has no field {e}") from e
+    except (ValueError, OSError, TypeError, ImportError) as e:
+        raise UsageError(f"suite {suite.name!r} data ({suite.data}): {e}") from e
+
+
+def _check_chats(data, models: dict) -> None:
+    """Chat data needs every evaluated model's tokenizer to have a chat template."""
+    splits = [data.forget, data.retain, data.holdout, *data.general.values()]
+    if not any(sp.chats for sp in splits):
+        return
+    for role, (_, tok) in models.items():
+        if not getattr(tok, "chat_template", None):
+            raise UsageError(
+                f"the suite's data holds chats ('messages') but model {role!r} has no chat template; "
+                "pass --chat_template FILE"
+            )
+
+
+def _cache_keys(args: EvalScriptArgs, suite, data, paths: dict[str, str]) -> dict[str, str]:
+    """Cache keys of the oracle's and the victim's scores (see :mod:`genforget.eval_cache`)."""
+    if not args.cache_dir or args.dump_examples:
+        return {}
+    fp = data_sha256(data)
+    template = Path(args.chat_template).read_text() if args.chat_template else None
+    load = {**args.quant_kwargs(), "chat_template": template}
+    keys = {}
+    for role in ("oracle", "victim"):
+        if role in paths:
+            ref = paths.get("oracle") if role != "oracle" else None
+            key = score_key(paths[role], suite, fp, load, reference=ref)
+            if key is not None:
+                keys[role] = key
+    return keys

@@ -12,13 +12,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli.common import LoadingArgs, check_accelerate_env, check_output_dir, fingerprint
+from genforget.cli.common import (
+    LoadingArgs,
+    QuantArgs,
+    apply_chat_template_file,
+    check_accelerate_env,
+    check_output_dir,
+    fingerprint,
+)
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.io import atomic_dir
 
 
 @dataclass
-class UnlearnScriptArgs(LoadingArgs):
+class UnlearnScriptArgs(LoadingArgs, QuantArgs):
     """What to load and where to save, for ``recipes/unlearn_lm.py``."""
 
     model_name_or_path: str = field(
@@ -31,6 +38,13 @@ class UnlearnScriptArgs(LoadingArgs):
     calibration_data: str = field(
         default="",
         metadata={"help": "never-seen data like the forget set (pii:calibration): enables calibrated stop"},
+    )
+    chat_template: str = field(
+        default="",
+        metadata={
+            "help": "Jinja chat template file for chat data ('messages'); default: the tokenizer's own. "
+            "Saved with the output model"
+        },
     )
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
@@ -65,6 +79,17 @@ def unlearn_main(argv: list[str] | None = None) -> int:
             raise UsageError("forget_data is required (a JSONL path, pii:forget or tofu:<dir>:<split>)")
         if args.save_mode == "adapter" and not cfg.use_lora:
             raise UsageError("save_mode adapter needs --use_lora true")
+        if args.load_in_4bit and not cfg.use_lora:
+            raise UsageError(
+                "--load_in_4bit trains a LoRA adapter on the 4-bit base (QLoRA): add --use_lora true"
+            )
+        if args.load_in_4bit and args.save_mode == "full":
+            raise UsageError(
+                "--load_in_4bit with --save_mode full would merge the adapter into rounded 4-bit weights; "
+                "save the adapter (--save_mode adapter or auto) and merge it into the full-precision base"
+            )
+        if cfg.plain and args.calibration_data:
+            raise UsageError("--plain true runs exactly max_steps steps: drop --calibration_data")
         corpus = (args.n_people, args.n_passages, args.forget_frac, args.corpus_seed)
         forget = load_data_spec(args.forget_data, *corpus)
         retain = load_data_spec(args.retain_data, *corpus) if args.retain_data else None
@@ -76,9 +101,20 @@ def unlearn_main(argv: list[str] | None = None) -> int:
             cfg = dataclasses.replace(cfg, checkpoint_dir=cfg.checkpoint_dir or f"{out}.checkpoints")
             resumed = check_resume(cfg, forget, retain, calibration)  # a wrong one: before the model loads
         model, tokenizer = load_model(
-            args.model_name_or_path, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code
+            args.model_name_or_path,
+            allow_pickle=args.allow_pickle,
+            trust_remote_code=args.trust_remote_code,
+            **args.quant_kwargs(),
         )
-    except (UsageError, ValueError, FileNotFoundError, OSError) as e:
+        template_sha = apply_chat_template_file(tokenizer, args.chat_template)
+        from genforget.lm.chat import has_chat
+
+        if has_chat([*forget, *(retain or []), *(calibration or [])]) and not tokenizer.chat_template:
+            raise UsageError(
+                f"the data holds chats ('messages') but {args.model_name_or_path}'s tokenizer has no chat "
+                "template; pass --chat_template FILE"
+            )
+    except (UsageError, ValueError, FileNotFoundError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.num_threads:
@@ -105,6 +141,7 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         with atomic_dir(out, args.overwrite) as tmp:
             mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
             _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds, history, resumed)
+            _add_data_record(tmp, model, tokenizer, template_sha)
         if not cfg.keep_checkpoints:  # partially-unlearned weights still hold the forget set
             remove_checkpoints(cfg.checkpoint_dir or None)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
@@ -142,3 +179,16 @@ def _write_record(
         "resumed_from": resumed.name if resumed else None,
     }
     (tmp / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _add_data_record(tmp: Path, model, tokenizer, template_sha: str | None) -> None:
+    """How the data met the model, in ``genforget_run.json``: the special tokens the tokenizer
+    adds, the pad id used, the chat template's hash and the 4-bit settings (issue 27)."""
+    from genforget.lm.quant import quantization_record
+    from genforget.lm.specials import tokenization_record
+
+    path = tmp / "genforget_run.json"
+    record = json.loads(path.read_text())
+    record["tokenization"] = {**tokenization_record(tokenizer), "chat_template_sha256": template_sha}
+    record["quantization"] = quantization_record(model)
+    path.write_text(json.dumps(record, indent=2) + "\n")

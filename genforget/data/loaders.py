@@ -1,7 +1,8 @@
 """Loaders that turn files and datasets into genforget examples (plain dicts).
 
-- JSONL: one object a line, with ``text`` (+ optional ``spans``), ``prompt``/``target`` or
-  ``question``/``answer``.
+- JSONL: one object a line, with ``text`` (+ optional ``spans``), ``prompt``/``target``,
+  ``question``/``answer`` or ``messages`` (a chat, rendered later with the model's chat template:
+  :mod:`genforget.lm.chat`).
 - TOFU: the question/answer JSONL files (``forget10.jsonl`` ...) from a local dir, or the hub copy
   ``locuslab/TOFU`` through ``datasets`` where a user has access.
 - ``datasets``: any ``Dataset`` (or a name/path ``datasets.load_dataset`` understands).
@@ -27,10 +28,16 @@ def fingerprint(examples: list[dict]) -> str:
 
 
 def _check(ex: Any, where: str) -> dict:
+    if isinstance(ex, dict) and ex.get("messages") is not None:
+        from genforget.lm.chat import check_messages
+
+        check_messages(ex["messages"], where)
+        return ex
     if not isinstance(ex, dict) or not any(all(k in ex for k in keys) for keys in EXAMPLE_KEYS):
         got = sorted(ex) if isinstance(ex, dict) else type(ex).__name__
         raise ValueError(
-            f"{where}: expected an object with 'text', 'prompt'+'target' or 'question'+'answer'; got {got}"
+            f"{where}: expected an object with 'text', 'prompt'+'target', 'question'+'answer' or "
+            f"'messages'; got {got}"
         )
     keys = next(keys for keys in EXAMPLE_KEYS if all(k in ex for k in keys))
     for k in keys:
@@ -95,17 +102,67 @@ def load_tofu(source: str | Path, split: str = "forget10") -> list[dict]:
     local = Path(source) / f"{split}.jsonl"
     if local.is_file():
         return load_jsonl(local)
-    if Path(source).is_dir():
-        have = sorted(p.stem for p in Path(source).glob("*.jsonl"))
-        raise FileNotFoundError(f"TOFU split {split!r} not found in {source}; available: {', '.join(have)}")
+    # Issue 27: a local dir may also hold the split in any layout `datasets` writes (_local_split).
+    root = Path(source)
+    if root.is_dir():
+        return _local_split(root, split)
+    if str(source).startswith((".", "/", "~")) or str(source).count("/") > 1:  # a path, not a hub id
+        raise FileNotFoundError(f"TOFU dir not found: {source}")
     from datasets import load_dataset
 
     return from_dataset(load_dataset(str(source), split, split="train"))
 
 
-def from_dataset(ds: Iterable[dict]) -> list[dict]:
+def _local_split(root: Path, split: str) -> list[dict]:
+    """``split`` of a local TOFU dir: ``<split>.jsonl`` / ``<split>.json`` (JSON Lines, TOFU's own
+    files), or a ``<split>/`` dir in any layout ``datasets`` writes: ``save_to_disk`` (a
+    ``Dataset``, or a ``DatasetDict`` whose ``train`` split is read), the hub's parquet shards, or
+    the ``load_dataset`` cache's arrow files; or ``root`` is one ``save_to_disk``'d
+    ``DatasetDict`` with the split as a key."""
+    for name in (f"{split}.jsonl", f"{split}.json"):
+        if (root / name).is_file():
+            return load_jsonl(root / name)
+    if (root / split).is_dir():
+        return from_dataset(_dataset_dir(root / split), f"{root / split}")
+    if (root / "dataset_dict.json").is_file():
+        from datasets import load_from_disk
+
+        dd = load_from_disk(str(root))
+        if split in dd:
+            return from_dataset(dd[split], f"{root}[{split}]")
+    have = sorted({p.stem for p in root.glob("*.json*")} | {p.name for p in root.iterdir() if p.is_dir()})
+    raise FileNotFoundError(
+        f"TOFU split {split!r} not found in {root}; available: {', '.join(have) or 'none'}"
+    )
+
+
+def _dataset_dir(d: Path):
+    """The rows of one split dir in a ``datasets`` layout (see :func:`load_tofu`)."""
+    import datasets
+
+    if (d / "dataset_dict.json").is_file() or (d / "state.json").is_file():
+        ds = datasets.load_from_disk(str(d))
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+        return ds
+    for pattern in ("*.parquet", "*.arrow"):
+        files = sorted(d.rglob(pattern))
+        if files:
+            # One version only: a load_dataset cache can hold several fingerprint dirs.
+            newest = max({f.parent for f in files}, key=lambda p: p.stat().st_mtime)
+            files = [f for f in files if f.parent == newest and "-test" not in f.name]
+            if pattern == "*.parquet":
+                return datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+            return datasets.concatenate_datasets([datasets.Dataset.from_file(str(f)) for f in files])
+    files = sorted(d.glob("*.json*"))
+    if files:
+        return [row for f in files for row in load_jsonl(f)]
+    raise FileNotFoundError(f"{d}: no dataset files (save_to_disk, parquet, arrow or JSON Lines)")
+
+
+def from_dataset(ds: Iterable[dict], name: str = "dataset") -> list[dict]:
     """Rows of a ``datasets.Dataset`` (or any iterable of dicts) as checked examples."""
-    return [_check(dict(row), f"dataset row {i}") for i, row in enumerate(ds)]
+    return [_check(dict(row), f"{name} row {i}") for i, row in enumerate(ds)]
 
 
 def as_examples(data: Any, name: str = "data") -> list[dict]:

@@ -30,7 +30,7 @@ class DivergenceGuard:
 
     def __init__(self, retain: list[dict], tokenizer, config, device: torch.device, log=print) -> None:
         rows = retain[:MAX_EXAMPLES]
-        collate = Collator(tokenizer.pad_token_id)
+        collate = Collator(tokenizer)
         whole = [{"text": normalise_example(ex)["text"]} for ex in rows]
         self.batches = {
             "retain_nll": collate(tokenize_all(whole, tokenizer, config.max_length, "retain")),

@@ -264,7 +264,7 @@ def reinforced_logits(ctx: PrepareContext, steps: int) -> list[tuple[torch.Tenso
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     targets = [t for t in cfg.lora_target_modules if t in names] or ["q_proj", "v_proj"]
     peft = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=targets))
-    collate = Collator(ctx.tokenizer.pad_token_id)
+    collate = Collator(ctx.tokenizer)
     opt = torch.optim.AdamW([p for p in peft.parameters() if p.requires_grad], lr=cfg.learning_rate)
     g = torch.Generator().manual_seed(cfg.seed)
     peft.train()

@@ -19,10 +19,12 @@ from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
+from genforget.lm.chat import render_examples
 from genforget.lm.checkpoint import Checkpointer
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
 from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
+from genforget.lm.quant import keep_4bit_trainable, prepare_4bit_for_training
 from genforget.lm.robust import RobustStep
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop, add_calibration_trace, check_stop, report_stop
@@ -118,8 +120,6 @@ def check_tokenizer_matches(model: torch.nn.Module, tokenizer: PreTrainedTokeniz
             f"tokenizer/model mismatch: the tokenizer has {len(tokenizer)} tokens but the model's "
             f"embedding has {emb.num_embeddings} rows; load the tokenizer saved with this model"
         )
-    if tokenizer.pad_token_id is None:
-        raise ValueError("tokenizer has no pad token; set tokenizer.pad_token (a distinct one, not eos)")
 
 
 def unlearn_lm(
@@ -153,14 +153,22 @@ def unlearn_lm(
             "undo_alpha needs retain data to distil on (retain_data); give some or set undo_alpha 0"
         )
     check_tokenizer_matches(model, tokenizer)
+    keep_4bit_trainable(model, unpack=True)  # before any no-grad scoring pass (genforget.lm.quant)
     method = get_method(config.method)(config)
     if "lm" not in method.modalities:
         raise ValueError(f"method {config.method!r} is for {method.modalities} models, not language models")
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     # save_every / resume_from (issue 14): checks config, data and model against the checkpoint.
     ckpt = Checkpointer(config, accelerator, model, forget, retain, calibration, collateral)
+    # Chats rendered with the tokenizer's template (after the checkpoint fingerprints the data
+    # as given); `plain`: a fixed-step run with no stop, collateral watch or guard (issue 27).
+    forget, retain, calibration, collateral = (
+        render_examples(list(x), tokenizer) if x else x for x in (forget, retain, calibration, collateral)
+    )
+    if config.plain:
+        calibration = collateral = None
     torch.manual_seed(config.seed)
-    collate = Collator(tokenizer.pad_token_id)
+    collate = Collator(tokenizer)
     forget_feats = _tokenize_all(forget, tokenizer, config.max_length, "forget")
     retain_feats = (
         _tokenize_all(retain, tokenizer, config.max_length, "retain") if retain and method.uses_retain else []
@@ -188,6 +196,7 @@ def unlearn_lm(
     if config.gradient_checkpointing:
         # Non-reentrant checkpointing also works when only a LoRA adapter requires gradients.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = prepare_4bit_for_training(model, config)  # QLoRA: a 4-bit base (genforget.lm.quant)
     if config.use_lora:
         model = add_lora(model, config)
     model.to(accelerator.device)
@@ -250,7 +259,7 @@ def unlearn_lm(
     robust = RobustStep.from_config(config, params, raw)
     attach_ref = functools.partial(_attach_ref, method.needs_ref, ref_cache, ref_copy, raw)
     guard = None
-    if config.divergence_guard and retain:  # issue 14: stop before the model collapses
+    if config.divergence_guard and not config.plain and retain:  # issue 14: stop before a collapse
         guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
         guard.start_run(model, params, opt)
     # Resuming: the checkpoint's weights, optimizer, stop/guard state and RNG; batches replayed.
@@ -286,7 +295,7 @@ def unlearn_lm(
             retain_scores = sequence_scores(model, rb)
             batch = {"attention_mask": torch.cat([fb["attention_mask"].sum(1), rb["attention_mask"].sum(1)])}
         else:
-            batch = concat_batches(fb, rb, tokenizer.pad_token_id) if rb is not None else fb
+            batch = concat_batches(fb, rb, collate.pad_token_id) if rb is not None else fb
             tok_logp, tok_mask = token_logprobs(model, batch)
             retain_scores = scores_from_tokens(tok_logp[n_f:], tok_mask[n_f:]) if rb is not None else None
             tok_logp, tok_mask = tok_logp[:n_f], tok_mask[:n_f]

@@ -156,7 +156,7 @@ def undo(
     feats = tokenize_all(
         [{"text": normalise_example(ex)["text"]} for ex in retain], tokenizer, max_length, "retain"
     )
-    collate = Collator(tokenizer.pad_token_id)
+    collate = Collator(tokenizer)
     masks = None
     if mask_ratio < 1:
         if not forget:

@@ -14,13 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from genforget.lm.data import Collator, tokenize_example
+from genforget.lm.specials import special_rule
 
 SPECIAL = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>"}
+# Bumped when the saved tokenizer's behaviour changes, so demo caches keyed on it retrain.
+# 2: the tokenizer itself adds BOS (a post-processor), which genforget follows (issue 27).
+TOKENIZER_FORMAT = 2
 
 
 @dataclass
@@ -86,10 +90,12 @@ def sized_config(
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with its own pad/bos/eos tokens.
+    """Byte-level BPE with its own pad/bos/eos tokens; ``tokenizer(text)`` adds the BOS.
 
     ``add_prefix_space=True`` makes a word tokenise the same at the start of a prompt as in the
-    middle of a sentence, so a probe starting with a name matches how the name was trained.
+    middle of a sentence, so a probe starting with a name matches how the name was trained. The
+    BOS is added by the tokenizer's post-processor, where genforget (and any other library)
+    reads the convention from (:mod:`genforget.lm.specials`).
     """
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
@@ -101,6 +107,10 @@ def train_tokenizer(texts: list[str], vocab_size: int = 1024) -> PreTrainedToken
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
+    bos = SPECIAL["bos_token"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+    )
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
 
 
@@ -134,7 +144,8 @@ def train_causal_lm(
     (the PII corpus re-shuffles each bio's sentences there). Returns the final mean loss."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
-    collate = Collator(tokenizer.pad_token_id)
+    collate = Collator(tokenizer)
+    rule = special_rule(tokenizer)  # the BOS/EOS tokenizer(text) adds, read once
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0, betas=(0.9, 0.98))
 
     def lr_at(step: int) -> float:
@@ -155,7 +166,8 @@ def train_causal_lm(
             queue.extend(docs)
         docs, queue = queue[: config.batch_size], queue[config.batch_size :]
         feats = [
-            tokenize_example({"text": d + tokenizer.eos_token}, tokenizer, config.max_length) for d in docs
+            tokenize_example({"text": d + tokenizer.eos_token}, tokenizer, config.max_length, rule=rule)
+            for d in docs
         ]
         batch = collate(feats)
         loss = model(**batch).loss

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from genforget.lm.data import left_pad_prompts
+from genforget.lm.specials import pad_id
 
 
 def _norm(s: str) -> str:
@@ -41,7 +42,7 @@ def generate(
             do_sample=bool(num_samples),
             num_return_sequences=max(1, num_samples),
             top_k=0 if num_samples else None,
-            pad_token_id=tokenizer.pad_token_id,
+            pad_token_id=pad_id(tokenizer),
             eos_token_id=tokenizer.eos_token_id,
         )
         texts = tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)

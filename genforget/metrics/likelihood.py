@@ -12,6 +12,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from genforget.lm.data import IGNORE, Collator, tokenize_example
+from genforget.lm.specials import special_rule
 
 
 @dataclass
@@ -43,8 +44,9 @@ def token_stats(
 
     ``append_eos``: score the EOS token after each text as a target too (open-unlearning's way)."""
     device = next(model.parameters()).device
-    collate = Collator(tokenizer.pad_token_id)
-    feats = [tokenize_example(ex, tokenizer, max_length, append_eos) for ex in examples]
+    collate = Collator(tokenizer)
+    rule = special_rule(tokenizer)  # the BOS/EOS tokenizer(text) adds: what the model saw
+    feats = [tokenize_example(ex, tokenizer, max_length, append_eos, rule) for ex in examples]
     out: list[TokenStats] = []
     for i in range(0, len(feats), batch_size):
         batch = {k: v.to(device) for k, v in collate(feats[i : i + batch_size]).items()}

@@ -15,6 +15,7 @@ import torch
 from genforget.metrics.likelihood import mia_auc, min_k_score
 
 __all__ = [
+    "attack_aucs",
     "loss_score",
     "mia_auc",
     "min_k_pp_score",
@@ -58,13 +59,20 @@ def token_mu_sigma(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, var.clamp_min(0.0).sqrt()
 
 
-def min_k_pp_score(token_logp: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, k: float = 0.4) -> float:
+def min_k_pp_score(
+    token_logp: torch.Tensor,
+    mu: torch.Tensor,
+    sigma: torch.Tensor,
+    k: float = 0.4,
+    sigma_floor: float = _SIGMA_EPS,
+) -> float:
     """min-k%++: z_t = (log p(y_t) − μ_t) / σ_t, then the min-k % mean of z, negated.
 
     ``mu``/``sigma`` come from :func:`token_mu_sigma` at the same positions as ``token_logp``.
-    σ_t is floored at 1e-6 so a (near) deterministic position does not divide by zero.
+    σ_t is floored at ``sigma_floor`` (1e-6) so a (near) deterministic position does not divide by
+    zero; open-unlearning floors the variance at 1e-6 instead, i.e. σ at 1e-3.
     """
-    z = (token_logp.float() - mu.float()) / sigma.float().clamp_min(_SIGMA_EPS)
+    z = (token_logp.float() - mu.float()) / sigma.float().clamp_min(sigma_floor)
     return min_k_score(z, k)
 
 
@@ -88,3 +96,65 @@ def privleak(auc_unlearned: float, auc_retrain: float) -> float:
     if auc_retrain <= 0:
         raise ValueError(f"auc_retrain must be > 0, got {auc_retrain}")
     return (auc_unlearned - auc_retrain) / auc_retrain * 100.0
+
+
+def answer_of(ex: dict) -> str:
+    """The scored part alone (answer / target; a plain text is all answer)."""
+    return ex.get("answer", ex.get("target", ex.get("text", "")))
+
+
+def text_of(ex: dict) -> str:
+    """The whole scored text of an example (question + answer, prompt + target, or text)."""
+    return (
+        ex.get("text")
+        or f"{ex.get('question', ex.get('prompt', ''))} {ex.get('answer', ex.get('target', ''))}"
+    )
+
+
+def attack_aucs(
+    forget: list,
+    hold: list,
+    f_texts: list[dict],
+    h_texts: list[dict],
+    k: float,
+    scoring,
+    tokenizer=None,
+    ref: tuple[list, list] | None = None,
+) -> dict[str, float]:
+    """AUCs of LOSS, zlib, min-k %, min-k %++ (and the reference attack with ``ref``: the
+    reference model's stats of the same examples) separating forget ``TokenStats`` from holdout
+    ones, with the conventions of the :class:`~genforget.metrics.profiles.Scoring` ``scoring``:
+    which text zlib compresses, whether an appended EOS counts in the token-wise attacks, and the
+    min-k %++ σ floor."""
+
+    def z_text(s, ex: dict) -> str:
+        if scoring.zlib_text == "decoded_target":
+            return tokenizer.decode(s.target.tolist(), skip_special_tokens=True)
+        return answer_of(ex) if scoring.zlib_text == "answer" else text_of(ex)
+
+    def min_k(s) -> float:
+        return min_k_score(scoring.tokenwise(s.logp)[0], k)
+
+    def min_k_pp(s) -> float:
+        logp, mu, sigma = scoring.tokenwise(s.logp, s.mu, s.sigma)
+        return min_k_pp_score(logp, mu, sigma, k, scoring.sigma_floor)
+
+    def auc(score) -> float:
+        return mia_auc(
+            [score(s, t) for s, t in zip(forget, f_texts, strict=True)],
+            [score(s, t) for s, t in zip(hold, h_texts, strict=True)],
+        )
+
+    out = {
+        "mia_loss_auc": auc(lambda s, t: loss_score(s.logp)),
+        "mia_zlib_auc": auc(lambda s, t: zlib_score(s.logp, z_text(s, t))),
+        "mia_min_k_auc": auc(lambda s, t: min_k(s)),
+        "mia_min_k_pp_auc": auc(lambda s, t: min_k_pp(s)),
+    }
+    if ref is not None:
+        ref_f, ref_h = ref
+        out["mia_reference_auc"] = mia_auc(
+            [reference_score(s.logp, r.logp) for s, r in zip(forget, ref_f, strict=True)],
+            [reference_score(s.logp, r.logp) for s, r in zip(hold, ref_h, strict=True)],
+        )
+    return out

@@ -56,18 +56,19 @@ def exact_memorisation(pred_ids: IdSeq, target_ids: IdSeq) -> float:
     return sum(p == t for p, t in zip(pred, target, strict=True)) / len(target)
 
 
-def extraction_strength(pred_ids: IdSeq, target_ids: IdSeq) -> float:
+def extraction_strength(pred_ids: IdSeq, target_ids: IdSeq, no_match_one_over_n: bool = False) -> float:
     """ES = 1 − k*/len(y), k* the smallest k in 0..len−1 with ``pred[k:] == target[k:]``.
 
     When no non-empty suffix matches (even the last token is wrong), k* = len(y) and ES = 0,
     as METRICS.md defines it. One public implementation (open-unlearning) leaves its loop with
     k = len−1 in that case and returns 1/len(y) — the same value as "only the last token
-    matches" here — so its numbers are higher by 1/len(y) exactly on the no-match examples.
+    matches" here — so its numbers are higher by 1/len(y) exactly on the no-match examples;
+    ``no_match_one_over_n`` reproduces that (the ``open_unlearning`` scoring profile).
     """
     pred, target = _ids(pred_ids), _ids(target_ids)
     _check(pred, target)
     n = len(target)
-    k_star = next((k for k in range(n) if pred[k:] == target[k:]), n)
+    k_star = next((k for k in range(n) if pred[k:] == target[k:]), n - 1 if no_match_one_over_n else n)
     return 1.0 - k_star / n
 
 

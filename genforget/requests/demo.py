@@ -91,13 +91,20 @@ def _record_text(r: dict) -> str:
 
 
 def _victim(texts: list[str], args: RequestDemoArgs, out: Path):
-    from genforget.lm.victim import VICTIM_PRESETS, build_model, train_causal_lm, train_tokenizer
+    from genforget.lm.victim import (
+        TOKENIZER_FORMAT,
+        VICTIM_PRESETS,
+        build_model,
+        train_causal_lm,
+        train_tokenizer,
+    )
 
     base = VICTIM_PRESETS[args.victim_preset]
     vcfg = dataclasses.replace(base, max_steps=args.victim_steps or base.max_steps, seed=args.corpus_seed)
     key = {
         "data_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
         "victim": dataclasses.asdict(vcfg),
+        "tokenizer_format": TOKENIZER_FORMAT,
     }
     info = out / "train_info.json"
     if info.is_file() and json.loads(info.read_text()).get("key") == key:

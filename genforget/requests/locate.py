@@ -22,13 +22,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from genforget.requests.neardup import THRESHOLD
-from genforget.requests.records import WORK_NGRAM, Hit, Located, LocateResult, record_text
+from genforget.requests.records import WORK_NGRAM, Hit, Located, LocateResult, Render, record_text
 from genforget.requests.request import Request
 
 __all__ = ["WORK_NGRAM", "Hit", "LocateResult", "Located", "iter_records", "locate", "record_text"]
 
 
-def iter_records(data: str | Path, text_field: str = "text") -> Iterator[tuple[str, str]]:
+def iter_records(
+    data: str | Path, text_field: str = "text", render: Render | None = None
+) -> Iterator[tuple[str, str]]:
     """``(record id, text)`` for every record of TRAIN, streamed and fully decoded (no prefilter;
     :func:`locate` does not use it)."""
     from genforget.config import UsageError
@@ -46,12 +48,15 @@ def iter_records(data: str | Path, text_field: str = "text") -> Iterator[tuple[s
                             obj = json.loads(line)
                         except json.JSONDecodeError as e:
                             raise UsageError(f"{where}: not valid JSON ({e.msg})") from e
-                        yield f"{shard.prefix}:{n}", record_text(obj, text_field, where)
+                        yield f"{shard.prefix}:{n}", record_text(obj, text_field, where, render)
         elif shard.fmt in ("parquet", "arrow"):
             n = shard.first
             for batch, _ in column_batches(shard, text_field):
                 for row in batch.to_pylist():
-                    yield f"{shard.prefix}:{n}", record_text(row, text_field, f"--data {shard.url}:{n}")
+                    yield (
+                        f"{shard.prefix}:{n}",
+                        record_text(row, text_field, f"--data {shard.url}:{n}", render),
+                    )
                     n += 1
         else:
             with open_shard(shard) as f:
@@ -68,11 +73,13 @@ def locate(
     work_ngram: int = WORK_NGRAM,
     near_dup: float = THRESHOLD,
     prefilter: bool = True,
+    render: Render | None = None,
 ) -> LocateResult:
     """One pass over ``data`` in this process: every record holding any identifier of any
     request, with spans; a seeded sample of the others as retain set. ``near_dup``: the bigram
     Jaccard at which a window of a record is a near duplicate of a ``kind: work`` document
-    (0 = exact n-grams only). ``prefilter=False`` runs the exact matcher on every record."""
+    (0 = exact n-grams only). ``prefilter=False`` runs the exact matcher on every record.
+    ``render``: how a chat record (``messages``) reads as text, the model's chat template."""
     from tqdm.auto import tqdm
 
     from genforget.requests.scan import Scanner, merge
@@ -80,7 +87,9 @@ def locate(
 
     t0 = time.perf_counter()
     shards = plan_shards(data)
-    sc = Scanner(requests, text_field, retain_size, neighbour_size, seed, work_ngram, near_dup, prefilter)
+    sc = Scanner(
+        requests, text_field, retain_size, neighbour_size, seed, work_ngram, near_dup, prefilter, render
+    )
     for si, shard in enumerate(tqdm(shards, desc="locate", unit="shard", disable=len(shards) < 2 or None)):
         sc.scan(shard, si)
     res = merge([sc.snapshot()], requests, sc)

@@ -50,6 +50,10 @@ class ForgetArgs:
     key_file: str = field(default="", metadata={"help": "controller HMAC key (default: next to the ledger)"})
     ledger: str = field(default="", metadata={"help": "ledger JSONL (default: OUT/../ledger.jsonl)"})
     text_field: str = field(default="text", metadata={"help": "JSONL field holding the text"})
+    chat_template: str = field(
+        default="",
+        metadata={"help": "Jinja chat template file for chat records ('messages'); default: the model's own"},
+    )
     retain_size: int = field(default=256, metadata={"help": "records without identifiers kept as retain set"})
     retain_eval: int = field(
         default=64, metadata={"help": "of those, records probed for retained capability"}
@@ -196,6 +200,8 @@ def forget_requests(
 
     from genforget.adapters import save_model
     from genforget.api import load_model
+    from genforget.lm.chat import load_chat_template, template_renderer
+    from genforget.lm.specials import tokenization_record
     from genforget.lm.trainer import unlearn_lm
 
     cfg = cfg or RequestUnlearnConfig()
@@ -223,14 +229,21 @@ def forget_requests(
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     # The data is read before the model is loaded: a bad record is reported without waiting for it.
+    try:
+        render = template_renderer(args.model, args.chat_template)
+    except FileNotFoundError as e:
+        raise UsageError(f"--chat_template: {e}") from e
     res = locate_any(
         requests, args.data, args.workers, args.executor, args.executor_options, text_field=args.text_field,
         retain_size=args.retain_size, seed=cfg.seed, work_ngram=args.work_ngram, near_dup=args.near_dup,
+        render=render,
     )  # fmt: skip
     try:
         model, tok = load_model(args.model)
     except (OSError, ValueError) as e:
         raise UsageError(f"--model: {e}") from e
+    if args.chat_template:  # saved with the unlearned model: chats read the same way later
+        tok.chat_template = load_chat_template(args.chat_template)
     for ri in range(len(requests)):
         c = res.counts(ri)
         occ = ", ".join(f"{k} {v}" for k, v in c["occurrences"].items()) or "none"
@@ -349,6 +362,7 @@ def forget_requests(
                 "twins_trained_on": False,
             },
             "model": {"before_sha256": before_sha, "after_sha256": after_sha, "saved_as": saved_as},
+            "tokenization": tokenization_record(tok),
             "method": {"name": cfg.method, "config": dataclasses.asdict(cfg)},
             "genforget_version": genforget.__version__,
             "key_id": key_id(key),

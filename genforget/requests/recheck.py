@@ -40,8 +40,10 @@ def prepare_recheck(
     data: str | Path,
     key_file: str | Path = "",
     text_field: str = "text",
+    render=None,
 ) -> RecheckPlan:
-    """Match request files (a dir or a list of paths) to the ledger and build their probes."""
+    """Match request files (a dir or a list of paths) to the ledger and build their probes
+    (``render``: how chat records read as text; see :func:`genforget.requests.locate.locate`)."""
     ledger = Path(ledger)
     ok, msg = verify_ledger(ledger)
     if not ok:
@@ -68,7 +70,7 @@ def prepare_recheck(
             raise UsageError(
                 f"{r.path}: this request is not in the ledger {ledger}; refused (recheck only rechecks)"
             )
-    res = locate(reqs, data, text_field)
+    res = locate(reqs, data, text_field, render=render)
     return RecheckPlan(
         reqs, [request_probes(res, i) for i in range(len(reqs))], [Path(r.path).name for r in reqs]
     )
@@ -99,10 +101,12 @@ def recheck(
     threshold: float = 0.1,
     text_field: str = "text",
 ) -> list[dict]:
-    """Re-run every request's probes on ``model_dir``; one row per request."""
+    """Re-run every request's probes on ``model_dir``; one row per request (chat records are
+    read through the model's own chat template)."""
     from genforget.api import load_model
+    from genforget.lm.chat import template_renderer
 
-    plan = prepare_recheck(ledger, requests, data, key_file, text_field)
+    plan = prepare_recheck(ledger, requests, data, key_file, text_field, template_renderer(str(model_dir)))
     try:
         model, tok = load_model(model_dir)
     except (OSError, ValueError) as e:

@@ -9,6 +9,7 @@ duplicate of one (:mod:`genforget.requests.neardup`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from genforget.config import UsageError
@@ -21,15 +22,24 @@ from genforget.requests.request import Request
 # contamination check used 13-grams on whole benchmarks; takedowns also concern short excerpts,
 # which 13 would miss.)
 WORK_NGRAM = 8
+Render = Callable[[list], str]  # a chat's messages -> the text the model was trained on
 _WORD = re.compile(r"\w+")
 
 
-def record_text(obj: object, text_field: str, where: str) -> str:
-    """The text of one record: ``text_field``, else a prompt/target or question/answer pair."""
+def record_text(obj: object, text_field: str, where: str, render: Render | None = None) -> str:
+    """The text of one record: ``text_field``, else a prompt/target or question/answer pair, else
+    a chat (``messages``) as ``render`` (the model's chat template) writes it."""
     if isinstance(obj, dict):
         v = obj.get(text_field)
         if isinstance(v, str):
             return v
+        if isinstance(obj.get("messages"), list):
+            if render is None:
+                raise UsageError(f"{where}: a chat record ('messages') needs the model's chat template")
+            try:
+                return render(obj["messages"])
+            except (ValueError, TypeError) as e:
+                raise UsageError(f"{where}: {e}") from e
         for p, t in (("prompt", "target"), ("question", "answer")):
             if isinstance(obj.get(p), str) and isinstance(obj.get(t), str):
                 from genforget.lm.data import normalise_example

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from genforget.config import UsageError
 from genforget.requests.neardup import THRESHOLD
-from genforget.requests.records import WORK_NGRAM, LocateResult
+from genforget.requests.records import WORK_NGRAM, LocateResult, Render
 from genforget.requests.request import Request
 
 EXECUTORS = ("local", "slurm", "ray")
@@ -92,6 +92,7 @@ def _fingerprint(requests: list[Request], shards: list, options: dict) -> str:
         [[r.id, r.kind, r.identifiers, r.documents, r.region] for r in requests]
         + [[s.to_dict() for s in shards], options],
         sort_keys=True,
+        default=repr,  # a chat renderer: its source and template hash
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -155,6 +156,7 @@ def locate_distributed(
     workers: int = 2,
     executor: str = "local",
     options: dict | None = None,
+    render: Render | None = None,
 ) -> LocateResult:
     """:func:`~genforget.requests.locate` as a datatrove pipeline (see the module docstring)."""
     import fsspec
@@ -182,7 +184,7 @@ def locate_distributed(
     if tasks < 1:
         raise UsageError(f"--executor_options: tasks must be >= 1 (got {tasks})")
     scan_opts = {"text_field": text_field, "retain_size": retain_size, "neighbour_size": neighbour_size,
-                 "seed": seed, "work_ngram": work_ngram, "near_dup": near_dup}  # fmt: skip
+                 "seed": seed, "work_ngram": work_ngram, "near_dup": near_dup, "render": render}  # fmt: skip
     sc = Scanner(requests, **scan_opts)  # the queue is validated here, before any task starts
     temp = work is None
     work = tempfile.mkdtemp(prefix="genforget-locate-") if temp else str(work)

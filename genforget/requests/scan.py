@@ -46,6 +46,7 @@ from genforget.requests.records import (
     Hit,
     Located,
     LocateResult,
+    Render,
     WorkIndex,
     neighbour_pattern,
     neighbour_terms,
@@ -83,7 +84,9 @@ class Scanner:
         work_ngram: int = WORK_NGRAM,
         near_dup: float = THRESHOLD,
         prefilter: bool = True,
+        render: Render | None = None,
     ) -> None:
+        self.render = render  # chat records ('messages') read through the model's template
         self.text_field, self.seed, self.work_ngram = text_field, seed, work_ngram
         self.retain_size, self.neighbour_size = retain_size, neighbour_size
         regions = {ri: r.region for ri, r in enumerate(requests)}
@@ -155,7 +158,7 @@ class Scanner:
             obj = _loads(line)
         except _JSONError as e:
             raise UsageError(f"{self._where(shard, n)}: not valid JSON ({getattr(e, 'msg', e)})") from e
-        return obj, record_text(obj, self.text_field, self._where(shard, n))
+        return obj, record_text(obj, self.text_field, self._where(shard, n), self.render)
 
     def _jsonl(self, shard: Shard, si: int, base: int, blk: bytes, line0: int, off: int) -> int:
         arr = np.frombuffer(blk, np.uint8)
@@ -209,7 +212,10 @@ class Scanner:
         tf = self.text_field
         if tf not in batch.schema.names:  # pairs (or nothing): read every row as the trainer does
             rows = batch.to_pylist()
-            texts = {i: record_text(r, tf, self._where(shard, int(nums[i]))) for i, r in enumerate(rows)}
+            texts = {
+                i: record_text(r, tf, self._where(shard, int(nums[i])), self.render)
+                for i, r in enumerate(rows)
+            }
             self.bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in texts.values())
             items = [(i, t, True) for i, t in texts.items()]
             self._finish(si, base, nums, texts, items, set(), shard, row0 + np.arange(len(nums)))

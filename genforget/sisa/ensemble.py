@@ -68,7 +68,7 @@ class SisaEnsemble:
             store,
             self.root,
             start_stage,
-            Collator(self.tokenizer.pad_token_id),
+            Collator(self.tokenizer),
         )
         self.peft_model.save_pretrained(self.root / f"shard-{shard}", selected_adapters=[ADAPTER])
         if shard in self._loaded:  # refresh the in-memory copy used for generation, bit for bit
@@ -199,8 +199,6 @@ def train(
     ids = [r.get("id") for r in records]
     if any(i is None for i in ids) or len(set(map(str, ids))) != len(ids):
         raise ValueError("every record needs a unique 'id'")
-    if tokenizer.pad_token_id is None:
-        raise ValueError("tokenizer has no pad token; set tokenizer.pad_token")
     root.mkdir(parents=True, exist_ok=True)
     meta = {"fingerprint": base_fingerprint(model)}
     src = getattr(model, "name_or_path", "") or ""
