@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file
 from genforget.data.loaders import fingerprint
 from genforget.io import _pid_alive, atomic_dir
 
-FORMAT = 1
+FORMAT = 2  # 2: collateral watch by extraction (3-tuples), back-offs
 META = "genforget_checkpoint.json"
 PREFIX = "checkpoint-"
 # Fields that may differ between an interrupted run and its resumption: none changes a step.
@@ -251,6 +251,7 @@ class Checkpointer:
             stop.history = [tuple(h) for h in s["history"]]
             stop.collateral_base = s["collateral_base"]
             stop.collateral_history = [tuple(h) for h in s["collateral_history"]]
+            stop.backoffs, stop.over, stop.in_bound = s["backoffs"], s["over"], s["in_bound"]
             stop.last_good_step = s["last_good_step"]
             stop.last_good = (
                 None if s["last_good"] is None else [t[f"stop.last_good.{i}"] for i in range(s["last_good"])]
@@ -327,6 +328,9 @@ class Checkpointer:
                 "history": s.history,
                 "collateral_base": s.collateral_base,
                 "collateral_history": s.collateral_history,
+                "backoffs": s.backoffs,
+                "over": s.over,
+                "in_bound": s.in_bound,
                 "last_good_step": s.last_good_step,
                 "last_good": None if s.last_good is None else len(s.last_good),
             }
