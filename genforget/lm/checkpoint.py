@@ -251,7 +251,17 @@ class Checkpointer:
             stop.history = [tuple(h) for h in s["history"]]
             stop.collateral_base = s["collateral_base"]
             stop.collateral_history = [tuple(h) for h in s["collateral_history"]]
-            stop.backoffs, stop.over, stop.in_bound = s["backoffs"], s["over"], s["in_bound"]
+            for key in (
+                "backoffs",
+                "over",
+                "in_bound",
+                "good",
+                "forgotten_good",
+                "repairing",
+                "repair_steps",
+            ):
+                setattr(stop, key, s[key])
+            stop.forget_extraction = s["forget_extraction"]
             stop.last_good_step = s["last_good_step"]
             stop.last_good = (
                 None if s["last_good"] is None else [t[f"stop.last_good.{i}"] for i in range(s["last_good"])]
@@ -328,9 +338,8 @@ class Checkpointer:
                 "history": s.history,
                 "collateral_base": s.collateral_base,
                 "collateral_history": s.collateral_history,
-                "backoffs": s.backoffs,
-                "over": s.over,
-                "in_bound": s.in_bound,
+                **{k: getattr(s, k) for k in ("backoffs", "over", "in_bound", "good", "forgotten_good")},
+                **{k: getattr(s, k) for k in ("repairing", "repair_steps", "forget_extraction")},
                 "last_good_step": s.last_good_step,
                 "last_good": None if s.last_good is None else len(s.last_good),
             }

@@ -216,38 +216,44 @@ def decide(
 
 
 def run_events(stop, guard, max_steps: int, one_shot: bool = False) -> list[str]:
-    """What happened during a run, in words with numbers only: collateral back-offs, the stop
-    that ended it (calibrated, collateral, divergence guard) or the step budget used up."""
+    """What happened during a run, in words with numbers only: collateral back-offs, what ended it
+    (calibrated stop, collateral stop, divergence guard) or the step budget used up."""
     if one_shot:
         return ["one closed-form update (no step budget)"]
     from genforget.lm.stopping import collateral_words
 
     events = []
-    if stop is not None and (stop.backoffs or stop.reason.startswith("collateral")):
+    reason = stop.reason if stop is not None else ""
+    if stop is not None and (stop.backoffs or stop.repair_steps or reason.startswith("collateral")):
         events.append(f"collateral watch: {collateral_words(stop)}")
-    if stop is not None and stop.reason == "collateral":
-        step = stop.history[-1][0]
-        events.append(f"stopped at step {step} of {max_steps} with the weights of step {stop.restored_step}")
-    elif stop is not None and stop.reason == "collateral_final":
-        step = stop.collateral_history[-1][0]
+    if reason == "collateral":
         events.append(
-            f"the weights after step {step} were past the collateral bound: those of step "
-            f"{stop.restored_step}, the last within it, were returned"
+            f"stopped at step {stop.history[-1][0]} of {max_steps} with the weights of step {stop.restored_step}"
         )
-    elif stop is not None and stop.reason == "calibrated":
+    elif reason == "calibrated":
         step, forget, unseen = stop.history[-1]
         events.append(
             f"calibrated stop at step {step} of {max_steps} (forget {stop.statistic} {forget:.2f} reached "
             f"never-seen data's {unseen:.2f})"
         )
-    elif guard is not None and guard.events:
+    if guard is not None and guard.events:
         trip = guard.events[-1]
         events.append(
             f"divergence guard stopped the run at step {trip['step']} of {max_steps} with the weights "
             f"of step {trip['restored_step']}"
         )
-    else:
-        events.append(f"ran all {max_steps} steps")
+    if reason == "collateral_kept":
+        events.append(
+            f"ran all {max_steps} steps; the final weights, the only ones with the forget set out, were "
+            f"kept though past the collateral bound (by at most twice it)"
+        )
+    if reason == "collateral_final":
+        events.append(
+            f"the final weights were past the collateral bound: those of step {stop.restored_step}, "
+            "the last within it, were returned"
+        )
+    if not events or (reason == "" and not (guard is not None and guard.events)):
+        events.append(f"ran all {max_steps} step{'s' if max_steps != 1 else ''}")
     return events
 
 

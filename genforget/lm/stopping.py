@@ -21,12 +21,25 @@ Collateral watch (:func:`genforget.unlearn` without a calibration set): other pe
 of the same shape as the forget targets (their phone numbers, emails) in the retain texts. Its
 scale is greedy extraction, the thing a user asks about ("does the model still give the other
 people's emails?"), not NLL: on memorised data the NLL of a known value is near 0 and moves by
-multiples under harmless updates (a 1.5x bound on it fired in 1-6 steps on every family tried),
-while a value stays extractable until its argmax flips. The bound: at most ``collateral_max_loss``
-(default 0.10) of the watched values that were extractable at the start may stop being so.
-A trip backs off instead of ending the run: the weights of the last passing check come back, the
-optimizer's moments are reset, the learning rate is halved, and training goes on within the same
-step budget; after ``MAX_BACKOFFS`` back-offs it stops with those weights.
+multiples under harmless updates (a 1.5x bound on it fired within 1-6 steps on every family
+tried), while a value stays extractable until its argmax flips. The bound: at most
+``collateral_max_loss`` (default 0.10) of the watched values may stop being extracted.
+
+NPO knocks other people's values out for a while as it forgets (on the tiny models of
+``bench/families.py``, often half of them for ten steps or more) and its retain term brings them
+back, so a dip alone ends nothing. At each check (every step in the API):
+
+- forget set out (its targets' greedy extraction <= 0.10) but others past the bound: the next
+  steps train on the retain term alone (*repair*) until they are back;
+- forget set not out and others past the bound for ``COLLATERAL_PATIENCE`` checks in a row: a
+  *back-off*: the weights of the last good check come back, the optimizer's moments are reset,
+  the learning rate halves, and training goes on within the same budget (after ``MAX_BACKOFFS``,
+  a stop with those weights);
+- forget set at never-seen level (the calibrated stop) and others within the bound: done.
+
+"Good" weights, kept at each check, are within the bound; once such a state with the forget set
+out has been seen, only such states. A run that ends past the bound returns the last good
+weights (``collateral_final``), and the outcome (:mod:`genforget.lm.outcome`) says all of it.
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ from genforget.lm.scoring import min_k_rows, scores_from_tokens, token_logprobs
 
 STATISTICS = ("text_min_k", "min_k", "nll")
 COLLATERAL_MAX_LOSS = 0.10  # share of the watched values extractable at the start that may go
-COLLATERAL_PATIENCE = 5  # consecutive checks past the bound before a trip (the retain term repairs)
+COLLATERAL_PATIENCE = 20  # checks past the bound, forget set not yet out, before a trip
 MAX_BACKOFFS = 3  # collateral trips answered by restore + half the learning rate, then a stop
 BACKOFF_FACTOR = 0.5
 
@@ -66,6 +79,7 @@ class CalibratedStop:
         collateral_feats: list[dict] | None = None,
         collateral_max_loss: float = COLLATERAL_MAX_LOSS,
         max_backoffs: int = MAX_BACKOFFS,
+        forget_target_feats: list[dict] | None = None,
     ) -> None:
         if statistic not in STATISTICS:
             raise ValueError(f"calibration statistic must be one of {STATISTICS} (got {statistic!r})")
@@ -90,8 +104,19 @@ class CalibratedStop:
         self.collateral_history: list[tuple[int, float, float]] = []  # (step, extraction, nll)
         self.backoffs: list[dict] = []  # {"step", "restored_step", "extraction", "lr"} per back-off
         self.patience = COLLATERAL_PATIENCE
-        self.over = 0  # consecutive checks past the bound
+        self.over = 0  # consecutive checks past the bound while the forget set is still extracted
         self.in_bound = True  # the latest collateral check was within the bound
+        # The forget targets as given, for their greedy extraction at each collateral check.
+        self.forget_targets = forget_target_feats or []
+        self.forget_extraction: float | None = None
+        # The forget set is out (extraction <= FORGOTTEN_AT) but other people's values are past
+        # the bound: the trainer steps on the retain term alone until they are back.
+        self.repairing = False
+        self.repair_steps: list[int] = []
+        # The latest check's weights are worth keeping (in bound; once a state with the forget set
+        # out and in bound was kept, only such states are).
+        self.good = True
+        self.forgotten_good = False
         self.reason = ""
         # Set by the trainer: trainable weights at the last passing check, restored on collateral.
         self.last_good: list | None = None
@@ -128,18 +153,35 @@ class CalibratedStop:
         return self.calib_value
 
     def collateral_check(self, step: int, model: torch.nn.Module) -> str:
-        """``ok`` (within the bound: at most ``collateral_max_loss`` of the watched values lost
-        since the first check, which sets the baseline), ``over`` (past it for fewer than
-        ``patience`` consecutive checks: NPO's retain term often repairs a dip) or ``trip``."""
-        from genforget.lm.outcome import measure
+        """Measure the watched values (their first check sets the baseline) and the forget
+        targets; returns ``ok`` (within the bound: at most ``collateral_max_loss`` of the watched
+        values lost), ``over`` (past it: the forget set is out and the trainer repairs, or it is
+        not yet and fewer than ``patience`` such checks ran in a row: NPO's retain term often
+        mends a dip) or ``trip``."""
+        from genforget.lm.outcome import FORGOTTEN_AT, measure
 
         figs = measure(model, self.collateral, self.collate)
         self.collateral_history.append((step, figs.extraction, figs.nll))
         if self.collateral_base is None:
             self.collateral_base = figs.extraction
         self.in_bound = self.collateral_base - figs.extraction <= self.collateral_max_loss + 1e-9
-        self.over = 0 if self.in_bound else self.over + 1
-        return "ok" if self.in_bound else ("trip" if self.over >= self.patience else "over")
+        if self.forget_targets:
+            self.forget_extraction = measure(model, self.forget_targets, self.collate).extraction
+        out = self.forget_extraction is not None and self.forget_extraction <= FORGOTTEN_AT
+        self.good = self.in_bound and (out or not self.forgotten_good)
+        self.forgotten_good = self.forgotten_good or (self.good and out)
+        # Repair until others are back to half the bound (hysteresis): resuming the forget loss
+        # right at the bound would knock them past it again at once.
+        lost = self.collateral_base - figs.extraction
+        self.repairing = out and (
+            not self.in_bound or (self.repairing and lost > self.collateral_max_loss / 2)
+        )
+        if self.repairing:
+            self.repair_steps.append(step)
+        self.over = 0 if self.in_bound or self.repairing else self.over + 1
+        if self.in_bound:
+            return "ok"
+        return "trip" if self.over >= self.patience else "over"
 
     def should_stop(self, step: int, model: torch.nn.Module) -> bool:
         """True once the forget set's mean statistic reaches the calibration set's, or once other
@@ -165,8 +207,9 @@ class CalibratedStop:
                 return False
             forget = self.latest.mean().item()
         self.history.append((step, forget, unseen))
-        # Not while other people's values are past the bound: stopping there would keep the damage.
-        if forget >= unseen and collateral == "ok" and self.in_bound:
+        # Not while other people's values are past the bound: stopping there would keep the
+        # damage; the trainer repairs (retain term only) until they are back.
+        if forget >= unseen and self.in_bound:
             self.reason = "calibrated"
             return True
         return False
@@ -208,23 +251,35 @@ def check_stop(
                 stop.reason = ""
                 return False
         return True
-    if len(stop.collateral_history) > checks and stop.in_bound:
+    if len(stop.collateral_history) > checks and stop.good:
         stop.last_good = [p.detach().to("cpu", copy=True) for p in params]
         stop.last_good_step = step
     return False
 
 
 def settle(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) -> None:
-    """After the last step of a run no stop ended: when the final weights are past the collateral
-    bound, the last weights within it come back (``stop.reason`` becomes ``collateral_final``)."""
+    """After the last step of a run no stop ended: when the final weights are not good (past the
+    collateral bound, or holding the forget set again after a good state had it out), the last
+    good weights come back (``stop.reason`` becomes ``collateral_final``), with one exception:
+    when no good state ever had the forget set out, final weights that have it out and lost at
+    most twice the bound are kept (``collateral_kept``): a forgotten set with some damage,
+    reported as such, serves the caller better than weights that never forgot."""
     if not stop.collateral or stop.reason or stop.last_good is None:
         return
     stop.collateral_check(step, raw)
-    if not stop.in_bound:
-        with torch.no_grad():
-            for p, saved in zip(params, stop.last_good, strict=True):
-                p.copy_(saved.to(p.device))
-        stop.reason, stop.restored_step = "collateral_final", stop.last_good_step
+    if stop.good:
+        return
+    from genforget.lm.outcome import FORGOTTEN_AT
+
+    lost = (stop.collateral_base or 0.0) - stop.collateral_history[-1][1]
+    out = stop.forget_extraction is not None and stop.forget_extraction <= FORGOTTEN_AT
+    if not stop.forgotten_good and out and lost <= 2 * stop.collateral_max_loss + 1e-9:
+        stop.reason = "collateral_kept"
+        return
+    with torch.no_grad():
+        for p, saved in zip(params, stop.last_good, strict=True):
+            p.copy_(saved.to(p.device))
+    stop.reason, stop.restored_step = "collateral_final", stop.last_good_step
 
 
 def add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
@@ -251,6 +306,9 @@ def add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
     for step, extraction, nll in stop.collateral_history:
         if step in rows:
             rows[step].update(collateral_extraction=extraction, collateral_nll=nll)
+    for step in stop.repair_steps:  # steps trained on the retain term alone
+        if step in rows:
+            rows[step]["repair"] = True
     for b in stop.backoffs:
         if b["step"] in rows:
             rows[b["step"]].update(backoff_restored_step=b["restored_step"], backoff_lr=b["lr"])
@@ -278,6 +336,11 @@ def collateral_words(stop: CalibratedStop) -> str:
         f"other people's same-shaped targets went from extraction {base:.2f} to {now:.2f} "
         f"(bound: lose at most {stop.collateral_max_loss:g})"
     )
+    if stop.repair_steps:
+        text += (
+            f"; {len(stop.repair_steps)} repair step(s) on the retain term alone (forget set out, others "
+            f"past the bound), from step {stop.repair_steps[0]}"
+        )
     if stop.backoffs:
         lrs = ", ".join(f"{b['lr']:.2g} at step {b['step']}" for b in stop.backoffs)
         text += f"; backed off {len(stop.backoffs)}x (learning rate lowered to {lrs})"

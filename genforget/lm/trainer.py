@@ -231,6 +231,7 @@ def unlearn_lm(
             else None,
             collateral_feats=_tokenize_all(collateral, tokenizer, config.max_length) if collateral else None,
             collateral_max_loss=config.collateral_max_loss,
+            forget_target_feats=probe.forget,
         )
 
     g = torch.Generator().manual_seed(config.seed)
@@ -309,7 +310,10 @@ def unlearn_lm(
                 break
         scores = attach_ref(scores, fb, idx)
         loss = method_run.loss(scores, retain_scores, model, raw, fb, idx, rb)
-        if robust is None:
+        repair = stop is not None and stop.repairing and retain_scores is not None
+        if repair:  # forgotten, but other people's values past the bound: the retain term alone
+            loss = retain_scores.nll.mean()
+        if robust is None or repair:
             accelerator.backward(loss)
         else:  # remedies (genforget.lm.robust): forget passes at moved weights
             forget_loss = functools.partial(_forget_loss, method_run, model, raw, attach_ref, fb, idx, scores)
