@@ -147,3 +147,24 @@ def test_lora_targets_cover_every_linear_layer_of_the_blocks(family, tokenizer):
     assert (targets.rule, targets.modules, targets.parameters) == ("auto", modules, parameters)
     assert len(targets.skipped) == len(skipped)
     assert all(s.startswith(want) for s, want in zip(targets.skipped, skipped, strict=True))
+
+
+@pytest.mark.filterwarnings("ignore::genforget.OutcomeWarning")
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_undo_saliency_mask_on_family(family, tokenizer, accelerator):
+    # UNDO with a saliency mask: only the chosen half of the entries is noised, on every family
+    # (its noise is a fresh instance of the model's own class; its mask ranks tensors by name).
+    from genforget.lm.undo import saliency_masks
+
+    model = tiny_model(family, tokenizer)
+    collate = Collator(tokenizer.pad_token_id)
+    feats = tokenize_all(FORGET, tokenizer, 64)
+    masks = saliency_masks(model, feats, tokenize_all(RETAIN, tokenizer, 64), collate, 0.5)
+    n = sum(p.numel() for p in model.parameters())
+    assert masks.keys() == {k for k, p in model.named_parameters() if p.requires_grad}
+    assert sum(int(m.sum()) for m in masks.values()) == pytest.approx(n / 2, abs=n * 0.01)
+    cfg = UnlearnConfig(max_steps=1, batch_size=2, undo_alpha=0.5, undo_mask_ratio=0.5, undo_steps=1)
+    out = unlearn_lm(model, tokenizer, FORGET, RETAIN, cfg, accelerator)
+    assert out is not model and any(
+        not torch.equal(p, q) for p, q in zip(out.parameters(), model.parameters(), strict=True)
+    )

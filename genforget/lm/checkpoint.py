@@ -261,7 +261,7 @@ class Checkpointer:
                 "repair_steps",
             ):
                 setattr(stop, key, s[key])
-            stop.forget_extraction = s["forget_extraction"]
+            stop.forget_extraction, stop.retain_boost = s["forget_extraction"], s["retain_boost"]
             stop.last_good_step = s["last_good_step"]
             stop.last_good = (
                 None if s["last_good"] is None else [t[f"stop.last_good.{i}"] for i in range(s["last_good"])]
@@ -339,7 +339,10 @@ class Checkpointer:
                 "collateral_base": s.collateral_base,
                 "collateral_history": s.collateral_history,
                 **{k: getattr(s, k) for k in ("backoffs", "over", "in_bound", "good", "forgotten_good")},
-                **{k: getattr(s, k) for k in ("repairing", "repair_steps", "forget_extraction")},
+                **{
+                    k: getattr(s, k)
+                    for k in ("repairing", "repair_steps", "forget_extraction", "retain_boost")
+                },
                 "last_good_step": s.last_good_step,
                 "last_good": None if s.last_good is None else len(s.last_good),
             }

@@ -30,7 +30,10 @@ NPO knocks other people's values out for a while as it forgets (on the tiny mode
 back, so a dip alone ends nothing. At each check (every step in the API):
 
 - forget set out (its targets' greedy extraction <= 0.10) but others past the bound: the next
-  steps train on the retain term alone (*repair*) until they are back;
+  steps train on the retain term alone (*repair*) until they are back to half the bound;
+- forget set not out and others past the bound: the retain term gets an extra weight, raised by
+  one per such check (at most ``MAX_RETAIN_BOOST``) and lowered by one per check within the bound
+  (a Lagrange multiplier on the constraint, by dual ascent);
 - forget set not out and others past the bound for ``COLLATERAL_PATIENCE`` checks in a row: a
   *back-off*: the weights of the last good check come back, the optimizer's moments are reset,
   the learning rate halves, and training goes on within the same budget (after ``MAX_BACKOFFS``,
@@ -55,6 +58,7 @@ STATISTICS = ("text_min_k", "min_k", "nll")
 COLLATERAL_MAX_LOSS = 0.10  # share of the watched values extractable at the start that may go
 COLLATERAL_PATIENCE = 20  # checks past the bound, forget set not yet out, before a trip
 MAX_BACKOFFS = 3  # collateral trips answered by restore + half the learning rate, then a stop
+MAX_RETAIN_BOOST = 10.0  # cap of the multiplier on the retain term while past the bound
 BACKOFF_FACTOR = 0.5
 
 
@@ -117,6 +121,11 @@ class CalibratedStop:
         # out and in bound was kept, only such states are).
         self.good = True
         self.forgotten_good = False
+        # Extra weight on the retain term while others are past the bound and the forget set is not
+        # out yet: a Lagrange multiplier on the collateral constraint, raised by one per check past
+        # it and lowered by one per check within it (dual ascent), so forgetting goes on but leans
+        # toward keeping the others instead of leaving all the mending to the repair phase.
+        self.retain_boost = 0.0
         self.reason = ""
         # Set by the trainer: trainable weights at the last passing check, restored on collateral.
         self.last_good: list | None = None
@@ -179,6 +188,10 @@ class CalibratedStop:
         if self.repairing:
             self.repair_steps.append(step)
         self.over = 0 if self.in_bound or self.repairing else self.over + 1
+        step_up = not self.in_bound and not self.repairing
+        self.retain_boost = (
+            min(MAX_RETAIN_BOOST, self.retain_boost + 1) if step_up else max(0.0, self.retain_boost - 1)
+        )
         if self.in_bound:
             return "ok"
         return "trip" if self.over >= self.patience else "over"
@@ -238,7 +251,7 @@ def check_stop(
                 for group in opt.param_groups:
                     group["lr"] *= BACKOFF_FACTOR
                 opt.state.clear()  # the moments point the way that did the damage
-                stop.over = 0
+                stop.over, stop.retain_boost = 0, 0.0
                 stop.backoffs.append(
                     {
                         "step": step,

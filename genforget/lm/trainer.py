@@ -134,9 +134,10 @@ def unlearn_lm(
     """Unlearn ``forget`` from ``model`` (keeping ``retain``) with ``config.method``.
 
     ``collateral``: retain examples with spans on other people's targets of the same kind;
-    with ``calibration``, they are watched: losing more than a tenth of those extractable at the
-    start backs off (last good weights, half the learning rate), then stops (see
-    :mod:`genforget.lm.stopping`).
+    with ``calibration``, their greedy extraction is watched: past the bound (a tenth of them
+    lost) the run repairs on the retain term once the forget set is out, backs off (last good
+    weights, half the learning rate) if it stays past while still forgetting, and never returns
+    weights past it without saying so (see :mod:`genforget.lm.stopping`).
     ``calibration``: examples like the forget set but never trained on; when given, training
     stops early (checked every ``config.calibration_every`` steps) once the forget set is no more
     likely than they are (see :mod:`genforget.lm.stopping`).
@@ -168,9 +169,9 @@ def unlearn_lm(
     retain_feats = (
         _tokenize_all(retain, tokenizer, config.max_length, "retain") if retain and method.uses_retain else []
     )
-    check_ids_fit(model, forget_feats, "forget")
-    check_ids_fit(model, retain_feats, "retain")
     probe = OutcomeProbe(forget, retain, tokenizer, config.max_length, collateral, config.seed)
+    for name, feats in (("forget", forget_feats), ("retain", retain_feats), ("retain", probe.retain)):
+        check_ids_fit(model, feats, name)  # a special token's text in the data, beyond the embedding
 
     ref_cache = ref_copy = None
     if method.needs_ref and config.reference == "copy":
@@ -313,6 +314,8 @@ def unlearn_lm(
         repair = stop is not None and stop.repairing and retain_scores is not None
         if repair:  # forgotten, but other people's values past the bound: the retain term alone
             loss = retain_scores.nll.mean()
+        elif stop is not None and stop.retain_boost and retain_scores is not None:  # still forgetting
+            loss = loss + stop.retain_boost * retain_scores.nll.mean()
         if robust is None or repair:
             accelerator.backward(loss)
         else:  # remedies (genforget.lm.robust): forget passes at moved weights
