@@ -72,17 +72,19 @@ def main() -> None:
         stop = next((r for r in res.history if r.get("stopped")), None)
         rows[name] = dict(
             rates(res.model),
-            steps=stop["step"] if stop else len(res.history),
+            steps=stop["step"] if stop else sum(1 for r in res.history if "loss" in r),
             stop_reason=(stop or {}).get("stop_reason", "max_steps"),
+            repair_steps=sum(1 for r in res.history if r.get("repair")),
+            status=res.outcome.status,
             seconds=seconds,
         )
-    print("\n| model | " + " | ".join(groups) + " | steps | stop |")
-    print("|---|" + "---|" * (len(groups) + 2))
+    print("\n| model | " + " | ".join(groups) + " | steps | stop | repair steps | outcome |")
+    print("|---|" + "---|" * (len(groups) + 4))
     for name, r in rows.items():
         print(
             f"| {name} | "
             + " | ".join(f"{r[g]:.2f}" for g in groups)
-            + f" | {r['steps']} | {r.get('stop_reason', '—')} |"
+            + f" | {r['steps']} | {r.get('stop_reason', '—')} | {r.get('repair_steps', '—')} | {r.get('status', '—')} |"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2))

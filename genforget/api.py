@@ -12,7 +12,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from genforget.config import UnlearnConfig, make_config
 from genforget.data.loaders import as_examples
+from genforget.lm.outcome import Outcome
 from genforget.lm.trainer import check_tokenizer_matches, unlearn_lm
+from genforget.lm.vocab import fit_embedding_to_pad
 
 
 @dataclass
@@ -22,10 +24,13 @@ class UnlearnResult:
     ``history``: one dict per step (``step``, ``loss``, ``forget_nll``, ``seconds``, ``tokens``;
     ``calibration_forget`` / ``calibration_unseen`` at calibrated-stop checks; a final
     ``stopped`` row when the stop fired), trl's ``log_history`` shape.
+    ``outcome``: forget and retain figures before and after, and the status (``forgotten``,
+    ``partial`` or ``unchanged``) with its reason (:class:`genforget.lm.outcome.Outcome`).
     """
 
     model: torch.nn.Module
     history: list[dict] = field(default_factory=list)
+    outcome: Outcome | None = None
 
     @property
     def stopped_at(self) -> int | None:
@@ -62,9 +67,15 @@ def unlearn(
     Left out (None), it is made from ``forget`` itself: every target replaced by random
     characters of the same kind (:mod:`genforget.lm.twins`), and retain texts holding strings
     shaped like the forget targets (other people's phone numbers, emails, IDs) are watched too:
-    training stops, with the last good weights, once they become markedly less likely
-    (collateral damage). ``False`` turns both off.
-    ``return_history``: return an :class:`UnlearnResult` (model + per-step history) instead.
+    when more than a tenth of those the model could reproduce stop being reproduced, training
+    backs off (last good weights, half the learning rate) and goes on, at most three times, then
+    stops with the last good weights (collateral damage). ``False`` turns both off.
+    ``return_history``: return an :class:`UnlearnResult` (model, per-step history, outcome) instead.
+
+    Every call ends with an outcome on the sets given: greedy extraction and NLL of the forget
+    targets and of the retain side, before and after, and a status. ``partial`` or ``unchanged``
+    is printed and raised as a :class:`genforget.OutcomeWarning` (also with
+    ``return_history=False``).
     """
     from genforget.lm.chat import load_chat_template, render_examples
     from genforget.lm.twins import collateral_examples, shape_twins
@@ -91,6 +102,7 @@ def unlearn(
     # whole forget set passes through a transient retain disruption that its retain term repairs).
     collateral = collateral_examples(forget_ex, retain_ex) if calibration is None and calib else []
     history: list[dict] = []
+    outcome: dict = {}
     out = unlearn_lm(
         model,
         tokenizer,
@@ -101,8 +113,9 @@ def unlearn(
         calibration=calib,
         history=history,
         collateral=collateral,
+        outcome=outcome,
     )
-    return UnlearnResult(out, history) if return_history else out
+    return UnlearnResult(out, history, Outcome.from_dict(outcome)) if return_history else out
 
 
 def load_model(
@@ -169,6 +182,7 @@ def load_model(
         raise OSError(
             f"could not load a model from {path_s!r}: not a model dir here and not loadable from the hub ({e})"
         ) from e
+    fit_embedding_to_pad(model, tokenizer)  # a pad token among extra special tokens: rows added, said
     check_tokenizer_matches(model, tokenizer)
     keep_4bit_trainable(model)  # no-op without 4-bit layers; see genforget.lm.quant
     return model, tokenizer

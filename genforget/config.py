@@ -20,10 +20,6 @@ import yaml
 
 from genforget.registry import did_you_mean
 
-# LoRA's default targets: a Llama-style LM's projections (diffusion models use their own, see
-# genforget.diffusion.models.DIFFUSION_LORA_TARGETS).
-LM_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
 
 @dataclass
 class UnlearnConfig:
@@ -65,6 +61,14 @@ class UnlearnConfig:
         metadata={"help": "RMU: steering coefficient c (0: 5x the frozen mean activation norm at the layer)"},
     )
     rmu_alpha: float = field(default=100.0, metadata={"help": "RMU: weight of the retain activation term"})
+    rmu_modules: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "RMU: names (ends of module or expert-weight names inside a decoder block) of what trains "
+            "in the steered layer and the two before it (empty: the MLP output projection: down_proj, "
+            "mlp.c_proj, fc2, dense_4h_to_h, w2 or Mamba's mixer.out_proj)"
+        },
+    )
     whp_alpha: float = field(
         default=5.0, metadata={"help": "WHP: v_generic = v_base - alpha * ReLU(v_reinforced - v_base)"}
     )
@@ -104,8 +108,18 @@ class UnlearnConfig:
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
     lora_target_modules: list[str] = field(
-        default_factory=lambda: list(LM_LORA_TARGETS),
-        metadata={"help": "module names LoRA wraps (diffusion: the default means to_q to_k to_v to_out.0)"},
+        default_factory=list,
+        metadata={
+            "help": "module names LoRA wraps (empty: every linear layer of the decoder blocks, fused qkv and "
+            "MoE experts included, chosen per model and logged; diffusion: to_q to_k to_v to_out.0)"
+        },
+    )
+    layer_pattern: str = field(
+        default="",
+        metadata={
+            "help": "dotted name of the ModuleList holding the decoder blocks (model.layers, transformer.h, "
+            "...): where LoRA targets, rmu and whp look; empty: found from the model's block class"
+        },
     )
     calibration_every: int = field(
         default=5, metadata={"help": "steps between calibrated-stop checks (when calibration data is given)"}
@@ -115,6 +129,14 @@ class UnlearnConfig:
         metadata={
             "help": "what calibrated stop compares: text_min_k (min-k % of whole texts, what a "
             "membership attack reads), min_k or nll (of the loss's target tokens)"
+        },
+    )
+    collateral_max_loss: float = field(
+        default=0.1,
+        metadata={
+            "help": "collateral watch (genforget.unlearn without calibration data): the share of other "
+            "people's same-shaped values (greedy extraction from the retain texts) that may be lost "
+            "before training backs off (last good weights, half the learning rate)"
         },
     )
     max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
@@ -251,6 +273,8 @@ class UnlearnConfig:
             raise ValueError(f"save_every must be >= 0 (0 = no checkpoints; got {self.save_every})")
         if self.divergence_ratio <= 1:
             raise ValueError(f"divergence_ratio must be > 1 (got {self.divergence_ratio})")
+        if not 0 <= self.collateral_max_loss <= 1:
+            raise ValueError(f"collateral_max_loss must be in [0, 1] (got {self.collateral_max_loss})")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
         if not 0 <= self.undo_alpha <= 1:

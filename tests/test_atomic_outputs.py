@@ -106,7 +106,16 @@ def test_killed_recipe_leaves_output_absent_or_unchanged(victim_dir, tmp_path, w
         out.mkdir()
         (out / "model.safetensors").write_bytes(b"previous result")
     argv = ["unlearn", "--model_name_or_path", str(victim_dir), "--forget_data", "pii:forget"]
-    argv += ["--retain_data", "pii:retain", "--output_dir", str(out), "--overwrite", "true"]
+    argv += [
+        "--retain_data",
+        "pii:retain",
+        "--output_dir",
+        str(out),
+        "--overwrite",
+        "true",
+        "--allow_partial",
+        "true",
+    ]
     argv += ["--max_steps", "100000" if when == "TRAINING" else "2", *CORPUS_ARGS]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TQDM_DISABLE="1")
     proc = subprocess.Popen(

@@ -72,3 +72,31 @@ def test_shipped_accelerate_configs_parse(name):
     cfg = yaml.safe_load((ROOT / "recipes/accelerate" / name).read_text())
     assert cfg["distributed_type"] in ("NO", "MULTI_GPU", "FSDP", "DEEPSPEED")
     assert cfg["num_processes"] >= 1 and cfg["num_machines"] == 1
+
+
+def test_a_usage_error_under_two_processes_is_one_line_and_exit_2(victim_dir, tmp_path):
+    # Found after the processes start (the model is loaded on each): a LoRA name it lacks.
+    bad = ("--use_lora", "true", "--lora_target_modules", "c_attn", "--max_steps", "1")
+    common = ["--model_name_or_path", str(victim_dir), "--forget_data", "pii:forget", *bad]
+    common += ["--n_people", "20", "--n_passages", "10", "--forget_frac", "0.2"]
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    config = str(ROOT / "recipes/accelerate/cpu_2proc.yaml")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "genforget.cli.main", "unlearn", "--accelerate_config", config, *common]
+    proc = subprocess.run(
+        [*cmd, "--output_dir", str(out)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.count("match no linear layer") == 1
+    assert proc.stderr.count("error: lora_target_modules ['c_attn']") == 1
+    assert "Traceback" not in proc.stderr and "ChildFailedError" not in proc.stderr
+    assert not out.exists()
+    # Plain `accelerate launch`: the main process alone prints it; each process exits 2 (the launcher
+    # itself then reports the failed processes: use --accelerate_config for one clean line).
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
+    launch += ["--num_cpu_threads_per_process", "1", str(ROOT / "recipes/unlearn_lm.py"), *common]
+    proc = subprocess.run(
+        [*launch, "--output_dir", str(out)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.count("match no linear layer") == 1 and "exitcode  : 2" in proc.stderr

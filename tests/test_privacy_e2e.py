@@ -29,7 +29,17 @@ def test_recipe_and_eval_write_no_forget_pii(victim_dir, corpus, tmp_path, capfd
         "--calibration_every",
         "2",
     ]
-    argv += ["--output_dir", str(run), "--max_steps", "4", "--logging_steps", "1", *CORPUS_ARGS]
+    argv += [
+        "--output_dir",
+        str(run),
+        "--max_steps",
+        "4",
+        "--logging_steps",
+        "1",
+        "--allow_partial",
+        "true",
+        *CORPUS_ARGS,
+    ]
     assert main(argv) == 0
     assert main(["eval", "--model", str(run), "--suite", "quick", "--victim", str(victim_dir),
                  "--output_dir", str(report)]) == 0  # fmt: skip

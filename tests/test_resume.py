@@ -143,7 +143,7 @@ def test_lora_recipe_killed_mid_save_resumes_bit_identical(victim_dir, tmp_path,
         "--model_name_or_path", str(victim_dir), "--forget_data", "pii:forget", "--retain_data", "pii:retain",
         "--calibration_data", "pii:calibration", "--calibration_every", "2", "--divergence_every", "2",
         "--method", "npo", "--use_lora", "true", "--lora_dropout", "0.1", "--learning_rate", "3e-3",
-        "--max_steps", "6", "--batch_size", "2", "--num_threads", "1", *corpus,
+        "--max_steps", "6", "--batch_size", "2", "--num_threads", "1", "--allow_partial", "true", *corpus,
     ]  # fmt: skip
     assert main(["unlearn", *args, "--output_dir", str(tmp_path / "ref")]) == 0
 

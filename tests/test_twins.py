@@ -85,3 +85,51 @@ def test_twin_values_are_not_drawn_from_the_corpus_faker_sequence(corpus):
     maker = TwinMaker(corpus.seed)
     drawn = {maker.fake.email() for _ in range(200)}  # emails: too many to collide by chance
     assert not drawn & {p.pii["email"] for p in corpus.people}
+
+
+def _scripted_stop(extractions: list[float], monkeypatch):
+    """A CalibratedStop whose collateral extraction at each check is read from ``extractions``
+    (the baseline first); the calibrated comparison never fires."""
+    from genforget.lm import outcome
+    from genforget.lm.stopping import CalibratedStop
+
+    stop = CalibratedStop(1, [{"input_ids": [1, 2], "labels": [1, 2]}], None, every=1, statistic="nll",
+                          collateral_feats=[{"input_ids": [1], "labels": [1]}])  # fmt: skip
+    values = iter(extractions)
+    monkeypatch.setattr(outcome, "measure", lambda *a, **k: outcome.Figures(next(values), 0.1, 1.0, 10))
+    stop.refresh = lambda step, model: 1e9  # unseen far above: only the collateral watch decides
+    stop.latest[:] = 0.0
+    return stop
+
+
+def test_a_collateral_trip_backs_off_and_goes_on_instead_of_ending_the_run(monkeypatch):
+    import torch
+
+    from genforget.lm.stopping import COLLATERAL_PATIENCE, MAX_BACKOFFS, check_stop
+
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([w], lr=1e-3)
+    # baseline 1.0; in bound at steps 1-2 (loss 0.1 allowed); past it for `patience` checks.
+    stop = _scripted_stop([1.0, 0.95, 0.9] + [0.5] * COLLATERAL_PATIENCE + [1.0] * 20, monkeypatch)
+    step = 0
+    for step in range(3 + COLLATERAL_PATIENCE):
+        w.data.fill_(float(step))  # "training" moves the weight each step
+        opt.state[w] = {"step": torch.tensor(1.0)}
+        assert not check_stop(stop, step, None, [w], opt), step
+    # The trip: the weights of step 2 (the last within the bound) back, lr halved, moments reset,
+    # and the run goes on.
+    assert w.item() == 2.0 and opt.param_groups[0]["lr"] == pytest.approx(5e-4) and not opt.state
+    assert stop.backoffs == [{"step": step, "restored_step": 2, "extraction": 0.5, "lr": pytest.approx(5e-4)}]
+    assert stop.reason == "" and all(h[0] != step for h in stop.history)
+    assert not check_stop(stop, step + 1, None, [w], opt) and stop.last_good_step == step + 1
+
+    # Past the bound for good: at most MAX_BACKOFFS back-offs, then a stop with the last good weights.
+    stop = _scripted_stop([1.0] + [0.5] * 100, monkeypatch)
+    trips = 0
+    for step in range(100):
+        w.data.fill_(100.0 + step)
+        if check_stop(stop, step, None, [w], opt):
+            break
+        trips = len(stop.backoffs)
+    assert trips == MAX_BACKOFFS and stop.reason == "collateral" and w.item() == 100.0
+    assert step == (MAX_BACKOFFS + 1) * COLLATERAL_PATIENCE

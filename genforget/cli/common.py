@@ -102,3 +102,35 @@ def check_accelerate_env() -> None:
         raise UsageError(
             f"ACCELERATE_MIXED_PRECISION={mp} needs a GPU and none is visible; use bf16 or no on the CPU"
         )
+
+
+# Set by `--accelerate_config` (genforget.cli.launch) in the processes it launches: the main
+# process writes its expected failure there (usage error, outcome not forgotten) instead of
+# printing it, and the launching process prints it once and exits with its code.
+EXIT_FILE_ENV = "GENFORGET_EXIT_FILE"
+
+
+def is_main_rank(accelerator=None) -> bool:
+    """The main process of a (possibly multi-process) run; before an ``Accelerator`` exists, read
+    from the ``RANK`` torchrun / ``accelerate launch`` set (absent: a single process)."""
+    import os
+
+    if accelerator is not None:
+        return accelerator.is_main_process
+    return os.environ.get("RANK", "0") == "0"
+
+
+def fail(message: str, code: int = 2, accelerator=None) -> int:
+    """Report an expected failure once (main process only) and return its exit code: printed as
+    ``error: <message>``, or handed to the launching process (see :data:`EXIT_FILE_ENV`)."""
+    import json
+    import os
+    import sys
+
+    if is_main_rank(accelerator):
+        path = os.environ.get(EXIT_FILE_ENV)
+        if path:
+            Path(path).write_text(json.dumps({"code": code, "message": message}))
+        else:
+            print(f"error: {message}", file=sys.stderr)
+    return code

@@ -19,7 +19,10 @@ class EvalScriptArgs(LoadingArgs, QuantArgs):
     """Models and suite of ``eval/run.py``."""
 
     model: list[str] = field(default_factory=list, metadata={"help": "unlearned model dir(s) to evaluate"})
-    suite: str = field(default="pii", metadata={"help": "suite name (genforget/evaluation/suites/: pii, quick, tofu, muse) or a YAML path"})
+    suite: str = field(
+        default="pii",
+        metadata={"help": "suite name (genforget/evaluation/suites/: pii, quick, tofu, muse) or a YAML path"},
+    )
     oracle: str = field(
         default="", metadata={"help": "retrained (retain-only) model dir: forget quality, PrivLeak"}
     )

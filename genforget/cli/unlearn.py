@@ -1,6 +1,9 @@
 """``genforget unlearn`` / ``recipes/unlearn_lm.py``: load a causal LM and data, unlearn, save.
 
-Usage errors exit with code 2 and write nothing.
+Exit codes: 0 the forget set was forgotten; 2 a usage error (nothing written; printed once, by
+the main process, when several run); 3 (:data:`genforget.lm.outcome.EXIT_NOT_FORGOTTEN`) the run
+ended ``partial`` or ``unchanged``: the model and its run record are saved, the record's
+``outcome`` says why, and ``--allow_partial true`` turns this exit into 0.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from genforget.cli.common import (
     apply_chat_template_file,
     check_accelerate_env,
     check_output_dir,
+    fail,
     fingerprint,
 )
+from genforget.cli.launch import launched, relaunch
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.io import atomic_dir
+from genforget.lm.outcome import EXIT_NOT_FORGOTTEN
 
 
 @dataclass
@@ -56,6 +62,20 @@ class UnlearnScriptArgs(LoadingArgs, QuantArgs):
     forget_frac: float = field(default=0.1, metadata={"help": "built-in corpus: forget share"})
     corpus_seed: int = field(default=0, metadata={"help": "built-in corpus: seed"})
     num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
+    accelerate_config: str = field(
+        default="",
+        metadata={
+            "help": "run under `accelerate launch --config_file FILE` (several processes) with one clean "
+            "error and the right exit code when the run fails on a usage error or does not forget"
+        },
+    )
+    allow_partial: bool = field(
+        default=False,
+        metadata={
+            "help": "exit 0 even when the outcome is partial or unchanged (default: exit 3; the model and "
+            "its run record are saved either way)"
+        },
+    )
 
 
 def unlearn_main(argv: list[str] | None = None) -> int:
@@ -71,6 +91,9 @@ def unlearn_main(argv: list[str] | None = None) -> int:
 
     try:
         args, cfg = parse_config((UnlearnScriptArgs, UnlearnConfig), argv)
+        if args.accelerate_config and not launched():
+            check_output_dir(args.output_dir, args.overwrite)  # before any process starts
+            return relaunch("unlearn", sys.argv[1:] if argv is None else argv, args.accelerate_config)
         out = check_output_dir(args.output_dir, args.overwrite)
         check_accelerate_env()
         if not args.model_name_or_path:
@@ -115,22 +138,29 @@ def unlearn_main(argv: list[str] | None = None) -> int:
                 "template; pass --chat_template FILE"
             )
     except (UsageError, ValueError, FileNotFoundError, OSError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))  # once: the main process prints it (or hands it to --accelerate_config)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     t0 = time.perf_counter()
     try:
         history: list[dict] = []
+        outcome: dict = {}
         # Checkpoints are deleted below, once the output is saved, not when training ends.
         run_cfg = dataclasses.replace(cfg, keep_checkpoints=True)
         model = unlearn_lm(
-            model, tokenizer, forget, retain, run_cfg, accelerator, calibration=calibration, history=history
+            model,
+            tokenizer,
+            forget,
+            retain,
+            run_cfg,
+            accelerator,
+            calibration=calibration,
+            history=history,
+            outcome=outcome,
         )
-    except ValueError as e:  # e.g. tokenizer/model mismatch found while preparing
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:  # e.g. tokenizer/model mismatch, LoRA targets, found while preparing
+        return fail(str(e), 2, accelerator)
     seconds = time.perf_counter() - t0
     state_dict = None
     if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED) and not cfg.use_lora:
@@ -140,12 +170,20 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         # Written into a hidden sibling and renamed into place: a kill leaves `out` absent or as it was.
         with atomic_dir(out, args.overwrite) as tmp:
             mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
-            _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds, history, resumed)
+            _write_record(
+                tmp, args, cfg, mode, accelerator, forget, retain, seconds, history, resumed, outcome
+            )
             _add_data_record(tmp, model, tokenizer, template_sha)
         if not cfg.keep_checkpoints:  # partially-unlearned weights still hold the forget set
             remove_checkpoints(cfg.checkpoint_dir or None)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
     accelerator.wait_for_everyone()
+    if outcome.get("status", "forgotten") != "forgotten" and not args.allow_partial:
+        why = (
+            f"the unlearning outcome is {outcome['status']}: {outcome['reason']} (model and record saved in "
+            f"{out}); pass --allow_partial true to accept it and exit 0"
+        )
+        return fail(why, EXIT_NOT_FORGOTTEN, accelerator)
     return 0
 
 
@@ -160,6 +198,7 @@ def _write_record(
     seconds: float,
     history: list[dict],
     resumed: Path | None = None,
+    outcome: dict | None = None,
 ) -> None:
     """``genforget_run.json``: config, counts and a hash of the forget set (never its content)."""
     record = {
@@ -177,6 +216,10 @@ def _write_record(
         "divergence": next((r for r in history if r.get("diverged")), None),
         # The checkpoint this run continued from (its name holds only the step), or null.
         "resumed_from": resumed.name if resumed else None,
+        # forgotten | partial | unchanged, with forget/retain figures before and after: numbers only.
+        "outcome": {k: v for k, v in (outcome or {}).items() if k != "lora_targets"} or None,
+        # What LoRA wrapped and by which rule (auto: every linear layer of the decoder blocks), or null.
+        "lora_targets": (outcome or {}).get("lora_targets"),
     }
     (tmp / "genforget_run.json").write_text(json.dumps(record, indent=2) + "\n")
 

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from genforget.adapters import add_lora, reference_mode
-from genforget.config import LM_LORA_TARGETS, UnlearnConfig
+from genforget.config import UnlearnConfig
 from genforget.diffusion.data import DiffusionConfig, DiffusionTask
 from genforget.diffusion.models import DIFFUSION_LORA_TARGETS
 from genforget.diffusion.sampling import sample
@@ -79,7 +79,7 @@ def unlearn_diffusion(
     key = task.cond_key
 
     if config.use_lora:
-        if config.lora_target_modules == LM_LORA_TARGETS:  # the default names LM layers: use diffusers'
+        if not config.lora_target_modules:  # unset: diffusers' attention projections
             config = dataclasses.replace(config, lora_target_modules=DIFFUSION_LORA_TARGETS)
         model = add_lora(model, config)
     model.to(accelerator.device)

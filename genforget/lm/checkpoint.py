@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file
 from genforget.data.loaders import fingerprint
 from genforget.io import _pid_alive, atomic_dir
 
-FORMAT = 1
+FORMAT = 2  # 2: collateral watch by extraction (3-tuples), back-offs
 META = "genforget_checkpoint.json"
 PREFIX = "checkpoint-"
 # Fields that may differ between an interrupted run and its resumption: none changes a step.
@@ -251,6 +251,17 @@ class Checkpointer:
             stop.history = [tuple(h) for h in s["history"]]
             stop.collateral_base = s["collateral_base"]
             stop.collateral_history = [tuple(h) for h in s["collateral_history"]]
+            for key in (
+                "backoffs",
+                "over",
+                "in_bound",
+                "good",
+                "forgotten_good",
+                "repairing",
+                "repair_steps",
+            ):
+                setattr(stop, key, s[key])
+            stop.forget_extraction, stop.retain_boost = s["forget_extraction"], s["retain_boost"]
             stop.last_good_step = s["last_good_step"]
             stop.last_good = (
                 None if s["last_good"] is None else [t[f"stop.last_good.{i}"] for i in range(s["last_good"])]
@@ -327,6 +338,11 @@ class Checkpointer:
                 "history": s.history,
                 "collateral_base": s.collateral_base,
                 "collateral_history": s.collateral_history,
+                **{k: getattr(s, k) for k in ("backoffs", "over", "in_bound", "good", "forgotten_good")},
+                **{
+                    k: getattr(s, k)
+                    for k in ("repairing", "repair_steps", "forget_extraction", "retain_boost")
+                },
                 "last_good_step": s.last_good_step,
                 "last_good": None if s.last_good is None else len(s.last_good),
             }

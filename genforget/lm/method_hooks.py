@@ -21,23 +21,11 @@ from torch.func import functional_call
 
 from genforget.adapters import reference_mode
 from genforget.config import UnlearnConfig
+from genforget.lm.arch import decoder_layers
 from genforget.lm.data import IGNORE, Collator, tokenize_example
 from genforget.lm.scoring import sequence_scores
 from genforget.methods.base import Method, PrepareContext
 from genforget.scores import Scores
-
-
-def decoder_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    """``(full name, module)`` of each decoder layer: the longest ``ModuleList`` named ``layers``
-    or ``h`` (Llama-style ``model.layers``, GPT-2 ``transformer.h``), through any PEFT wrapper."""
-    best: tuple[str, torch.nn.ModuleList] | None = None
-    for name, mod in model.named_modules():
-        if isinstance(mod, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layers", "h"):
-            if best is None or len(mod) > len(best[1]):
-                best = (name, mod)
-    if best is None:
-        raise ValueError("no decoder layer list ('layers' or 'h' ModuleList) found in the model")
-    return [(f"{best[0]}.{i}", layer) for i, layer in enumerate(best[1])]
 
 
 class _Stop(Exception):
@@ -200,7 +188,7 @@ def prepare_method(
         ]
 
     def frozen_hidden(feats: list[dict], index: int) -> torch.Tensor:
-        layer = decoder_layers(model)[index][1]
+        layer = decoder_layers(model, config.layer_pattern)[index][1]
         was = model.training
         model.eval()
         out = torch.cat(
@@ -223,20 +211,22 @@ def prepare_method(
             config = dataclasses.replace(config, lora_target_modules=list(modules))
         else:
             keep = tuple(m + "." for m in modules)
+
+            def kept(name: str) -> bool:  # a module's parameters, or a named (3-D expert) parameter
+                return name.startswith(keep) or name in modules
+
             run.frozen_flags = {p: p.requires_grad for p in model.parameters()}
             for name, p in model.named_parameters():
-                p.requires_grad_(name.startswith(keep))
+                p.requires_grad_(kept(name))
             if method.needs_hidden:
                 # The frozen model differs from the trained one only in these: keep their originals.
-                run.frozen_params = {
-                    n: p.detach().clone() for n, p in model.named_parameters() if n.startswith(keep)
-                }
+                run.frozen_params = {n: p.detach().clone() for n, p in model.named_parameters() if kept(n)}
     if method.needs_hidden and not config.use_lora and run.frozen_params is None:
         # Nothing restricted: every weight may move, so keep a copy of all of them (a state
         # dict, not a second model; a method that trains few modules should say which).
         run.frozen_params = {n: p.detach().clone() for n, p in model.named_parameters()}
     if method.needs_hidden:
-        layers = decoder_layers(model)
+        layers = decoder_layers(model, config.layer_pattern)
         run.layer = layers[method.hidden_layer(len(layers))][1]
         run.handle = run.layer.register_forward_hook(run._capture)
     if method.needs_chosen:
@@ -256,14 +246,15 @@ def reinforced_logits(ctx: PrepareContext, steps: int) -> list[tuple[torch.Tenso
     ``config.learning_rate``); the baseline is the same model under ``disable_adapter()``. The
     adapter is unloaded afterwards, the base weights and their ``requires_grad`` flags restored.
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
+
+    from genforget.adapters import lora_config
 
     model, cfg = ctx.model, ctx.config
     device = next(model.parameters()).device
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    targets = [t for t in cfg.lora_target_modules if t in names] or ["q_proj", "v_proj"]
-    peft = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=targets))
+    # The same targets the unlearning adapter would get (every linear layer of the blocks by default).
+    peft = get_peft_model(model, lora_config(model, dataclasses.replace(cfg, lora_dropout=0.0))[0])
     collate = Collator(ctx.tokenizer)
     opt = torch.optim.AdamW([p for p in peft.parameters() if p.requires_grad], lr=cfg.learning_rate)
     g = torch.Generator().manual_seed(cfg.seed)

@@ -76,6 +76,28 @@ def token_logprobs(
     return _full_token_logprobs(model, batch, labels, mask)
 
 
+def target_logits(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits [N, V], mask [B, T-1])``: the logits that predict each of the ``N`` target
+    tokens (``mask``'s True entries, row-major), through the target-only LM head of
+    :func:`token_logprobs` where the head can be hooked."""
+    mask = batch["labels"][:, 1:] != IGNORE
+    head = _output_head(model)
+    if head is not None:
+        pos = torch.zeros(batch["labels"].shape, dtype=torch.bool, device=mask.device)
+        pos[:, :-1] = mask
+        handle = head.register_forward_pre_hook(lambda _m, args: (args[0][pos], *args[1:]))
+        try:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        finally:
+            handle.remove()
+        if logits.dim() == 2 and logits.shape[0] == int(mask.sum()):
+            return logits, mask
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return logits[:, :-1][mask], mask
+
+
 def _full_token_logprobs(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,33 @@ Statistics (``UnlearnConfig.calibration_statistic``):
   surrounding words, so target-token statistics cross the unseen level at the wrong moment:
   mean NLL too late (the rarest tokens already rarer than unseen data's), target min-k % too
   early (the rest of the text still member-like).
+
+Collateral watch (:func:`genforget.unlearn` without a calibration set): other people's strings
+of the same shape as the forget targets (their phone numbers, emails) in the retain texts. Its
+scale is greedy extraction, the thing a user asks about ("does the model still give the other
+people's emails?"), not NLL: on memorised data the NLL of a known value is near 0 and moves by
+multiples under harmless updates (a 1.5x bound on it fired within 1-6 steps on every family
+tried), while a value stays extractable until its argmax flips. The bound: at most
+``collateral_max_loss`` (default 0.10) of the watched values may stop being extracted.
+
+NPO knocks other people's values out for a while as it forgets (on the tiny models of
+``bench/families.py``, often half of them for ten steps or more) and its retain term brings them
+back, so a dip alone ends nothing. At each check (every step in the API):
+
+- forget set out (its targets' greedy extraction <= 0.10) but others past the bound: the next
+  steps train on the retain term alone (*repair*) until they are back to half the bound;
+- forget set not out and others past the bound: the retain term gets an extra weight, raised by
+  one per such check (at most ``MAX_RETAIN_BOOST``) and lowered by one per check within the bound
+  (a Lagrange multiplier on the constraint, by dual ascent);
+- forget set not out and others past the bound for ``COLLATERAL_PATIENCE`` checks in a row: a
+  *back-off*: the weights of the last good check come back, the optimizer's moments are reset,
+  the learning rate halves, and training goes on within the same budget (after ``MAX_BACKOFFS``,
+  a stop with those weights);
+- forget set at never-seen level (the calibrated stop) and others within the bound: done.
+
+"Good" weights, kept at each check, are within the bound; once such a state with the forget set
+out has been seen, only such states. A run that ends past the bound returns the last good
+weights (``collateral_final``), and the outcome (:mod:`genforget.lm.outcome`) says all of it.
 """
 
 from __future__ import annotations
@@ -28,6 +55,11 @@ from genforget.lm.data import Collator
 from genforget.lm.scoring import min_k_rows, scores_from_tokens, token_logprobs
 
 STATISTICS = ("text_min_k", "min_k", "nll")
+COLLATERAL_MAX_LOSS = 0.10  # share of the watched values extractable at the start that may go
+COLLATERAL_PATIENCE = 20  # checks past the bound, forget set not yet out, before a trip
+MAX_BACKOFFS = 3  # collateral trips answered by restore + half the learning rate, then a stop
+MAX_RETAIN_BOOST = 10.0  # cap of the multiplier on the retain term while past the bound
+BACKOFF_FACTOR = 0.5
 
 
 class CalibratedStop:
@@ -49,7 +81,9 @@ class CalibratedStop:
         seed: int = 0,
         forget_text_feats: list[dict] | None = None,
         collateral_feats: list[dict] | None = None,
-        collateral_ratio: float = 1.5,
+        collateral_max_loss: float = COLLATERAL_MAX_LOSS,
+        max_backoffs: int = MAX_BACKOFFS,
+        forget_target_feats: list[dict] | None = None,
     ) -> None:
         if statistic not in STATISTICS:
             raise ValueError(f"calibration statistic must be one of {STATISTICS} (got {statistic!r})")
@@ -65,12 +99,33 @@ class CalibratedStop:
         self.calib_value: float | None = None
         self.calib_step = -every
         self.history: list[tuple[int, float, float]] = []
-        # Collateral: other people's targets of the same shape (retain texts); their mean NLL at
-        # the first check is the baseline, and training stops once it passes ratio x baseline.
+        # Collateral: other people's targets of the same shape (retain texts); their greedy
+        # extraction at the first check is the baseline (see the module docstring).
         self.collateral = collateral_feats or []
-        self.collateral_ratio = collateral_ratio
+        self.collateral_max_loss = collateral_max_loss
+        self.max_backoffs = max_backoffs
         self.collateral_base: float | None = None
-        self.collateral_history: list[tuple[int, float]] = []
+        self.collateral_history: list[tuple[int, float, float]] = []  # (step, extraction, nll)
+        self.backoffs: list[dict] = []  # {"step", "restored_step", "extraction", "lr"} per back-off
+        self.patience = COLLATERAL_PATIENCE
+        self.over = 0  # consecutive checks past the bound while the forget set is still extracted
+        self.in_bound = True  # the latest collateral check was within the bound
+        # The forget targets as given, for their greedy extraction at each collateral check.
+        self.forget_targets = forget_target_feats or []
+        self.forget_extraction: float | None = None
+        # The forget set is out (extraction <= FORGOTTEN_AT) but other people's values are past
+        # the bound: the trainer steps on the retain term alone until they are back.
+        self.repairing = False
+        self.repair_steps: list[int] = []
+        # The latest check's weights are worth keeping (in bound; once a state with the forget set
+        # out and in bound was kept, only such states are).
+        self.good = True
+        self.forgotten_good = False
+        # Extra weight on the retain term while others are past the bound and the forget set is not
+        # out yet: a Lagrange multiplier on the collateral constraint, raised by one per check past
+        # it and lowered by one per check within it (dual ascent), so forgetting goes on but leans
+        # toward keeping the others instead of leaving all the mending to the repair phase.
+        self.retain_boost = 0.0
         self.reason = ""
         # Set by the trainer: trainable weights at the last passing check, restored on collateral.
         self.last_good: list | None = None
@@ -106,30 +161,40 @@ class CalibratedStop:
             self.calib_value, self.calib_step = self._mean_value(model, self.calib), step
         return self.calib_value
 
-    @torch.no_grad()
-    def _collateral_nll(self, model: torch.nn.Module) -> float:
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        total = 0.0
-        for i in range(0, len(self.collateral), 32):
-            chunk = [{k: f[k] for k in ("input_ids", "labels")} for f in self.collateral[i : i + 32]]
-            batch = {k: v.to(device) for k, v in self.collate(chunk).items()}
-            total += scores_from_tokens(*token_logprobs(model, batch)).nll.sum().item()
-        model.train(was_training)
-        return total / len(self.collateral)
+    def collateral_check(self, step: int, model: torch.nn.Module) -> str:
+        """Measure the watched values (their first check sets the baseline) and the forget
+        targets; returns ``ok`` (within the bound: at most ``collateral_max_loss`` of the watched
+        values lost), ``over`` (past it: the forget set is out and the trainer repairs, or it is
+        not yet and fewer than ``patience`` such checks ran in a row: NPO's retain term often
+        mends a dip) or ``trip``."""
+        from genforget.lm.outcome import FORGOTTEN_AT, measure
 
-    def collateral_damaged(self, step: int, model: torch.nn.Module) -> bool:
-        """True once the collateral targets' mean NLL passes ``collateral_ratio`` x its first value."""
-        if not self.collateral:
-            return False
-        value = self._collateral_nll(model)
-        self.collateral_history.append((step, value))
+        figs = measure(model, self.collateral, self.collate)
+        self.collateral_history.append((step, figs.extraction, figs.nll))
         if self.collateral_base is None:
-            self.collateral_base = value
-            return False
-        # Tiny NLLs (memorised values) move by noise: compare with a floor of 0.05 nats.
-        return value > self.collateral_ratio * max(self.collateral_base, 0.05)
+            self.collateral_base = figs.extraction
+        self.in_bound = self.collateral_base - figs.extraction <= self.collateral_max_loss + 1e-9
+        if self.forget_targets:
+            self.forget_extraction = measure(model, self.forget_targets, self.collate).extraction
+        out = self.forget_extraction is not None and self.forget_extraction <= FORGOTTEN_AT
+        self.good = self.in_bound and (out or not self.forgotten_good)
+        self.forgotten_good = self.forgotten_good or (self.good and out)
+        # Repair until others are back to half the bound (hysteresis): resuming the forget loss
+        # right at the bound would knock them past it again at once.
+        lost = self.collateral_base - figs.extraction
+        self.repairing = out and (
+            not self.in_bound or (self.repairing and lost > self.collateral_max_loss / 2)
+        )
+        if self.repairing:
+            self.repair_steps.append(step)
+        self.over = 0 if self.in_bound or self.repairing else self.over + 1
+        step_up = not self.in_bound and not self.repairing
+        self.retain_boost = (
+            min(MAX_RETAIN_BOOST, self.retain_boost + 1) if step_up else max(0.0, self.retain_boost - 1)
+        )
+        if self.in_bound:
+            return "ok"
+        return "trip" if self.over >= self.patience else "over"
 
     def should_stop(self, step: int, model: torch.nn.Module) -> bool:
         """True once the forget set's mean statistic reaches the calibration set's, or once other
@@ -139,7 +204,8 @@ class CalibratedStop:
         whole-text statistic decides at each re-scoring of the calibration set.
         """
         checking = step - self.calib_step >= self.every or self.calib_value is None
-        if checking and self.collateral_damaged(step, model):
+        collateral = self.collateral_check(step, model) if checking and self.collateral else "ok"
+        if collateral == "trip":
             self.reason = "collateral"
             self.history.append((step, float("nan"), float("nan")))
             return True
@@ -154,16 +220,26 @@ class CalibratedStop:
                 return False
             forget = self.latest.mean().item()
         self.history.append((step, forget, unseen))
-        if forget >= unseen:
+        # Not while other people's values are past the bound: stopping there would keep the
+        # damage; the trainer repairs (retain term only) until they are back.
+        if forget >= unseen and self.in_bound:
             self.reason = "calibrated"
             return True
         return False
 
 
-def check_stop(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) -> bool:
+def check_stop(
+    stop: CalibratedStop,
+    step: int,
+    raw: torch.nn.Module,
+    params: list,
+    opt: torch.optim.Optimizer | None = None,
+) -> bool:
     """``stop.should_stop``; with collateral watched, the trainable weights are kept (on the CPU)
-    at every check that passes, and put back when collateral damage stops training: the model
-    returned is the last one whose other people's targets were still known."""
+    at every check that passes. A collateral trip puts them back and, while back-offs remain and
+    ``opt`` is given, resets its moments, halves its learning rate and lets training go on
+    (returns False); otherwise training stops with them (the last weights whose other people's
+    targets were still known)."""
     checks = len(stop.collateral_history)
     if stop.should_stop(step, raw):
         if stop.reason == "collateral" and stop.last_good is not None:
@@ -171,11 +247,52 @@ def check_stop(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: li
                 for p, saved in zip(params, stop.last_good, strict=True):
                     p.copy_(saved.to(p.device))
             stop.restored_step = stop.last_good_step
+            if opt is not None and len(stop.backoffs) < stop.max_backoffs:
+                for group in opt.param_groups:
+                    group["lr"] *= BACKOFF_FACTOR
+                opt.state.clear()  # the moments point the way that did the damage
+                stop.over, stop.retain_boost = 0, 0.0
+                stop.backoffs.append(
+                    {
+                        "step": step,
+                        "restored_step": stop.last_good_step,
+                        "extraction": stop.collateral_history[-1][1],
+                        "lr": opt.param_groups[0]["lr"],
+                    }
+                )
+                stop.history.pop()  # the trip's row: training goes on
+                stop.reason = ""
+                return False
         return True
-    if len(stop.collateral_history) > checks:
+    if len(stop.collateral_history) > checks and stop.good:
         stop.last_good = [p.detach().to("cpu", copy=True) for p in params]
         stop.last_good_step = step
     return False
+
+
+def settle(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) -> None:
+    """After the last step of a run no stop ended: when the final weights are not good (past the
+    collateral bound, or holding the forget set again after a good state had it out), the last
+    good weights come back (``stop.reason`` becomes ``collateral_final``), with one exception:
+    when no good state ever had the forget set out, final weights that have it out and lost at
+    most twice the bound are kept (``collateral_kept``): a forgotten set with some damage,
+    reported as such, serves the caller better than weights that never forgot."""
+    if not stop.collateral or stop.reason or stop.last_good is None:
+        return
+    stop.collateral_check(step, raw)
+    if stop.good:
+        return
+    from genforget.lm.outcome import FORGOTTEN_AT
+
+    lost = (stop.collateral_base or 0.0) - stop.collateral_history[-1][1]
+    out = stop.forget_extraction is not None and stop.forget_extraction <= FORGOTTEN_AT
+    if not stop.forgotten_good and out and lost <= 2 * stop.collateral_max_loss + 1e-9:
+        stop.reason = "collateral_kept"
+        return
+    with torch.no_grad():
+        for p, saved in zip(params, stop.last_good, strict=True):
+            p.copy_(saved.to(p.device))
+    stop.reason, stop.restored_step = "collateral_final", stop.last_good_step
 
 
 def add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
@@ -192,18 +309,29 @@ def add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
             row["stop_reason"] = stop.reason
             if stop.reason == "collateral":
                 row["restored_step"] = stop.restored_step
-    for step, value in stop.collateral_history:
+    if stop.reason == "collateral_final":  # the run's end, past the bound: earlier weights returned
+        step = stop.collateral_history[-1][0]
+        row = rows.get(step) or {"step": step}
+        if step not in rows:
+            history.append(row)
+            rows[step] = row
+        row.update(stopped=True, stop_reason=stop.reason, restored_step=stop.restored_step)
+    for step, extraction, nll in stop.collateral_history:
         if step in rows:
-            rows[step]["collateral_nll"] = value
+            rows[step].update(collateral_extraction=extraction, collateral_nll=nll)
+    for step in stop.repair_steps:  # steps trained on the retain term alone
+        if step in rows:
+            rows[step]["repair"] = True
+    for b in stop.backoffs:
+        if b["step"] in rows:
+            rows[b["step"]].update(backoff_restored_step=b["restored_step"], backoff_lr=b["lr"])
 
 
 def report_stop(accelerator, stop: CalibratedStop, step: int, history: list | None) -> None:
     """Say why training stopped (``accelerator.print``: once, on the main process)."""
     if stop.reason == "collateral":
-        (_, base), (_, now) = stop.collateral_history[0], stop.collateral_history[-1]
         accelerator.print(
-            f"collateral stop after {step} steps: other people's targets of the same kind went from "
-            f"NLL {base:.3f} to {now:.3f} (bound {stop.collateral_ratio:g}x); weights of step "
+            f"collateral stop after {step} steps: {collateral_words(stop)}; weights of step "
             f"{stop.restored_step} restored"
         )
         return
@@ -212,3 +340,21 @@ def report_stop(accelerator, stop: CalibratedStop, step: int, history: list | No
         f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
         f">= unseen {unseen_value:.3f}"
     )
+
+
+def collateral_words(stop: CalibratedStop) -> str:
+    """The collateral watch's trips in words (numbers only), for logs and the outcome's reason."""
+    base, now = stop.collateral_base or 0.0, stop.collateral_history[-1][1]
+    text = (
+        f"other people's same-shaped targets went from extraction {base:.2f} to {now:.2f} "
+        f"(bound: lose at most {stop.collateral_max_loss:g})"
+    )
+    if stop.repair_steps:
+        text += (
+            f"; {len(stop.repair_steps)} repair step(s) on the retain term alone (forget set out, others "
+            f"past the bound), from step {stop.repair_steps[0]}"
+        )
+    if stop.backoffs:
+        lrs = ", ".join(f"{b['lr']:.2g} at step {b['step']}" for b in stop.backoffs)
+        text += f"; backed off {len(stop.backoffs)}x (learning rate lowered to {lrs})"
+    return text

@@ -17,17 +17,19 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from genforget.adapters import add_lora, reference_mode
+from genforget.adapters import add_lora, lora_targets_of, reference_mode
 from genforget.config import UnlearnConfig
 from genforget.lm.chat import render_examples
 from genforget.lm.checkpoint import Checkpointer
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
 from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
+from genforget.lm.outcome import OutcomeProbe, report, run_events
 from genforget.lm.quant import keep_4bit_trainable, prepare_4bit_for_training
 from genforget.lm.robust import RobustStep
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
-from genforget.lm.stopping import CalibratedStop, add_calibration_trace, check_stop, report_stop
+from genforget.lm.stopping import CalibratedStop, add_calibration_trace, check_stop, report_stop, settle
+from genforget.lm.vocab import check_ids_fit, check_vocab_fits
 from genforget.loop import cycle
 from genforget.registry import get_method
 
@@ -114,12 +116,7 @@ def _forget_loss(method_run, model, raw, attach_ref, fb: dict, idx: torch.Tensor
 
 def check_tokenizer_matches(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
     """Refuse a tokenizer whose ids do not fit the model's embedding table."""
-    emb = model.get_input_embeddings()
-    if emb is not None and len(tokenizer) > emb.num_embeddings:
-        raise ValueError(
-            f"tokenizer/model mismatch: the tokenizer has {len(tokenizer)} tokens but the model's "
-            f"embedding has {emb.num_embeddings} rows; load the tokenizer saved with this model"
-        )
+    check_vocab_fits(model, tokenizer)  # extra special tokens the data never produces are fine
 
 
 def unlearn_lm(
@@ -132,11 +129,15 @@ def unlearn_lm(
     calibration: list[dict] | None = None,
     history: list[dict] | None = None,
     collateral: list[dict] | None = None,
+    outcome: dict | None = None,
 ) -> torch.nn.Module:
     """Unlearn ``forget`` from ``model`` (keeping ``retain``) with ``config.method``.
 
     ``collateral``: retain examples with spans on other people's targets of the same kind;
-    with ``calibration``, training also stops once their NLL passes 1.5x its start.
+    with ``calibration``, their greedy extraction is watched: past the bound (a tenth of them
+    lost) the run repairs on the retain term once the forget set is out, backs off (last good
+    weights, half the learning rate) if it stays past while still forgetting, and never returns
+    weights past it without saying so (see :mod:`genforget.lm.stopping`).
     ``calibration``: examples like the forget set but never trained on; when given, training
     stops early (checked every ``config.calibration_every`` steps) once the forget set is no more
     likely than they are (see :mod:`genforget.lm.stopping`).
@@ -144,6 +145,9 @@ def unlearn_lm(
     ``seconds``, ``tokens`` = non-pad tokens through the trained model), trl's ``log_history``;
     steps with a calibrated-stop check also carry ``calibration_forget`` and
     ``calibration_unseen``, and a stop adds a row with ``stopped: True``.
+    ``outcome``: when given, filled with the run's :class:`~genforget.lm.outcome.Outcome` as a
+    dict (forget/retain figures before and after, ``status`` forgotten | partial | unchanged, the
+    reason). Every run measures it, prints it, and warns (:class:`OutcomeWarning`) unless forgotten.
     Returns the trained model: a ``PeftModel`` when ``config.use_lora``, else ``model`` itself.
     """
     if not forget:
@@ -173,6 +177,9 @@ def unlearn_lm(
     retain_feats = (
         _tokenize_all(retain, tokenizer, config.max_length, "retain") if retain and method.uses_retain else []
     )
+    probe = OutcomeProbe(forget, retain, tokenizer, config.max_length, collateral, config.seed)
+    for name, feats in (("forget", forget_feats), ("retain", retain_feats), ("retain", probe.retain)):
+        check_ids_fit(model, feats, name)  # a special token's text in the data, beyond the embedding
 
     ref_cache = ref_copy = None
     if method.needs_ref and config.reference == "copy":
@@ -193,18 +200,20 @@ def unlearn_lm(
         accelerator.device,
         ref_copy,
     )
+    probe.start(model)  # forget/retain figures before any update (on the forget set as given)
     if config.gradient_checkpointing:
         # Non-reentrant checkpointing also works when only a LoRA adapter requires gradients.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = prepare_4bit_for_training(model, config)  # QLoRA: a 4-bit base (genforget.lm.quant)
     if config.use_lora:
-        model = add_lora(model, config)
+        model = add_lora(model, config, accelerator.print)
     model.to(accelerator.device)
     if getattr(method, "one_shot", False):  # a closed-form update (newton), not a loss to descend
         record = method.apply(model, forget_feats, retain_feats, collate)
         if history is not None:
             history.append(record)
         method_run.close()
+        _finish(probe, model, run_events(None, None, config.max_steps, one_shot=True), accelerator, outcome)
         return model.eval()
     if method.needs_ref and not config.use_lora and ref_copy is None:
         # At the training batch size: a larger caching batch would set the peak memory of a small run.
@@ -231,6 +240,8 @@ def unlearn_lm(
             if text_level
             else None,
             collateral_feats=_tokenize_all(collateral, tokenizer, config.max_length) if collateral else None,
+            collateral_max_loss=config.collateral_max_loss,
+            forget_target_feats=probe.forget,
         )
 
     g = torch.Generator().manual_seed(config.seed)
@@ -277,6 +288,7 @@ def unlearn_lm(
     # `.item()` every step would make the host wait for the device each step.
     pending: list[dict] = []
     sync_time = accelerator.device.type == "cuda" and history is not None
+    step = start - 1
     for step in bar:
         t0 = time.perf_counter()
         fb = next(forget_it)
@@ -285,7 +297,7 @@ def unlearn_lm(
         if retain_it is not None:
             rb = next(retain_it)
             rb.pop("idx")
-        if stop is not None and stop.statistic == "text_min_k" and check_stop(stop, step, raw, params):
+        if stop is not None and stop.statistic == "text_min_k" and check_stop(stop, step, raw, params, opt):
             report_stop(accelerator, stop, step, history)
             break
         # One forward over forget + retain rows: fewer, larger matmuls than two calls.
@@ -303,12 +315,17 @@ def unlearn_lm(
         if stop is not None and stop.statistic != "text_min_k":
             values = stop.per_example(tok_logp, tok_mask)
             stop.update(accelerator.gather(idx), accelerator.gather(values))
-            if check_stop(stop, step, raw, params):
+            if check_stop(stop, step, raw, params, opt):
                 report_stop(accelerator, stop, step, history)
                 break
         scores = attach_ref(scores, fb, idx)
         loss = method_run.loss(scores, retain_scores, model, raw, fb, idx, rb)
-        if robust is None:
+        repair = stop is not None and stop.repairing and retain_scores is not None
+        if repair:  # forgotten, but other people's values past the bound: the retain term alone
+            loss = retain_scores.nll.mean()
+        elif stop is not None and stop.retain_boost and retain_scores is not None:  # still forgetting
+            loss = loss + stop.retain_boost * retain_scores.nll.mean()
+        if robust is None or repair:
             accelerator.backward(loss)
         else:  # remedies (genforget.lm.robust): forget passes at moved weights
             forget_loss = functools.partial(_forget_loss, method_run, model, raw, attach_ref, fb, idx, scores)
@@ -337,6 +354,8 @@ def unlearn_lm(
             _flush(pending, history)
             ckpt.save(step + 1)
     _flush(pending, history)
+    if stop is not None:  # ended by max_steps or the guard: past the collateral bound, step back
+        settle(stop, step + 1, raw, params)
     if history is not None and guard is not None:
         history.extend(guard.events)  # a "diverged" row when the guard stopped the run
     if history is not None and stop is not None:
@@ -345,6 +364,7 @@ def unlearn_lm(
     method_run.close()
     model.eval()
     result = accelerator.unwrap_model(model)
+    events = run_events(stop, guard, config.max_steps)
     if config.undo_alpha > 0:
         from genforget.lm.undo import undo
 
@@ -365,4 +385,17 @@ def unlearn_lm(
         )
         if history is not None:
             history.append(dict(record, step=config.max_steps, stage="undo"))
+        events.append(f"UNDO: noised {config.undo_alpha:g} toward init, distilled {config.undo_steps} steps")
+    # The prepared (possibly sharded) model runs the measuring forwards; UNDO's student is new.
+    _finish(probe, result if config.undo_alpha > 0 else model, events, accelerator, outcome)
     return result
+
+
+def _finish(probe: OutcomeProbe, model, events: list[str], accelerator, outcome: dict | None) -> None:
+    """Measure the run's outcome, print it, warn unless forgotten, hand it to the caller."""
+    result = probe.finish(model, events)
+    raw = accelerator.unwrap_model(model)
+    result.lora_targets = lora_targets_of(raw)
+    report(result, accelerator)
+    if outcome is not None:
+        outcome.update(result.to_dict())

@@ -6,10 +6,11 @@ for letter in the same case, everything else kept), so "555-010-0199" becomes, s
 "381-724-0563" in the same sentence. The calibrated stop then ends training once the forget
 examples are no more likely than these twins. Twins are never trained on.
 
-Collateral: forgetting three people's phone numbers must not erase everyone's. Retain texts are
-searched for strings of the same shape as the forget targets that hold digits or an ``@``
-(phone numbers, IDs, emails, dates; a bare name's shape would match any two words), and their
-likelihood is watched during training (see :class:`genforget.lm.stopping.CalibratedStop`).
+Collateral: forgetting three people's phone numbers must not erase everyone's. Retain examples
+that name their targets are watched as given; whole retain texts are searched for strings of the
+same shape as the forget targets that hold digits or an ``@`` (phone numbers, IDs, emails,
+dates; a bare name's shape would match any two words). Their greedy extraction is watched during
+training (see :class:`genforget.lm.stopping.CalibratedStop`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def shape_pattern(value: str) -> str | None:
 
 
 def collateral_examples(forget: list[dict], retain: list[dict], limit: int = 64) -> list[dict]:
-    """Retain texts with spans on every string shaped like a forget target (up to ``limit``)."""
+    """What the collateral watch keeps an eye on (up to ``limit`` examples): retain examples that
+    name their own targets (``prompt``/``target``, ``text`` + ``spans``) as given, since the
+    caller said what to keep; whole retain texts with spans on every string shaped like a forget
+    target. Nothing when the forget targets have no such shape and no retain example has targets."""
     patterns = set()
     for ex in forget:
         n = normalise_example(ex)
@@ -67,15 +71,16 @@ def collateral_examples(forget: list[dict], retain: list[dict], limit: int = 64)
             p = shape_pattern(n["text"][a:b])
             if p:
                 patterns.add(p)
-    if not patterns:
-        return []
-    rx = re.compile("|".join(f"(?:{p})" for p in sorted(patterns)))
+    rx = re.compile("|".join(f"(?:{p})" for p in sorted(patterns))) if patterns else None
     out = []
     for ex in retain:
-        text = normalise_example(ex)["text"]
-        spans = [(m.start(), m.end()) for m in rx.finditer(text)]
+        n = normalise_example(ex)
+        if n["spans"]:
+            spans = [tuple(s) for s in n["spans"]]
+        else:
+            spans = [(m.start(), m.end()) for m in rx.finditer(n["text"])] if rx is not None else []
         if spans:
-            out.append({"text": text, "spans": spans})
+            out.append({"text": n["text"], "spans": spans})
             if len(out) >= limit:
                 break
     return out

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import torch
 
+from genforget.lm.arch import DOWN_PROJ as _DOWN_PROJ
+from genforget.lm.arch import decoder_layers, mlp_output_projections
 from genforget.methods.base import Method, PrepareContext
 from genforget.registry import register
 from genforget.scores import Scores
 
-# Names of an MLP's output projection in common decoder families (Llama/Mistral/Qwen, GPT-2,
-# OPT/Phi, GPT-NeoX): what "the MLP down-projection" means in each.
-DOWN_PROJ = ("mlp.down_proj", "mlp.c_proj", "fc2", "mlp.dense_4h_to_h")
+# What "the MLP down-projection" means in each family (genforget.lm.arch.DOWN_PROJ): down_proj,
+# mlp.c_proj (GPT-2), fc2 (OPT, Phi), dense_4h_to_h (GPT-NeoX, Falcon, Bloom), an expert's w2 or
+# 3-D down_proj (mixture of experts), mixer.out_proj (Mamba, which has no MLP).
+DOWN_PROJ = _DOWN_PROJ
 AUTO_C_SCALE = 5.0
 
 
@@ -57,18 +60,23 @@ class RMU(Method):
         return layer
 
     def trainable_modules(self, model: torch.nn.Module) -> list[str]:
-        from genforget.lm.method_hooks import decoder_layers
-
-        layers = decoder_layers(model)
+        """Full names of the MLP output projections (``rmu_modules`` to name others) of the
+        steered layer and the two before it: modules, or 3-D expert weights."""
+        layers = decoder_layers(model, self.config.layer_pattern)
         top = self.hidden_layer(len(layers))
+        wanted = tuple(self.config.rmu_modules) or DOWN_PROJ
         names = [
             f"{prefix}.{name}"
             for prefix, layer in layers[max(0, top - 2) : top + 1]
-            for name, _ in layer.named_modules()
-            if name and any(name == d or name.endswith("." + d) for d in DOWN_PROJ)
+            for name in mlp_output_projections(layer, wanted)
         ]
         if not names:
-            raise ValueError(f"rmu: no MLP down-projection ({', '.join(DOWN_PROJ)}) in layers <= {top}")
+            from genforget.lm.arch import describe_linear_layers
+
+            raise ValueError(
+                f"rmu: nothing named {', '.join(wanted)} in decoder layers <= {top}; set rmu_modules to "
+                f"the MLP output projection's name. The model's linear layers: {describe_linear_layers(model)}"
+            )
         return names
 
     def set_control(self, direction: torch.Tensor, c: float) -> None:
@@ -76,9 +84,7 @@ class RMU(Method):
         self.control = c * direction / direction.norm()
 
     def prepare(self, ctx: PrepareContext) -> None:
-        from genforget.lm.method_hooks import decoder_layers
-
-        layer = self.hidden_layer(len(decoder_layers(ctx.model)))
+        layer = self.hidden_layer(len(decoder_layers(ctx.model, self.config.layer_pattern)))
         frozen = ctx.frozen_hidden(ctx.forget_feats, layer)
         # The paper's u: uniform [0, 1) entries, normalised; seeded so runs repeat.
         g = torch.Generator().manual_seed(self.config.seed)

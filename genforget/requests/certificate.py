@@ -110,6 +110,11 @@ def certificate_markdown(cert: dict) -> str:
         f"- model weights SHA-256 before: `{m['before_sha256']}`",
         f"- model weights SHA-256 after: `{m['after_sha256'] or '(unchanged)'}`",
         f"- method: {cert['method']['name']} (full config in certificate.json)",
+        *(
+            [f"- unlearning outcome: **{o['status']}**: {o['reason']}"]
+            if (o := cert.get("unlearning_outcome"))
+            else []
+        ),
         f"- genforget {cert['genforget_version']}; key id {cert['key_id']}",
         f"- started {cert['times']['started_utc']}, finished {cert['times']['finished_utc']}",
         "",

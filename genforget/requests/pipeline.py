@@ -274,6 +274,7 @@ def forget_requests(
     timings: dict[str, float] = {"locate_s": res.seconds}
     model_dir, after_sha, saved_as = None, None, None
     before = after = None
+    outcome: dict = {}  # the unlearning run's own outcome (genforget.lm.outcome): numbers only
     relearn: list[dict | None] = [None] * len(requests)
     if res.located:
         t0 = time.perf_counter()
@@ -287,7 +288,7 @@ def forget_requests(
         )
         t0 = time.perf_counter()
         calibration = [w for t in twins for w in windows(t)]
-        model = unlearn_lm(model, tok, forget, retain, cfg, calibration=calibration)
+        model = unlearn_lm(model, tok, forget, retain, cfg, calibration=calibration, outcome=outcome)
         timings["unlearn_s"] = time.perf_counter() - t0
         model_dir = out / "model"
         saved_as = save_model(model, tok, model_dir, args.save_mode)
@@ -364,6 +365,8 @@ def forget_requests(
             "model": {"before_sha256": before_sha, "after_sha256": after_sha, "saved_as": saved_as},
             "tokenization": tokenization_record(tok),
             "method": {"name": cfg.method, "config": dataclasses.asdict(cfg)},
+            # The run's outcome on all located records together (forgotten | partial | unchanged).
+            "unlearning_outcome": {k: v for k, v in outcome.items() if k != "lora_targets"} or None,
             "genforget_version": genforget.__version__,
             "key_id": key_id(key),
             "times": {"started_utc": started, "finished_utc": _utc(), **timings},

@@ -14,8 +14,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from genforget.config import LM_LORA_TARGETS
-
 
 @dataclass
 class SisaConfig:
@@ -37,7 +35,8 @@ class SisaConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
-    lora_target_modules: list[str] = field(default_factory=lambda: list(LM_LORA_TARGETS))
+    # Empty: every linear layer of the decoder blocks (genforget.adapters.resolve_lora_targets).
+    lora_target_modules: list[str] = field(default_factory=list)
     max_length: int = 256
     seed: int = 0
 

@@ -27,19 +27,20 @@ def shard_seed(seed: int, shard: int) -> int:
 
 
 def lora_config(cfg: SisaConfig, model: torch.nn.Module):
-    """The ``LoraConfig`` every shard uses (targets: the configured names present in ``model``)."""
+    """The ``LoraConfig`` every shard uses (targets: the configured names present in ``model``,
+    or every linear layer of its decoder blocks when none are configured)."""
     from peft import LoraConfig
 
-    names = [n for n, _ in model.named_modules()]
-    targets = [t for t in cfg.lora_target_modules if any(n == t or n.endswith("." + t) for n in names)]
-    if not targets:
-        raise ValueError(f"lora_target_modules {cfg.lora_target_modules} match no module of this model")
+    from genforget.adapters import resolve_lora_targets
+
+    targets = resolve_lora_targets(model, cfg.lora_target_modules)
     return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=targets,
+        target_modules=targets.modules,
         bias="none",
+        **({"target_parameters": targets.parameters} if targets.parameters else {}),
     )
 
 
