@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.cli.common import LoadingArgs, check_accelerate_env, check_output_dir, fingerprint
+from genforget.cli.common import LoadingArgs, check_accelerate_env, check_output_dir, fingerprint, raised_here
 from genforget.config import UnlearnConfig, UsageError, parse_config
 from genforget.io import atomic_dir
 
@@ -42,18 +42,22 @@ class UnlearnScriptArgs(LoadingArgs):
     forget_frac: float = field(default=0.1, metadata={"help": "built-in corpus: forget share"})
     corpus_seed: int = field(default=0, metadata={"help": "built-in corpus: seed"})
     num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
+    require_engine: bool = field(
+        default=False,
+        metadata={
+            "help": "fail (exit 2) when the launch config's FSDP/DeepSpeed is not the engine that runs"
+        },
+    )
 
 
 def unlearn_main(argv: list[str] | None = None) -> int:
     """``recipes/unlearn_lm.py``: load model and data, unlearn, save, write a run record."""
     import torch
-    from accelerate import Accelerator, DistributedType
 
-    from genforget.adapters import save_model
     from genforget.api import load_model
     from genforget.data.loaders import load_data_spec
-    from genforget.lm.checkpoint import check_resume, remove_checkpoints
-    from genforget.lm.trainer import unlearn_lm
+    from genforget.lm.checkpoint import check_resume
+    from genforget.lm.distributed import make_accelerator
 
     try:
         args, cfg = parse_config((UnlearnScriptArgs, UnlearnConfig), argv)
@@ -83,28 +87,66 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         return 2
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = make_accelerator()
+    try:
+        return _run(args, cfg, out, accelerator, model, tokenizer, forget, retain, calibration, resumed)
+    finally:
+        accelerator.end_training()  # destroys the process group: no abort at exit
+
+
+def _run(args, cfg, out, accelerator, model, tokenizer, forget, retain, calibration, resumed) -> int:
+    """Train, gather (sharded engines) and save; the engine is named first and checked."""
+    from genforget.adapters import save_model
+    from genforget.lm.checkpoint import remove_checkpoints
+    from genforget.lm.distributed import (
+        EngineMismatch,
+        check_engine,
+        describe_engine,
+        engine_line,
+        gathered_state_dict,
+    )
+    from genforget.lm.trainer import unlearn_lm
+
+    accelerator.print(engine_line(describe_engine(accelerator)))
+    try:
+        check_engine(describe_engine(accelerator), require=args.require_engine)
+    except EngineMismatch as e:
+        accelerator.print(f"error: {e}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
+    engine: dict = {}
     try:
         history: list[dict] = []
         # Checkpoints are deleted below, once the output is saved, not when training ends.
         run_cfg = dataclasses.replace(cfg, keep_checkpoints=True)
         model = unlearn_lm(
-            model, tokenizer, forget, retain, run_cfg, accelerator, calibration=calibration, history=history
+            model,
+            tokenizer,
+            forget,
+            retain,
+            run_cfg,
+            accelerator,
+            calibration=calibration,
+            history=history,
+            engine=engine,
         )
-    except ValueError as e:  # e.g. tokenizer/model mismatch found while preparing
+    except (
+        ValueError
+    ) as e:  # genforget's own checks (e.g. tokenizer/model mismatch); torch's keep their traceback
+        if not raised_here(e):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - t0
-    state_dict = None
-    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED) and not cfg.use_lora:
-        # Sharded weights: every rank takes part in gathering the full state dict.
-        state_dict = accelerator.get_state_dict(accelerator._models[0])
+    # FSDP / DeepSpeed: every process takes part in gathering the full weights (adapter included).
+    state_dict = gathered_state_dict(accelerator)
     if accelerator.is_main_process:
         # Written into a hidden sibling and renamed into place: a kill leaves `out` absent or as it was.
         with atomic_dir(out, args.overwrite) as tmp:
             mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
-            _write_record(tmp, args, cfg, mode, accelerator, forget, retain, seconds, history, resumed)
+            _write_record(
+                tmp, args, cfg, mode, accelerator, forget, retain, seconds, history, resumed, engine or None
+            )
         if not cfg.keep_checkpoints:  # partially-unlearned weights still hold the forget set
             remove_checkpoints(cfg.checkpoint_dir or None)
         print(f"saved {mode} model to {out} ({seconds:.1f}s, {accelerator.num_processes} process(es))")
@@ -123,14 +165,19 @@ def _write_record(
     seconds: float,
     history: list[dict],
     resumed: Path | None = None,
+    engine: dict | None = None,
 ) -> None:
     """``genforget_run.json``: config, counts and a hash of the forget set (never its content)."""
+    from genforget.lm.distributed import describe_engine
+
     record = {
         "method": cfg.method,
         "config": dataclasses.asdict(cfg),
         "model": args.model_name_or_path,
         "saved_as": mode,
         "world_size": accelerator.num_processes,
+        # What ran: distributed type, sharding / ZeRO stage, precision, share held per process.
+        "engine": engine or describe_engine(accelerator),
         "forget_examples": len(forget),
         "forget_sha256": fingerprint(forget),
         "retain_examples": len(retain or []),

@@ -21,11 +21,15 @@ Statistics (``UnlearnConfig.calibration_statistic``):
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import torch
 
 from genforget.lm.data import Collator
 from genforget.lm.scoring import min_k_rows, scores_from_tokens, token_logprobs
+
+if TYPE_CHECKING:
+    from genforget.lm.train_state import TrainState
 
 STATISTICS = ("text_min_k", "min_k", "nll")
 
@@ -160,20 +164,20 @@ class CalibratedStop:
         return False
 
 
-def check_stop(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) -> bool:
-    """``stop.should_stop``; with collateral watched, the trainable weights are kept (on the CPU)
-    at every check that passes, and put back when collateral damage stops training: the model
-    returned is the last one whose other people's targets were still known."""
+def check_stop(stop: CalibratedStop, step: int, raw: torch.nn.Module, state: TrainState) -> bool:
+    """``stop.should_stop``; with collateral watched, the trainable weights are kept (on the CPU;
+    each process its share under FSDP / ZeRO: ``state``, the run's
+    :class:`~genforget.lm.train_state.TrainState`) at every check that passes, and put back when
+    collateral damage stops training: the model returned is the last one whose other people's
+    targets were still known."""
     checks = len(stop.collateral_history)
     if stop.should_stop(step, raw):
         if stop.reason == "collateral" and stop.last_good is not None:
-            with torch.no_grad():
-                for p, saved in zip(params, stop.last_good, strict=True):
-                    p.copy_(saved.to(p.device))
+            state.load_weights(stop.last_good)
             stop.restored_step = stop.last_good_step
         return True
     if len(stop.collateral_history) > checks:
-        stop.last_good = [p.detach().to("cpu", copy=True) for p in params]
+        stop.last_good = state.weights()
         stop.last_good_step = step
     return False
 

@@ -1,7 +1,10 @@
 """The LM unlearning loop: forget/retain batches -> Scores -> method loss -> optimizer.
 
-Works with a plain model on the CPU and under ``accelerate launch`` (DDP/FSDP/DeepSpeed), since
-the loop only touches the model through ``accelerator.prepare``/``backward``.
+Works with a plain model on the CPU and under ``accelerate launch`` (DDP, FSDP, DeepSpeed ZeRO):
+the loop touches the model through ``accelerator.prepare``/``backward``/``clip_grad_norm_`` on the
+*prepared* model, its state through :class:`~genforget.lm.train_state.TrainState`, and each
+process takes its slice of the same global batches (:func:`~genforget.lm.distributed.sharded_batches`),
+so N processes train as one does (see docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import time
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, DistributedType
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
@@ -21,12 +23,20 @@ from genforget.adapters import add_lora, reference_mode
 from genforget.config import UnlearnConfig
 from genforget.lm.checkpoint import Checkpointer
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
+from genforget.lm.distributed import (
+    check_engine,
+    configure_engine,
+    describe_engine,
+    engine_line,
+    make_accelerator,
+    sharded_batches,
+)
 from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
 from genforget.lm.robust import RobustStep
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop, add_calibration_trace, check_stop, report_stop
-from genforget.loop import cycle
+from genforget.lm.train_state import TrainState
 from genforget.registry import get_method
 
 
@@ -132,6 +142,7 @@ def unlearn_lm(
     calibration: list[dict] | None = None,
     history: list[dict] | None = None,
     collateral: list[dict] | None = None,
+    engine: dict | None = None,
 ) -> torch.nn.Module:
     """Unlearn ``forget`` from ``model`` (keeping ``retain``) with ``config.method``.
 
@@ -144,7 +155,11 @@ def unlearn_lm(
     ``seconds``, ``tokens`` = non-pad tokens through the trained model), trl's ``log_history``;
     steps with a calibrated-stop check also carry ``calibration_forget`` and
     ``calibration_unseen``, and a stop adds a row with ``stopped: True``.
+    ``engine``: when given, filled with :func:`~genforget.lm.distributed.describe_engine` of the
+    prepared run (distributed type, world size, sharding, precision, shares held per process).
     Returns the trained model: a ``PeftModel`` when ``config.use_lora``, else ``model`` itself.
+    Under FSDP / DeepSpeed ZeRO-3 its parameters are this process's shards: gather them with
+    ``accelerator.get_state_dict`` before saving (the recipe does).
     """
     if not forget:
         raise ValueError("forget set is empty: give at least one example to unlearn")
@@ -156,7 +171,9 @@ def unlearn_lm(
     method = get_method(config.method)(config)
     if "lm" not in method.modalities:
         raise ValueError(f"method {config.method!r} is for {method.modalities} models, not language models")
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = accelerator or make_accelerator()
+    # Refusals (quantized base, multi-backward remedies, UNDO) and DeepSpeed's clipping / batch.
+    configure_engine(accelerator, config, model)
     # save_every / resume_from (issue 14): checks config, data and model against the checkpoint.
     ckpt = Checkpointer(config, accelerator, model, forget, retain, calibration, collateral)
     torch.manual_seed(config.seed)
@@ -225,36 +242,49 @@ def unlearn_lm(
         )
 
     g = torch.Generator().manual_seed(config.seed)
-    forget_dl = DataLoader(
-        forget_feats, batch_size=config.batch_size, shuffle=True, collate_fn=collate, generator=g
+    # Each process: its slice of the same global batches (no padded or short last batch).
+    world, rank = accelerator.num_processes, accelerator.process_index
+    forget_it = sharded_batches(
+        forget_feats, config.batch_size, world, rank, collate, g, accelerator.device, "forget"
     )
-    retain_dl = (
-        DataLoader(
-            retain_feats, batch_size=config.retain_batch_size, shuffle=True, collate_fn=collate, generator=g
+    retain_it = (
+        sharded_batches(
+            retain_feats, config.retain_batch_size, world, rank, collate, g, accelerator.device, "retain"
         )
         if retain_feats
         else None
     )
-    params = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel is 3x faster than the per-tensor loop on CPU; DeepSpeed/FSDP bring their own.
     fused = accelerator.distributed_type in (
         DistributedType.NO,
         DistributedType.MULTI_GPU,
         DistributedType.MULTI_CPU,
     )
-    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
-    model, opt, forget_dl = accelerator.prepare(model, opt, forget_dl)
-    retain_it = cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
-    forget_it = cycle(forget_dl)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=fused,
+    )
+    model, opt = accelerator.prepare(model, opt)
     raw = accelerator.unwrap_model(model)
+    # Read after prepare: FSDP2 swaps in DTensor shards, which the optimizer and clipping must see.
+    params = [p for p in model.parameters() if p.requires_grad]
+    state = TrainState(model, opt, raw)
+    info = describe_engine(accelerator, model, state.share())
+    accelerator.print(engine_line(info))
+    if accelerator.is_main_process:
+        check_engine(info)  # warns when FSDP / ZeRO runs but nothing is sharded
+    if engine is not None:
+        engine.update(info)
     robust = RobustStep.from_config(config, params, raw)
     attach_ref = functools.partial(_attach_ref, method.needs_ref, ref_cache, ref_copy, raw)
     guard = None
     if config.divergence_guard and retain:  # issue 14: stop before the model collapses
         guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
-        guard.start_run(model, params, opt)
+        guard.start_run(model, state)
     # Resuming: the checkpoint's weights, optimizer, stop/guard state and RNG; batches replayed.
-    start = ckpt.resume(raw, params, opt, g, (forget_it, retain_it), stop, guard, history)
+    start = ckpt.resume(raw, state, g, (forget_it, retain_it), stop, guard, history)
 
     model.train()
     bar = tqdm(
@@ -276,7 +306,7 @@ def unlearn_lm(
         if retain_it is not None:
             rb = next(retain_it)
             rb.pop("idx")
-        if stop is not None and stop.statistic == "text_min_k" and check_stop(stop, step, raw, params):
+        if stop is not None and stop.statistic == "text_min_k" and check_stop(stop, step, raw, state):
             report_stop(accelerator, stop, step, history)
             break
         # One forward over forget + retain rows: fewer, larger matmuls than two calls.
@@ -294,7 +324,7 @@ def unlearn_lm(
         if stop is not None and stop.statistic != "text_min_k":
             values = stop.per_example(tok_logp, tok_mask)
             stop.update(accelerator.gather(idx), accelerator.gather(values))
-            if check_stop(stop, step, raw, params):
+            if check_stop(stop, step, raw, state):
                 report_stop(accelerator, stop, step, history)
                 break
         scores = attach_ref(scores, fb, idx)
@@ -304,7 +334,7 @@ def unlearn_lm(
         else:  # remedies (genforget.lm.robust): forget passes at moved weights
             forget_loss = functools.partial(_forget_loss, method_run, model, raw, attach_ref, fb, idx, scores)
             robust.backward(accelerator.backward, loss, forget_loss)
-        if config.max_grad_norm > 0:
+        if config.max_grad_norm > 0:  # DeepSpeed clips inside its step (configure_engine set the norm)
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -322,7 +352,7 @@ def unlearn_lm(
         if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
             rows = _flush(pending, history)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
-        if guard is not None and guard.check(step + 1, model, params, opt):
+        if guard is not None and guard.check(step + 1, model, state):
             break
         if ckpt.due(step + 1):  # a resumable checkpoint after step + 1 steps (--save_every)
             _flush(pending, history)
