@@ -183,6 +183,8 @@ def _write_record(
         "retain_examples": len(retain or []),
         "unlearn_s": seconds,
         "steps": sum(1 for r in history if "loss" in r),
+        # Per step, over the global batch (averaged over the processes): compare runs with it.
+        "losses": [{k: r.get(k) for k in ("step", "loss", "forget_nll")} for r in history if "loss" in r],
         # The divergence guard's trip (step, restored step, retain NLLs), or null: numbers only.
         "divergence": next((r for r in history if r.get("diverged")), None),
         # The checkpoint this run continued from (its name holds only the step), or null.

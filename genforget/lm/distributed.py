@@ -331,6 +331,7 @@ def cpu_adapted_config(
             "gradient_clipping": ds.get("gradient_clipping", 1.0),
             "train_micro_batch_size_per_gpu": "auto",
         }
+        cfg.pop("mixed_precision")  # accelerate refuses it beside a JSON file (which has no bf16: fp32)
         json_path = out.with_suffix(".ds.json")
         json_path.write_text(json.dumps(js, indent=2))
         cfg["deepspeed_config"] = {

@@ -68,8 +68,13 @@ class TrainState:
                 raise NotImplementedError(f"no way to read the state of {type(inner).__name__}")
         self.module = model.module if self.zero is not None else raw
         # What the optimizer steps: the module's trainable parameters (shards under FSDP2), or
-        # ZeRO's flat fp32 partitions.
-        self.tensors = [p for g in self.base.param_groups for p in g["params"]]
+        # ZeRO's flat fp32 partitions (ZeRO-3 puts them in its torch optimizer only during a step).
+        if self.stage == 3:
+            self.tensors = list(self.zero.fp32_partitioned_groups_flat)
+        elif self.stage == 2:
+            self.tensors = list(self.zero.single_partition_of_fp32_groups)
+        else:
+            self.tensors = [p for g in self.base.param_groups for p in g["params"]]
         self.named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
 
     @property
@@ -96,7 +101,20 @@ class TrainState:
         self._refresh_module()
 
     def optimizer_state(self) -> dict:
-        """This process's optimizer state, a torch ``state_dict`` with local CPU tensors."""
+        """This process's optimizer state, a torch ``state_dict`` with local CPU tensors (under
+        ZeRO: the state of its fp32 partitions, by their index, and the groups' hyperparameters)."""
+        if self.zero is not None:
+            return {
+                "state": {
+                    i: {k: _cpu(v) for k, v in self.base.state[t].items()}
+                    for i, t in enumerate(self.tensors)
+                    if t in self.base.state
+                },
+                "param_groups": [
+                    {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
+                    for g in self.base.param_groups
+                ],
+            }
         sd = self.base.state_dict()
         return {
             "state": {i: {k: _cpu(v) for k, v in st.items()} for i, st in sd["state"].items()},
@@ -106,6 +124,21 @@ class TrainState:
     def load_optimizer_state(self, sd: dict) -> None:
         """Put back :meth:`optimizer_state` (the same process's, same engine and world size)."""
         from torch.distributed.tensor import DTensor
+
+        if self.zero is not None:
+            for i, t in enumerate(self.tensors):
+                st = sd["state"].get(i, sd["state"].get(str(i)))
+                if st is None:
+                    self.base.state.pop(t, None)
+                else:
+                    # Adam's `step` stays where torch keeps it (the CPU, unless capturable/fused).
+                    self.base.state[t] = {
+                        k: v.to(t.device if k != "step" else v.device, copy=True) if torch.is_tensor(v) else v
+                        for k, v in st.items()
+                    }
+            for g, saved in zip(self.base.param_groups, sd["param_groups"], strict=True):
+                g.update({k: v for k, v in saved.items() if k != "params"})
+            return
 
         state = {}
         for i, st in sd["state"].items():

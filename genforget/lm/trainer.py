@@ -87,8 +87,20 @@ def cached_reference_logp(
     return out
 
 
-def _flush(pending: list[dict], history: list[dict] | None) -> list[dict]:
-    """Read the pending steps' device numbers (one sync) into ``history``; empties ``pending``."""
+def _flush(
+    pending: list[dict], history: list[dict] | None, accelerator: Accelerator | None = None
+) -> list[dict]:
+    """Read the pending steps' device numbers (one sync) into ``history``; empties ``pending``.
+
+    With several processes, ``loss`` and ``forget_nll`` are averaged over them and ``tokens``
+    summed (one collective): the rows then describe the global batch, as one process would.
+    """
+    if pending and accelerator is not None and accelerator.num_processes > 1:
+        keys = ("loss", "forget_nll", "tokens")
+        vals = torch.stack([torch.stack([torch.as_tensor(r[k]).float() for k in keys]) for r in pending])
+        vals = accelerator.reduce(vals.to(accelerator.device), "sum").cpu()
+        vals[:, :2] /= accelerator.num_processes
+        pending[:] = [dict(r, **dict(zip(keys, v, strict=True))) for r, v in zip(pending, vals, strict=True)]
     rows = [{k: v.item() if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
     rows = [dict(r, tokens=int(r["tokens"])) for r in rows]
     if history is not None:
@@ -350,14 +362,14 @@ def unlearn_lm(
             }
         )
         if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
-            rows = _flush(pending, history)
+            rows = _flush(pending, history, accelerator)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
         if guard is not None and guard.check(step + 1, model, state):
             break
         if ckpt.due(step + 1):  # a resumable checkpoint after step + 1 steps (--save_every)
-            _flush(pending, history)
+            _flush(pending, history, accelerator)
             ckpt.save(step + 1)
-    _flush(pending, history)
+    _flush(pending, history, accelerator)
     if history is not None and guard is not None:
         history.extend(guard.events)  # a "diverged" row when the guard stopped the run
     if history is not None and stop is not None:
