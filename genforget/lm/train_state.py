@@ -164,7 +164,17 @@ class TrainState:
 
     @torch.no_grad()
     def _refresh_module(self) -> None:
-        """ZeRO: copy the fp32 partitions into the module's weights, as ZeRO does after a step."""
+        """Make the module compute with the weights just put back. ZeRO: copy the fp32
+        partitions into the module's weights, as ZeRO does after a step. FSDP2: drop the gathered
+        copies a forward left in place (the root keeps its own after a forward without backward,
+        and a later forward would reuse them), so the next forward gathers the new shards."""
+        try:
+            from torch.distributed.fsdp import FSDPModule
+        except ImportError:  # torch < 2.6: no FSDP2 through accelerate
+            FSDPModule = ()  # noqa: N806
+        for m in self.module.modules():
+            if isinstance(m, FSDPModule):
+                m.reshard()
         if self.stage == 2:
             self.zero.update_lp_params()  # own partition in, then all-gathered over the processes
         elif self.stage == 3:
