@@ -120,9 +120,9 @@ def check_gathered(state_dict: dict, what: str) -> None:
 
 
 def merged_copy(model: PeftModel, state_dict: dict) -> torch.nn.Module:
-    """A plain copy of the LoRA ``model`` holding ``state_dict`` (gathered from shards), with its
-    adapter merged: the sharded model itself cannot be merged in place. Built on the meta device
-    and filled from ``state_dict`` without a second initialisation."""
+    """A plain CPU copy of the LoRA ``model`` holding ``state_dict`` (gathered from shards), with
+    its adapter merged: the sharded model itself cannot be merged in place. The copy is built
+    from the model's config (its buffers and weight ties as at load) and filled from the dict."""
     import copy
 
     from peft import get_peft_model
@@ -130,7 +130,10 @@ def merged_copy(model: PeftModel, state_dict: dict) -> torch.nn.Module:
     base = model.get_base_model()
     # FSDP2 subclasses each module it shards (FSDP<Class>); build the model's own class.
     cls = next(c for c in type(base).__mro__ if not c.__name__.startswith("FSDP"))
-    with torch.device("meta"):
-        fresh = get_peft_model(cls(base.config), copy.deepcopy(model.peft_config[model.active_adapter]))
-    fresh.load_state_dict(state_dict, assign=True)
+    dtype = next((v.dtype for v in state_dict.values() if torch.is_floating_point(v)), torch.float32)
+    fresh = get_peft_model(cls(base.config).to(dtype), copy.deepcopy(model.peft_config[model.active_adapter]))
+    own = {n for n, _ in fresh.named_parameters()}  # tied aliases (lm_head) share a parameter
+    missing = [k for k in fresh.load_state_dict(state_dict, strict=False).missing_keys if k in own]
+    if missing:
+        raise RuntimeError(f"the gathered state dict lacks {missing[:3]}: cannot merge the adapter")
     return fresh.merge_and_unload()

@@ -92,7 +92,7 @@ def test_an_engine_asked_for_but_not_running_warns_or_fails_when_required():
     assert check_engine(z2) is None  # ZeRO-2 keeps parameters whole by design
 
 
-def _accelerator(kind: str, ds_config: dict | None = None):
+def _accelerator(kind: str, ds_config: dict | None = None, fsdp: int = 2):
     plugin = None
     if ds_config is not None:
         plugin = types.SimpleNamespace(
@@ -101,7 +101,9 @@ def _accelerator(kind: str, ds_config: dict | None = None):
     return types.SimpleNamespace(
         distributed_type=DistributedType(kind),
         is_main_process=True,
-        state=types.SimpleNamespace(deepspeed_plugin=plugin),
+        state=types.SimpleNamespace(
+            deepspeed_plugin=plugin, fsdp_plugin=types.SimpleNamespace(fsdp_version=fsdp)
+        ),
     )
 
 
@@ -125,6 +127,24 @@ def test_sharded_engines_refuse_quantized_bases_and_multi_backward_remedies(tiny
         configure_engine(_accelerator("DEEPSPEED", {}), UnlearnConfig(sam_rho=0.1), tiny_lm)
     with pytest.raises(ValueError, match="undo_alpha is not supported under FSDP"):
         configure_engine(_accelerator("FSDP"), UnlearnConfig(undo_alpha=0.5), tiny_lm)
+    from genforget.registry import get_method
+
+    rmu = UnlearnConfig(method="rmu")
+    with pytest.raises(ValueError, match="rmu without LoRA is not supported when parameters are sharded"):
+        configure_engine(
+            _accelerator("DEEPSPEED", {"zero_optimization": {"stage": 3}}),
+            rmu,
+            tiny_lm,
+            get_method("rmu")(rmu),
+        )
+    # ZeRO-2 keeps parameters whole, and with LoRA RMU's frozen pass is the adapter switched off.
+    configure_engine(
+        _accelerator("DEEPSPEED", {"zero_optimization": {"stage": 2}}), rmu, tiny_lm, get_method("rmu")(rmu)
+    )
+    rmu_lora = UnlearnConfig(method="rmu", use_lora=True)
+    configure_engine(_accelerator("FSDP"), rmu_lora, tiny_lm, get_method("rmu")(rmu_lora))
+    with pytest.raises(ValueError, match="FSDP1 \\(fsdp_version 1\\) is not supported"):
+        configure_engine(_accelerator("FSDP", fsdp=1), cfg, tiny_lm)
 
 
 def test_deepspeed_clips_at_max_grad_norm_with_the_run_batch_and_gathers_zero3_weights(tiny_lm):

@@ -132,9 +132,12 @@ def describe_engine(
         info["sharding"] = f"ZeRO-{info['zero_stage']}"
         if info["zero_stage"] == 3:
             info["param_persistence_threshold"] = zero.get("stage3_param_persistence_threshold")
+    # FSDP1 flattens parameters into per-unit shards that its modules hide; not read (FSDP1
+    # cannot run on the CPU here: docs/distributed.md).
+    fsdp1 = dt == "FSDP" and info["fsdp_version"] == 1
     if model is not None:
-        info["param_shares"] = param_shares(model)
-    if optimizer_share is not None:
+        info["param_shares"] = None if fsdp1 else param_shares(model)
+    if optimizer_share is not None and not fsdp1:
         info["optimizer_state_share"] = round(optimizer_share, 4)
     return info
 
@@ -174,7 +177,7 @@ def check_engine(info: dict, require: bool = False) -> str | None:
             )
         )
     elif runs in SHARDED and world > 1:
-        params = (info.get("param_shares") or {}).get("local_share", 0.0)
+        params = (info.get("param_shares") or {}).get("local_share", 0.0)  # None: not read (FSDP1)
         opt = info.get("optimizer_state_share", 0.0)
         stage = info.get("zero_stage", 3)
         expect_params = runs == "FSDP" or stage == 3
@@ -196,13 +199,27 @@ def is_quantized(model: torch.nn.Module) -> bool:
     return any(type(p).__name__ in ("Params4bit", "Int8Params") for p in model.parameters())
 
 
-def configure_engine(accelerator, config, model: torch.nn.Module) -> None:
+def configure_engine(accelerator, config, model: torch.nn.Module, method=None) -> None:
     """Before ``prepare``: refuse what FSDP / DeepSpeed cannot run here, and make DeepSpeed clip
     at ``max_grad_norm`` (it clips inside its own step, whatever the loop asks) with this run's
     per-process batch, gathering ZeRO-3 weights for the save."""
     dt = accelerator.distributed_type.value
     if dt not in SHARDED:
         return
+    if dt == "FSDP" and accelerator.state.fsdp_plugin.fsdp_version != 2:
+        raise ValueError(
+            "FSDP1 (fsdp_version 1) is not supported: reference, guard and calibration passes call the model "
+            "outside FSDP1's wrapper, where its flattened shards cannot compute; set fsdp_version: 2 "
+            "(recipes/accelerate/fsdp.yaml)"
+        )
+    ds_config = accelerator.state.deepspeed_plugin.deepspeed_config if dt == "DEEPSPEED" else {}
+    params_sharded = dt == "FSDP" or int(ds_config.get("zero_optimization", {}).get("stage", 0)) == 3
+    if getattr(method, "needs_hidden", False) and not config.use_lora and params_sharded:
+        raise ValueError(
+            f"{config.method} without LoRA is not supported when parameters are sharded (FSDP, ZeRO-3): its frozen "
+            "pass swaps the original weights in with torch.func.functional_call, which sharded parameters do "
+            "not take; use --use_lora true, ZeRO-2 or DDP"
+        )
     if is_quantized(model):
         raise ValueError(
             f"a 4-/8-bit (bitsandbytes) base model under {dt} is not supported: quantized LoRA (QLoRA) runs on "
@@ -282,7 +299,13 @@ def gathered_state_dict(accelerator) -> dict | None:
     if accelerator.distributed_type.value not in SHARDED or not accelerator._models:
         return None
     state_dict = accelerator.get_state_dict(accelerator._models[0])
-    return state_dict if accelerator.is_main_process else None
+    if not accelerator.is_main_process:
+        return None
+    # Gathering copies each tensor, so tied weights (lm_head = embed_tokens) come back as two;
+    # keep each parameter once, under its own name, as the unsharded model's save would.
+    raw = accelerator.unwrap_model(accelerator._models[0])
+    own = {n for n, _ in raw.named_parameters()} | {n for n, _ in raw.named_buffers()}
+    return {k: v for k, v in state_dict.items() if k in own}
 
 
 def cpu_adapted_config(

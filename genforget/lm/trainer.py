@@ -184,8 +184,8 @@ def unlearn_lm(
     if "lm" not in method.modalities:
         raise ValueError(f"method {config.method!r} is for {method.modalities} models, not language models")
     accelerator = accelerator or make_accelerator()
-    # Refusals (quantized base, multi-backward remedies, UNDO) and DeepSpeed's clipping / batch.
-    configure_engine(accelerator, config, model)
+    # Refusals (quantized base, multi-backward remedies, UNDO, RMU's frozen pass) and DeepSpeed's clipping.
+    configure_engine(accelerator, config, model, method)
     # save_every / resume_from (issue 14): checks config, data and model against the checkpoint.
     ckpt = Checkpointer(config, accelerator, model, forget, retain, calibration, collateral)
     torch.manual_seed(config.seed)
