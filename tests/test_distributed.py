@@ -32,20 +32,24 @@ def _launch(config: str, out, *extra: str) -> dict:
 
 
 def test_two_processes_match_one_with_the_same_global_batch(victim_dir, tmp_path):
-    # The fixture corpus has 6 forget examples and 24 retain texts: global batches 6 and 12,
-    # split 3 + 3 and 6 + 6 over two processes.
-    common = ("--method", "npo", "--learning_rate", "1e-3", "--beta", "0.5")
+    # The fixture corpus has 6 forget examples and 24 retain texts: global batches of 4 and 10,
+    # split 2 + 2 and 5 + 5 over two processes. Neither set divides by its batch: accelerate's
+    # loader used to pad the short last batch on one process, and the runs drifted apart.
+    common = ("--method", "npo", "--learning_rate", "1e-3", "--beta", "0.5", "--max_steps", "5")
     one, two = tmp_path / "one", tmp_path / "two"
     r1 = _launch(
-        "cpu.yaml", one, *_args(victim_dir, one, *common, "--batch_size", "6", "--retain_batch_size", "12")
+        "cpu.yaml", one, *_args(victim_dir, one, *common, "--batch_size", "4", "--retain_batch_size", "10")
     )
     r2 = _launch(
         "cpu_2proc.yaml",
         two,
-        *_args(victim_dir, two, *common, "--batch_size", "3", "--retain_batch_size", "6"),
+        *_args(victim_dir, two, *common, "--batch_size", "2", "--retain_batch_size", "5"),
     )
     assert r1["world_size"] == 1
     assert r2["world_size"] == 2  # really two processes (accelerate's MULTI_CPU would run one)
+    assert r2["engine"]["distributed_type"] == "MULTI_CPU" and r2["engine"]["requested"] is None
+    losses = [(a["loss"], b["loss"]) for a, b in zip(r1["losses"], r2["losses"], strict=True)]
+    assert len(losses) == 5 and max(abs(a - b) for a, b in losses) < 1e-4, losses
     w1, w2 = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
     w0 = load_file(victim_dir / "model.safetensors")
     moved = max((w1[k] - w0[k]).abs().max().item() for k in w0)

@@ -106,29 +106,33 @@ def test_a_collateral_trip_backs_off_and_goes_on_instead_of_ending_the_run(monke
     import torch
 
     from genforget.lm.stopping import COLLATERAL_PATIENCE, MAX_BACKOFFS, check_stop
+    from genforget.lm.train_state import TrainState
 
     w = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([w], lr=1e-3)
+    mod = torch.nn.Module()
+    mod.w = w
+    state = TrainState(mod, opt, mod)  # what the trainer hands over (shares under FSDP / ZeRO)
     # baseline 1.0; in bound at steps 1-2 (loss 0.1 allowed); past it for `patience` checks.
     stop = _scripted_stop([1.0, 0.95, 0.9] + [0.5] * COLLATERAL_PATIENCE + [1.0] * 20, monkeypatch)
     step = 0
     for step in range(3 + COLLATERAL_PATIENCE):
         w.data.fill_(float(step))  # "training" moves the weight each step
         opt.state[w] = {"step": torch.tensor(1.0)}
-        assert not check_stop(stop, step, None, [w], opt), step
+        assert not check_stop(stop, step, None, state, opt), step
     # The trip: the weights of step 2 (the last within the bound) back, lr halved, moments reset,
     # and the run goes on.
     assert w.item() == 2.0 and opt.param_groups[0]["lr"] == pytest.approx(5e-4) and not opt.state
     assert stop.backoffs == [{"step": step, "restored_step": 2, "extraction": 0.5, "lr": pytest.approx(5e-4)}]
     assert stop.reason == "" and all(h[0] != step for h in stop.history)
-    assert not check_stop(stop, step + 1, None, [w], opt) and stop.last_good_step == step + 1
+    assert not check_stop(stop, step + 1, None, state, opt) and stop.last_good_step == step + 1
 
     # Past the bound for good: at most MAX_BACKOFFS back-offs, then a stop with the last good weights.
     stop = _scripted_stop([1.0] + [0.5] * 100, monkeypatch)
     trips = 0
     for step in range(100):
         w.data.fill_(100.0 + step)
-        if check_stop(stop, step, None, [w], opt):
+        if check_stop(stop, step, None, state, opt):
             break
         trips = len(stop.backoffs)
     assert trips == MAX_BACKOFFS and stop.reason == "collateral" and w.item() == 100.0

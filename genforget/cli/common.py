@@ -83,6 +83,17 @@ def check_output_dir(path: str, overwrite: bool) -> Path:
     return out
 
 
+def raised_here(e: BaseException) -> bool:
+    """Whether ``e`` was raised by genforget's own code (a check of the user's input, reported in
+    one line with exit 2) rather than inside torch, accelerate or another library, whose errors
+    must keep their type and traceback."""
+    import traceback
+
+    frames = traceback.extract_tb(e.__traceback__)
+    package = Path(__file__).resolve().parents[1]
+    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(package)
+
+
 MIXED_PRECISION = ("no", "fp16", "bf16", "fp8")
 
 

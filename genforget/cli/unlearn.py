@@ -23,6 +23,7 @@ from genforget.cli.common import (
     check_output_dir,
     fail,
     fingerprint,
+    raised_here,
 )
 from genforget.cli.launch import launched, relaunch
 from genforget.config import UnlearnConfig, UsageError, parse_config
@@ -76,18 +77,22 @@ class UnlearnScriptArgs(LoadingArgs, QuantArgs):
             "its run record are saved either way)"
         },
     )
+    require_engine: bool = field(
+        default=False,
+        metadata={
+            "help": "fail (exit 2) when the launch config's FSDP/DeepSpeed is not the engine that runs"
+        },
+    )
 
 
 def unlearn_main(argv: list[str] | None = None) -> int:
     """``recipes/unlearn_lm.py``: load model and data, unlearn, save, write a run record."""
     import torch
-    from accelerate import Accelerator, DistributedType
 
-    from genforget.adapters import save_model
     from genforget.api import load_model
     from genforget.data.loaders import load_data_spec
-    from genforget.lm.checkpoint import check_resume, remove_checkpoints
-    from genforget.lm.trainer import unlearn_lm
+    from genforget.lm.checkpoint import check_resume
+    from genforget.lm.distributed import make_accelerator
 
     try:
         args, cfg = parse_config((UnlearnScriptArgs, UnlearnConfig), argv)
@@ -141,8 +146,37 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         return fail(str(e))  # once: the main process prints it (or hands it to --accelerate_config)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = make_accelerator()
+    try:
+        return _run(
+            args, cfg, out, accelerator, model, tokenizer, forget, retain, calibration, resumed, template_sha
+        )
+    finally:
+        accelerator.end_training()  # destroys the process group: no abort at exit
+
+
+def _run(
+    args, cfg, out, accelerator, model, tokenizer, forget, retain, calibration, resumed, template_sha
+) -> int:
+    """Train, gather (sharded engines) and save; the engine is named first and checked."""
+    from genforget.adapters import save_model
+    from genforget.lm.checkpoint import remove_checkpoints
+    from genforget.lm.distributed import (
+        EngineMismatch,
+        check_engine,
+        describe_engine,
+        engine_line,
+        gathered_state_dict,
+    )
+    from genforget.lm.trainer import unlearn_lm
+
+    accelerator.print(engine_line(describe_engine(accelerator)))
+    try:
+        check_engine(describe_engine(accelerator), require=args.require_engine)
+    except EngineMismatch as e:
+        return fail(str(e), 2, accelerator)
     t0 = time.perf_counter()
+    engine: dict = {}
     try:
         history: list[dict] = []
         outcome: dict = {}
@@ -158,20 +192,32 @@ def unlearn_main(argv: list[str] | None = None) -> int:
             calibration=calibration,
             history=history,
             outcome=outcome,
+            engine=engine,
         )
-    except ValueError as e:  # e.g. tokenizer/model mismatch, LoRA targets, found while preparing
+    except ValueError as e:  # genforget's own checks (e.g. tokenizer/model mismatch, LoRA targets)
+        if not raised_here(e):
+            raise  # torch's keep their traceback
         return fail(str(e), 2, accelerator)
     seconds = time.perf_counter() - t0
-    state_dict = None
-    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED) and not cfg.use_lora:
-        # Sharded weights: every rank takes part in gathering the full state dict.
-        state_dict = accelerator.get_state_dict(accelerator._models[0])
+    # FSDP / DeepSpeed: every process takes part in gathering the full weights (adapter included).
+    state_dict = gathered_state_dict(accelerator)
     if accelerator.is_main_process:
         # Written into a hidden sibling and renamed into place: a kill leaves `out` absent or as it was.
         with atomic_dir(out, args.overwrite) as tmp:
             mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
             _write_record(
-                tmp, args, cfg, mode, accelerator, forget, retain, seconds, history, resumed, outcome
+                tmp,
+                args,
+                cfg,
+                mode,
+                accelerator,
+                forget,
+                retain,
+                seconds,
+                history,
+                resumed,
+                outcome,
+                engine or None,
             )
             _add_data_record(tmp, model, tokenizer, template_sha)
         if not cfg.keep_checkpoints:  # partially-unlearned weights still hold the forget set
@@ -199,19 +245,26 @@ def _write_record(
     history: list[dict],
     resumed: Path | None = None,
     outcome: dict | None = None,
+    engine: dict | None = None,
 ) -> None:
     """``genforget_run.json``: config, counts and a hash of the forget set (never its content)."""
+    from genforget.lm.distributed import describe_engine
+
     record = {
         "method": cfg.method,
         "config": dataclasses.asdict(cfg),
         "model": args.model_name_or_path,
         "saved_as": mode,
         "world_size": accelerator.num_processes,
+        # What ran: distributed type, sharding / ZeRO stage, precision, share held per process.
+        "engine": engine or describe_engine(accelerator),
         "forget_examples": len(forget),
         "forget_sha256": fingerprint(forget),
         "retain_examples": len(retain or []),
         "unlearn_s": seconds,
         "steps": sum(1 for r in history if "loss" in r),
+        # Per step, over the global batch (averaged over the processes): compare runs with it.
+        "losses": [{k: r.get(k) for k in ("step", "loss", "forget_nll")} for r in history if "loss" in r],
         # The divergence guard's trip (step, restored step, retain NLLs), or null: numbers only.
         "divergence": next((r for r in history if r.get("diverged")), None),
         # The checkpoint this run continued from (its name holds only the step), or null.

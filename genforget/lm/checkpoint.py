@@ -11,6 +11,14 @@ name holds nothing else, so no data can leak through it) with three files:
   and of the starting model, the history rows so far, the optimizer's param groups, Python and
   NumPy RNG states, the stop's and the guard's numbers.
 
+Under FSDP and DeepSpeed ZeRO each process also writes ``rank-NNNNN.safetensors`` (+ ``.json``):
+its own share of the trainable weights, of the optimizer state and of the guard's and stop's
+snapshots (:class:`genforget.lm.train_state.TrainState`), and such a checkpoint resumes on the
+same engine and number of processes only; ``weights.safetensors`` is then gathered from the
+shards (every process takes part), so it holds the full trainable weights as in any other run.
+A single-process or DDP checkpoint holds everything in the three files and resumes on any number
+of processes.
+
 Nothing is unpickled on resume. There is no LR scheduler in the loop (constant learning rate),
 so there is no scheduler state. Each checkpoint is written into a hidden temporary sibling and
 renamed into place (:func:`genforget.io.atomic_dir`), so a kill mid-save leaves the previous
@@ -32,8 +40,8 @@ vector, WHP's reinforced model), the cached reference log-probs, the LoRA initia
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
 import random
 import shutil
@@ -43,140 +51,22 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from genforget.data.loaders import fingerprint
 from genforget.io import _pid_alive, atomic_dir
-
-FORMAT = 2  # 2: collateral watch by extraction (3-tuples), back-offs
-META = "genforget_checkpoint.json"
-PREFIX = "checkpoint-"
-# Fields that may differ between an interrupted run and its resumption: none changes a step.
-RESUMABLE_CHANGES = (
-    "max_steps",
-    "logging_steps",
-    "save_every",
-    "resume_from",
-    "checkpoint_dir",
-    "keep_checkpoints",
+from genforget.lm.checkpoint_meta import (  # noqa: F401  (re-exported: the checkpoint API)
+    FORMAT,
+    META,
+    PREFIX,
+    RESUMABLE_CHANGES,
+    check_compatible,
+    check_resume,
+    checkpoint_name,
+    checkpoint_root,
+    data_fingerprints,
+    engine_key,
+    list_checkpoints,
+    model_fingerprint,
+    read_meta,
 )
-
-
-def checkpoint_name(step: int) -> str:
-    """``checkpoint-000020``: the step count only."""
-    return f"{PREFIX}{step:06d}"
-
-
-def _step_of(p: Path) -> int | None:
-    tail = p.name[len(PREFIX) :]
-    return int(tail) if p.name.startswith(PREFIX) and tail.isdigit() else None
-
-
-def list_checkpoints(root: str | Path) -> list[Path]:
-    """Complete checkpoints under ``root``, oldest first (temporary dirs of a killed save are
-    hidden ``.checkpoint-...tmp-...`` names and never listed)."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and _step_of(p) is not None and (p / META).is_file()]
-    return sorted(found, key=_step_of)
-
-
-def checkpoint_root(config) -> Path | None:
-    """Where this run's checkpoints go: ``checkpoint_dir``, else the dir holding ``resume_from``."""
-    if config.checkpoint_dir:
-        return Path(config.checkpoint_dir)
-    if config.resume_from not in ("", "auto"):
-        return Path(config.resume_from).parent
-    return None
-
-
-def data_fingerprints(forget, retain=None, calibration=None, collateral=None) -> dict[str, str]:
-    """SHA-256 of each data set the loop reads (a checkpoint records them, never the data)."""
-    sets = {"forget": forget, "retain": retain, "calibration": calibration, "collateral": collateral}
-    return {k: fingerprint(list(v or [])) for k, v in sets.items()}
-
-
-@torch.no_grad()
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 of the parameter names, shapes and first 1024 values of each: a cheap check that
-    a resume starts from the same model (the full weights of a large model would take long)."""
-    h = hashlib.sha256()
-    for name, p in model.named_parameters():
-        h.update(f"{name}:{tuple(p.shape)}:{p.dtype}".encode())
-        h.update(p.detach().reshape(-1)[:1024].float().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
-def read_meta(path: Path) -> dict:
-    """The checkpoint's JSON; a missing or unreadable one is a ``ValueError`` naming the dir."""
-    if not (path / META).is_file():
-        raise ValueError(
-            f"resume_from {path}: not a genforget checkpoint (no {META}); pass a checkpoint-NNNNNN dir "
-            "written with --save_every, or auto"
-        )
-    try:
-        return json.loads((path / META).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(
-            f"resume_from {path}: {META} is corrupt ({e}); resume from another checkpoint"
-        ) from e
-
-
-def check_resume(config, forget, retain=None, calibration=None, collateral=None) -> Path | None:
-    """Check ``save_every``/``resume_from`` before any work; returns the checkpoint to resume
-    from (None: start fresh). Raises ``ValueError`` naming the field and the fix."""
-    if not (config.save_every or config.resume_from):
-        return None
-    if checkpoint_root(config) is None:
-        raise ValueError(
-            "save_every / resume_from auto need checkpoint_dir (the CLI's default is <output_dir>.checkpoints)"
-        )
-    if config.resume_from == "auto":
-        found = list_checkpoints(checkpoint_root(config))
-        path = found[-1] if found else None
-    elif config.resume_from:
-        path = Path(config.resume_from)
-        if not path.is_dir():
-            raise ValueError(
-                f"resume_from {path}: no such checkpoint dir; pass a checkpoint-NNNNNN dir, or auto"
-            )
-    else:
-        return None
-    if path is not None:
-        check_compatible(
-            path, read_meta(path), config, data_fingerprints(forget, retain, calibration, collateral)
-        )
-    return path
-
-
-def check_compatible(path: Path, meta: dict, config, fingerprints: dict, model_fp: str | None = None) -> None:
-    """Refuse a checkpoint of another config, data or starting model (``ValueError`` naming it)."""
-    if meta.get("format") != FORMAT:
-        raise ValueError(
-            f"resume_from {path}: checkpoint format {meta.get('format')!r}, this version reads {FORMAT}"
-        )
-    now = dataclasses.asdict(config)
-    for key in sorted(set(now) | set(meta["config"])):
-        if key not in RESUMABLE_CHANGES and meta["config"].get(key) != now.get(key):
-            raise ValueError(
-                f"resume_from {path}: the checkpoint was written with {key}={meta['config'].get(key)!r}, this "
-                f"run has {key}={now.get(key)!r}; resume with the same {key}, or start fresh without resume_from"
-            )
-    if config.max_steps < meta["step"]:
-        raise ValueError(
-            f"resume_from {path}: max_steps {config.max_steps} is below the checkpoint's step {meta['step']}; "
-            "raise max_steps or resume from an earlier checkpoint"
-        )
-    for name, fp in meta["fingerprints"].items():
-        if fingerprints.get(name) != fp:
-            raise ValueError(
-                f"resume_from {path}: the {name} data differ from the checkpoint's (sha256 {fp[:12]} there, "
-                f"{str(fingerprints.get(name))[:12]} here); resume on the same {name} data or start fresh"
-            )
-    if model_fp is not None and meta.get("model") != model_fp:
-        raise ValueError(
-            f"resume_from {path}: the model differs from the one the checkpoint's run started from; pass the "
-            "same model_name_or_path (the original, not an unlearned one) or start fresh"
-        )
 
 
 def _flatten_opt(sd: dict, prefix: str, tensors: dict) -> dict:
@@ -208,42 +98,49 @@ class Checkpointer:
     """
 
     def __init__(self, config, accelerator, model, forget, retain=None, calibration=None, collateral=None):
-        from accelerate import DistributedType
-
         self.config, self.acc = config, accelerator
         self.active = bool(config.save_every or config.resume_from)
         self.path: Path | None = None
         if not self.active:
             return
-        if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
-            raise ValueError(
-                "save_every / resume_from support single-process and DDP runs; under FSDP or DeepSpeed the "
-                "optimizer is sharded: unset them, or run without sharding"
-            )
+        # Sharded engines: each process checkpoints its own share (rank-NNNNN files).
+        self.sharded = accelerator.distributed_type.value in ("FSDP", "DEEPSPEED")
+        self.layout = {"engine": engine_key(accelerator), "world_size": accelerator.num_processes}
         self.root = checkpoint_root(config)
         self.path = check_resume(config, forget, retain, calibration, collateral)
         self.fingerprints = data_fingerprints(forget, retain, calibration, collateral)
         self.model_fp = model_fingerprint(model)
         if self.path is not None:
-            check_compatible(self.path, read_meta(self.path), config, self.fingerprints, self.model_fp)
+            meta = read_meta(self.path)
+            check_compatible(self.path, meta, config, self.fingerprints, self.model_fp)
+            if (self.sharded or "sharded" in meta) and meta.get("sharded") != self.layout:
+                raise ValueError(
+                    f"resume_from {self.path}: written by {meta.get('sharded') or 'an unsharded run'}, this run is "
+                    f"{self.layout}; a sharded checkpoint resumes on the same engine and number of processes"
+                )
         elif config.resume_from == "auto":
             accelerator.print(f"resume_from auto: no checkpoint in {self.root}; starting from step 0")
 
-    def resume(self, raw, params, opt, g, iters, stop=None, guard=None, history=None) -> int:
-        """Bind the loop's state; when resuming, put the checkpoint's state back and draw the
-        batches already consumed. Returns the step to continue from (0: a fresh run)."""
-        self.raw, self.params, self.opt, self.g, self.stop, self.guard = raw, params, opt, g, stop, guard
+    def resume(self, raw, state, g, iters, stop=None, guard=None, history=None) -> int:
+        """Bind the loop's state (``state``: its :class:`~genforget.lm.train_state.TrainState`); when
+        resuming, put the checkpoint's state back and draw the batches already consumed. Returns
+        the step to continue from (0: a fresh run)."""
+        self.raw, self.state, self.g, self.stop, self.guard = raw, state, g, stop, guard
         self.history, self.n0 = history, len(history) if history is not None else 0
         self.names = {id(p): n for n, p in raw.named_parameters()}
         if self.path is None:
             return 0
         meta = read_meta(self.path)
-        weights = load_file(self.path / "weights.safetensors")
         t = load_file(self.path / "state.safetensors")
-        with torch.no_grad():
-            for p in params:
-                p.copy_(weights[self.names[id(p)]].to(p.device))
-        opt.load_state_dict(_unflatten_opt(meta["optimizer"], "opt", t))
+        local, lmeta = t, meta
+        if self.sharded:
+            local = load_file(self.path / f"{self._rank_name()}.safetensors")
+            lmeta = json.loads((self.path / f"{self._rank_name()}.json").read_text())
+            state.load_weights([local[f"w.{i}"] for i in range(lmeta["n_weights"])])
+        else:
+            weights = load_file(self.path / "weights.safetensors")
+            state.load_weights([weights[self.names[id(p)]] for p in state.tensors])
+        state.load_optimizer_state(_unflatten_opt(lmeta["optimizer"], "opt", local))
         if stop is not None:
             s = meta["stop"]
             stop.latest = t["stop.latest"]
@@ -263,14 +160,13 @@ class Checkpointer:
                 setattr(stop, key, s[key])
             stop.forget_extraction, stop.retain_boost = s["forget_extraction"], s["retain_boost"]
             stop.last_good_step = s["last_good_step"]
-            stop.last_good = (
-                None if s["last_good"] is None else [t[f"stop.last_good.{i}"] for i in range(s["last_good"])]
-            )
+            n_good = lmeta["stop_last_good"]
+            stop.last_good = None if n_good is None else [local[f"stop.last_good.{i}"] for i in range(n_good)]
         if guard is not None:
             gm = meta["guard"]
             guard.start, guard.good_step, guard.events = gm["start"], gm["good_step"], gm["events"]
-            snap = [t[f"guard.params.{i}"] for i in range(gm["n_params"])]
-            guard.snapshot = (snap, _unflatten_opt(gm["optimizer"], "guard.opt", t))
+            snap = [local[f"guard.params.{i}"] for i in range(lmeta["guard_params"])]
+            guard.snapshot = (snap, _unflatten_opt(lmeta["guard_optimizer"], "guard.opt", local))
         if history is not None:
             history.extend(meta["history"])
         step = meta["step"]
@@ -293,20 +189,58 @@ class Checkpointer:
         )
 
     def save(self, step: int) -> Path:
-        """Write ``checkpoint-<step>`` atomically (main process), then drop the older ones."""
+        """Write ``checkpoint-<step>`` atomically, then drop the older ones. The main process
+        writes it; under a sharded engine every process adds its rank file first."""
         final = self.root / checkpoint_name(step)
-        if self.acc.is_main_process:
-            tensors, meta = self._state(step)
-            weights = {self.names[id(p)]: p.detach().cpu().contiguous() for p in self.params}
-            with atomic_dir(final, overwrite=True) as tmp:
+        weights = self.state.full_weights()  # under FSDP / ZeRO a gather: every process takes part
+        local, lmeta = self._local_state()
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_dir(final, overwrite=True)) if self.acc.is_main_process else None
+            if self.sharded:
+                from accelerate.utils import broadcast_object_list
+
+                tmp = Path(broadcast_object_list([str(tmp) if tmp else None])[0])
+                save_file(local, tmp / f"{self._rank_name()}.safetensors")
+                (tmp / f"{self._rank_name()}.json").write_text(json.dumps(lmeta) + "\n")
+                self.acc.wait_for_everyone()
+            if self.acc.is_main_process:
+                tensors, meta = self._state(step)
+                if not self.sharded:
+                    tensors.update(local)
+                    meta.update(lmeta)
                 save_file(weights, tmp / "weights.safetensors")
                 save_file(tensors, tmp / "state.safetensors")
                 (tmp / META).write_text(json.dumps(meta) + "\n")  # last: the marker of a complete save
+        if self.acc.is_main_process:
             for old in list_checkpoints(self.root):
                 if old != final:
                     shutil.rmtree(old, ignore_errors=True)
         self.acc.wait_for_everyone()
         return final
+
+    def _rank_name(self) -> str:
+        return f"rank-{self.acc.process_index:05d}"
+
+    def _local_state(self) -> tuple[dict, dict]:
+        """This process's share: optimizer state, the guard's snapshot, the stop's last good
+        weights, and (sharded runs) its weights. All of it, in a single-process or DDP run."""
+        tensors: dict[str, torch.Tensor] = {}
+        meta: dict = {"optimizer": _flatten_opt(self.state.optimizer_state(), "opt", tensors)}
+        if self.sharded:
+            weights = self.state.weights()
+            tensors.update({f"w.{i}": w.contiguous() for i, w in enumerate(weights)})
+            meta["n_weights"] = len(weights)
+        last_good = self.stop.last_good if self.stop is not None else None
+        for i, w in enumerate(last_good or []):
+            tensors[f"stop.last_good.{i}"] = w.contiguous()
+        meta["stop_last_good"] = None if last_good is None else len(last_good)
+        if self.guard is not None:
+            snap_params, snap_opt = self.guard.snapshot
+            for i, w in enumerate(snap_params):
+                tensors[f"guard.params.{i}"] = w.contiguous()
+            meta["guard_params"] = len(snap_params)
+            meta["guard_optimizer"] = _flatten_opt(snap_opt, "guard.opt", tensors)
+        return tensors, meta
 
     def finish(self) -> None:
         """After a successful run: delete this run's checkpoints unless ``keep_checkpoints``
@@ -316,6 +250,8 @@ class Checkpointer:
             remove_checkpoints(self.root)
 
     def _state(self, step: int) -> tuple[dict, dict]:
+        """What every process shares (written by the main one): step, config, fingerprints,
+        history, RNG, the stop's and the guard's numbers."""
         tensors: dict[str, torch.Tensor] = {}
         meta = {
             "format": FORMAT,
@@ -324,14 +260,13 @@ class Checkpointer:
             "fingerprints": self.fingerprints,
             "model": self.model_fp,
             "history": self.history[self.n0 :] if self.history is not None else [],
-            "optimizer": _flatten_opt(self.opt.state_dict(), "opt", tensors),
             "rng": self._rng(tensors),
         }
+        if self.sharded:
+            meta["sharded"] = self.layout
         if self.stop is not None:
             s = self.stop
             tensors["stop.latest"] = s.latest.clone()
-            for i, w in enumerate(s.last_good or []):
-                tensors[f"stop.last_good.{i}"] = w.contiguous()
             meta["stop"] = {
                 "calib_value": s.calib_value,
                 "calib_step": s.calib_step,
@@ -344,18 +279,12 @@ class Checkpointer:
                     for k in ("repairing", "repair_steps", "forget_extraction", "retain_boost")
                 },
                 "last_good_step": s.last_good_step,
-                "last_good": None if s.last_good is None else len(s.last_good),
             }
         if self.guard is not None:
-            snap_params, snap_opt = self.guard.snapshot
-            for i, w in enumerate(snap_params):
-                tensors[f"guard.params.{i}"] = w.contiguous()
             meta["guard"] = {
                 "start": self.guard.start,
                 "good_step": self.guard.good_step,
                 "events": self.guard.events,
-                "n_params": len(snap_params),
-                "optimizer": _flatten_opt(snap_opt, "guard.opt", tensors),
             }
         return tensors, meta
 

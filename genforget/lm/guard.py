@@ -9,18 +9,23 @@ either's perplexity (exp of the mean NLL) rises past ``divergence_ratio`` x its 
 training, the run stops and the
 trainable parameters and optimizer state of the last good check are restored.
 
-Snapshots are CPU copies of the trainable parameters only (a LoRA run copies just the adapter).
+Snapshots are CPU copies of the trainable parameters only (a LoRA run copies just the adapter),
+and of the optimizer state, each process keeping its own share under FSDP / DeepSpeed ZeRO
+(:class:`genforget.lm.train_state.TrainState`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from genforget.lm.data import Collator, normalise_example, tokenize_all
 from genforget.lm.scoring import sequence_scores
+
+if TYPE_CHECKING:
+    from genforget.lm.train_state import TrainState
 
 MAX_EXAMPLES = 32  # enough for a stable mean; the check must stay a small share of a step
 
@@ -53,21 +58,17 @@ class DivergenceGuard:
             out[name] = float(sequence_scores(model, b).nll.float().mean())
         return out
 
-    def _save(self, step: int, params: list[torch.Tensor], opt: torch.optim.Optimizer) -> None:
+    def _save(self, step: int, state: TrainState) -> None:
         self.good_step = step
-        state = opt.state_dict()
-        self.snapshot = (
-            [p.detach().to("cpu", copy=True) for p in params],
-            {"state": copy.deepcopy({k: {n: _cpu(t) for n, t in v.items()} for k, v in state["state"].items()}),
-             "param_groups": copy.deepcopy(state["param_groups"])},
-        )  # fmt: skip
+        self.snapshot = state.snapshot()
 
-    def start_run(self, model: torch.nn.Module, params: list, opt: torch.optim.Optimizer) -> None:
-        """Record the statistics before any step and the state to fall back to."""
+    def start_run(self, model: torch.nn.Module, state: TrainState) -> None:
+        """Record the statistics before any step and the state to fall back to (``state``: the
+        run's :class:`~genforget.lm.train_state.TrainState`)."""
         self.start = self.measure(model)
-        self._save(0, params, opt)
+        self._save(0, state)
 
-    def check(self, step: int, model: torch.nn.Module, params: list, opt) -> bool:
+    def check(self, step: int, model: torch.nn.Module, state: TrainState) -> bool:
         """After ``step`` optimizer steps: True when the run diverged (state restored, row logged)."""
         if step % self.every:
             return False
@@ -76,13 +77,9 @@ class DivergenceGuard:
         # set) would trip on noise, a perplexity ratio reads the same for any starting level.
         ratios = {k: math.exp(min(now[k] - self.start[k], 50.0)) for k in now}
         if max(ratios.values()) <= self.ratio:
-            self._save(step, params, opt)
+            self._save(step, state)
             return False
-        saved_params, saved_opt = self.snapshot
-        with torch.no_grad():
-            for p, s in zip(params, saved_params, strict=True):
-                p.copy_(s.to(p.device))
-        opt.load_state_dict(saved_opt)
+        state.restore(self.snapshot)
         row = {
             "step": step,
             "diverged": True,
@@ -96,7 +93,3 @@ class DivergenceGuard:
             f"stopped and restored the state of step {self.good_step}"
         )
         return True
-
-
-def _cpu(t):
-    return t.detach().to("cpu", copy=True) if torch.is_tensor(t) else t

@@ -48,11 +48,15 @@ weights (``collateral_final``), and the outcome (:mod:`genforget.lm.outcome`) sa
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import torch
 
 from genforget.lm.data import Collator
 from genforget.lm.scoring import min_k_rows, scores_from_tokens, token_logprobs
+
+if TYPE_CHECKING:
+    from genforget.lm.train_state import TrainState
 
 STATISTICS = ("text_min_k", "min_k", "nll")
 COLLATERAL_MAX_LOSS = 0.10  # share of the watched values extractable at the start that may go
@@ -232,20 +236,19 @@ def check_stop(
     stop: CalibratedStop,
     step: int,
     raw: torch.nn.Module,
-    params: list,
+    state: TrainState,
     opt: torch.optim.Optimizer | None = None,
 ) -> bool:
-    """``stop.should_stop``; with collateral watched, the trainable weights are kept (on the CPU)
-    at every check that passes. A collateral trip puts them back and, while back-offs remain and
-    ``opt`` is given, resets its moments, halves its learning rate and lets training go on
-    (returns False); otherwise training stops with them (the last weights whose other people's
-    targets were still known)."""
+    """``stop.should_stop``; with collateral watched, the trainable weights are kept (on the CPU;
+    each process its share under FSDP / ZeRO: ``state``, the run's
+    :class:`~genforget.lm.train_state.TrainState`) at every check that passes. A collateral trip
+    puts them back and, while back-offs remain and ``opt`` (the torch optimizer) is given, resets
+    its moments, halves its learning rate and lets training go on (returns False); otherwise
+    training stops with them (the last weights whose other people's targets were still known)."""
     checks = len(stop.collateral_history)
     if stop.should_stop(step, raw):
         if stop.reason == "collateral" and stop.last_good is not None:
-            with torch.no_grad():
-                for p, saved in zip(params, stop.last_good, strict=True):
-                    p.copy_(saved.to(p.device))
+            state.load_weights(stop.last_good)
             stop.restored_step = stop.last_good_step
             if opt is not None and len(stop.backoffs) < stop.max_backoffs:
                 for group in opt.param_groups:
@@ -265,12 +268,12 @@ def check_stop(
                 return False
         return True
     if len(stop.collateral_history) > checks and stop.good:
-        stop.last_good = [p.detach().to("cpu", copy=True) for p in params]
+        stop.last_good = state.weights()
         stop.last_good_step = step
     return False
 
 
-def settle(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) -> None:
+def settle(stop: CalibratedStop, step: int, raw: torch.nn.Module, state: TrainState) -> None:
     """After the last step of a run no stop ended: when the final weights are not good (past the
     collateral bound, or holding the forget set again after a good state had it out), the last
     good weights come back (``stop.reason`` becomes ``collateral_final``), with one exception:
@@ -289,9 +292,7 @@ def settle(stop: CalibratedStop, step: int, raw: torch.nn.Module, params: list) 
     if not stop.forgotten_good and out and lost <= 2 * stop.collateral_max_loss + 1e-9:
         stop.reason = "collateral_kept"
         return
-    with torch.no_grad():
-        for p, saved in zip(params, stop.last_good, strict=True):
-            p.copy_(saved.to(p.device))
+    state.load_weights(stop.last_good)
     stop.reason, stop.restored_step = "collateral_final", stop.last_good_step
 
 

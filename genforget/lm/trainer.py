@@ -1,7 +1,10 @@
 """The LM unlearning loop: forget/retain batches -> Scores -> method loss -> optimizer.
 
-Works with a plain model on the CPU and under ``accelerate launch`` (DDP/FSDP/DeepSpeed), since
-the loop only touches the model through ``accelerator.prepare``/``backward``.
+Works with a plain model on the CPU and under ``accelerate launch`` (DDP, FSDP, DeepSpeed ZeRO):
+the loop touches the model through ``accelerator.prepare``/``backward``/``clip_grad_norm_`` on the
+*prepared* model, its state through :class:`~genforget.lm.train_state.TrainState`, and each
+process takes its slice of the same global batches (:func:`~genforget.lm.distributed.sharded_batches`),
+so N processes train as one does (see docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import time
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, DistributedType
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
@@ -22,6 +24,14 @@ from genforget.config import UnlearnConfig
 from genforget.lm.chat import render_examples
 from genforget.lm.checkpoint import Checkpointer
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
+from genforget.lm.distributed import (
+    check_engine,
+    configure_engine,
+    describe_engine,
+    engine_line,
+    make_accelerator,
+    sharded_batches,
+)
 from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
 from genforget.lm.outcome import OutcomeProbe, report, run_events
@@ -29,8 +39,8 @@ from genforget.lm.quant import keep_4bit_trainable, prepare_4bit_for_training
 from genforget.lm.robust import RobustStep
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.stopping import CalibratedStop, add_calibration_trace, check_stop, report_stop, settle
+from genforget.lm.train_state import TrainState
 from genforget.lm.vocab import check_ids_fit, check_vocab_fits
-from genforget.loop import cycle
 from genforget.registry import get_method
 
 
@@ -81,8 +91,20 @@ def cached_reference_logp(
     return out
 
 
-def _flush(pending: list[dict], history: list[dict] | None) -> list[dict]:
-    """Read the pending steps' device numbers (one sync) into ``history``; empties ``pending``."""
+def _flush(
+    pending: list[dict], history: list[dict] | None, accelerator: Accelerator | None = None
+) -> list[dict]:
+    """Read the pending steps' device numbers (one sync) into ``history``; empties ``pending``.
+
+    With several processes, ``loss`` and ``forget_nll`` are averaged over them and ``tokens``
+    summed (one collective): the rows then describe the global batch, as one process would.
+    """
+    if pending and accelerator is not None and accelerator.num_processes > 1:
+        keys = ("loss", "forget_nll", "tokens")
+        vals = torch.stack([torch.stack([torch.as_tensor(r[k]).float() for k in keys]) for r in pending])
+        vals = accelerator.reduce(vals.to(accelerator.device), "sum").cpu()
+        vals[:, :2] /= accelerator.num_processes
+        pending[:] = [dict(r, **dict(zip(keys, v, strict=True))) for r, v in zip(pending, vals, strict=True)]
     rows = [{k: v.item() if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
     rows = [dict(r, tokens=int(r["tokens"])) for r in rows]
     if history is not None:
@@ -130,6 +152,7 @@ def unlearn_lm(
     history: list[dict] | None = None,
     collateral: list[dict] | None = None,
     outcome: dict | None = None,
+    engine: dict | None = None,
 ) -> torch.nn.Module:
     """Unlearn ``forget`` from ``model`` (keeping ``retain``) with ``config.method``.
 
@@ -148,7 +171,11 @@ def unlearn_lm(
     ``outcome``: when given, filled with the run's :class:`~genforget.lm.outcome.Outcome` as a
     dict (forget/retain figures before and after, ``status`` forgotten | partial | unchanged, the
     reason). Every run measures it, prints it, and warns (:class:`OutcomeWarning`) unless forgotten.
+    ``engine``: when given, filled with :func:`~genforget.lm.distributed.describe_engine` of the
+    prepared run (distributed type, world size, sharding, precision, shares held per process).
     Returns the trained model: a ``PeftModel`` when ``config.use_lora``, else ``model`` itself.
+    Under FSDP / DeepSpeed ZeRO-3 its parameters are this process's shards: gather them with
+    ``accelerator.get_state_dict`` before saving (the recipe does).
     """
     if not forget:
         raise ValueError("forget set is empty: give at least one example to unlearn")
@@ -161,7 +188,9 @@ def unlearn_lm(
     method = get_method(config.method)(config)
     if "lm" not in method.modalities:
         raise ValueError(f"method {config.method!r} is for {method.modalities} models, not language models")
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = accelerator or make_accelerator()
+    # Refusals (quantized base, multi-backward remedies, UNDO, RMU's frozen pass) and DeepSpeed's clipping.
+    configure_engine(accelerator, config, model, method)
     # save_every / resume_from (issue 14): checks config, data and model against the checkpoint.
     ckpt = Checkpointer(config, accelerator, model, forget, retain, calibration, collateral)
     # Chats rendered with the tokenizer's template (after the checkpoint fingerprints the data
@@ -245,36 +274,49 @@ def unlearn_lm(
         )
 
     g = torch.Generator().manual_seed(config.seed)
-    forget_dl = DataLoader(
-        forget_feats, batch_size=config.batch_size, shuffle=True, collate_fn=collate, generator=g
+    # Each process: its slice of the same global batches (no padded or short last batch).
+    world, rank = accelerator.num_processes, accelerator.process_index
+    forget_it = sharded_batches(
+        forget_feats, config.batch_size, world, rank, collate, g, accelerator.device, "forget"
     )
-    retain_dl = (
-        DataLoader(
-            retain_feats, batch_size=config.retain_batch_size, shuffle=True, collate_fn=collate, generator=g
+    retain_it = (
+        sharded_batches(
+            retain_feats, config.retain_batch_size, world, rank, collate, g, accelerator.device, "retain"
         )
         if retain_feats
         else None
     )
-    params = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel is 3x faster than the per-tensor loop on CPU; DeepSpeed/FSDP bring their own.
     fused = accelerator.distributed_type in (
         DistributedType.NO,
         DistributedType.MULTI_GPU,
         DistributedType.MULTI_CPU,
     )
-    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
-    model, opt, forget_dl = accelerator.prepare(model, opt, forget_dl)
-    retain_it = cycle(accelerator.prepare(retain_dl)) if retain_dl is not None else None
-    forget_it = cycle(forget_dl)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=fused,
+    )
+    model, opt = accelerator.prepare(model, opt)
     raw = accelerator.unwrap_model(model)
+    # Read after prepare: FSDP2 swaps in DTensor shards, which the optimizer and clipping must see.
+    params = [p for p in model.parameters() if p.requires_grad]
+    state = TrainState(model, opt, raw)
+    info = describe_engine(accelerator, model, state.share())
+    accelerator.print(engine_line(info))
+    if accelerator.is_main_process:
+        check_engine(info)  # warns when FSDP / ZeRO runs but nothing is sharded
+    if engine is not None:
+        engine.update(info)
     robust = RobustStep.from_config(config, params, raw)
     attach_ref = functools.partial(_attach_ref, method.needs_ref, ref_cache, ref_copy, raw)
     guard = None
     if config.divergence_guard and not config.plain and retain:  # issue 14: stop before a collapse
         guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
-        guard.start_run(model, params, opt)
+        guard.start_run(model, state)
     # Resuming: the checkpoint's weights, optimizer, stop/guard state and RNG; batches replayed.
-    start = ckpt.resume(raw, params, opt, g, (forget_it, retain_it), stop, guard, history)
+    start = ckpt.resume(raw, state, g, (forget_it, retain_it), stop, guard, history)
 
     model.train()
     bar = tqdm(
@@ -297,7 +339,11 @@ def unlearn_lm(
         if retain_it is not None:
             rb = next(retain_it)
             rb.pop("idx")
-        if stop is not None and stop.statistic == "text_min_k" and check_stop(stop, step, raw, params, opt):
+        if (
+            stop is not None
+            and stop.statistic == "text_min_k"
+            and check_stop(stop, step, raw, state, state.base)
+        ):
             report_stop(accelerator, stop, step, history)
             break
         # One forward over forget + retain rows: fewer, larger matmuls than two calls.
@@ -315,7 +361,7 @@ def unlearn_lm(
         if stop is not None and stop.statistic != "text_min_k":
             values = stop.per_example(tok_logp, tok_mask)
             stop.update(accelerator.gather(idx), accelerator.gather(values))
-            if check_stop(stop, step, raw, params, opt):
+            if check_stop(stop, step, raw, state, state.base):
                 report_stop(accelerator, stop, step, history)
                 break
         scores = attach_ref(scores, fb, idx)
@@ -330,7 +376,7 @@ def unlearn_lm(
         else:  # remedies (genforget.lm.robust): forget passes at moved weights
             forget_loss = functools.partial(_forget_loss, method_run, model, raw, attach_ref, fb, idx, scores)
             robust.backward(accelerator.backward, loss, forget_loss)
-        if config.max_grad_norm > 0:
+        if config.max_grad_norm > 0:  # DeepSpeed clips inside its step (configure_engine set the norm)
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -346,16 +392,16 @@ def unlearn_lm(
             }
         )
         if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
-            rows = _flush(pending, history)
+            rows = _flush(pending, history, accelerator)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
-        if guard is not None and guard.check(step + 1, model, params, opt):
+        if guard is not None and guard.check(step + 1, model, state):
             break
         if ckpt.due(step + 1):  # a resumable checkpoint after step + 1 steps (--save_every)
-            _flush(pending, history)
+            _flush(pending, history, accelerator)
             ckpt.save(step + 1)
-    _flush(pending, history)
+    _flush(pending, history, accelerator)
     if stop is not None:  # ended by max_steps or the guard: past the collateral bound, step back
-        settle(stop, step + 1, raw, params)
+        settle(stop, step + 1, raw, state)
     if history is not None and guard is not None:
         history.extend(guard.events)  # a "diverged" row when the guard stopped the run
     if history is not None and stop is not None:
