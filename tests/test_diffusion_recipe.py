@@ -120,6 +120,9 @@ def test_recipe_erases_a_concept_from_a_stable_diffusion_pipeline_dir(tmp_path):
     assert unlearn_diffusion_main([*args, "--concept", "a photo of a church"]) == 0
     record = json.loads((out / "genforget_run.json").read_text())
     assert record["saved_as"] == "adapter" and len(record["concept_sha256"]) == 64
+    assert record["keep_prompts"] == {"source": "builtin", "count": 10, "sha256": []}
     assert "church" not in (out / "genforget_run.json").read_text()
-    model, _ = load_class_model(out)
-    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.state_dict().items())
+    from genforget.diffusion.pipeline_io import load_unlearned
+
+    model = load_unlearned(out)  # the base named in the run record + the LoRA, via load_lora_weights
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.unet.state_dict().items())
