@@ -126,3 +126,31 @@ def test_recipe_erases_a_concept_from_a_stable_diffusion_pipeline_dir(tmp_path):
 
     model = load_unlearned(out)  # the base named in the run record + the LoRA, via load_lora_weights
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.unet.state_dict().items())
+
+
+def test_sd_demo_small_reports_reloads_and_caches(tmp_path):
+    """The SD demo at toy size: the report has the demo shape, the saved pipeline is reloaded from
+    disk and its own __call__ gives the samples that were judged, the victim/oracle are cached."""
+    from genforget.config import UnlearnConfig
+    from genforget.demos.diffusion_sd import SDDemoArgs, run_sd_demo
+    from genforget.diffusion.data import DiffusionConfig
+
+    args = SDDemoArgs(output_dir=str(tmp_path / "sd"), images_per_concept=8, vae_steps=2, train_steps=3,
+                      judge_samples=8, eval_samples=4, grid_per_concept=2, num_threads=1)  # fmt: skip
+    ucfg = UnlearnConfig(method="salun", use_lora=True, max_steps=2, batch_size=2, retain_batch_size=2)
+    dcfg = DiffusionConfig(num_model_samples=2, keep_samples=1, sample_steps=2)
+    report = run_sd_demo(args, ucfg, dcfg)
+    run = Path(args.output_dir)
+    for f in ("report.json", "report.md", "report.png", "grid.png", "unlearned/README.md"):
+        assert (run / f).stat().st_size > 0, f
+    assert (run / "unlearned" / "pytorch_lora_weights.safetensors").is_file()
+    assert set(report["models"]) == {"victim", "unlearned", "oracle"}
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["reloaded pipeline's own call vs measured samples (max abs diff)"]["ok"]
+    assert checks["saved pipeline samples with the victim's own scheduler"]["ok"]
+    assert not report["timings"]["cached"]
+    again = run_sd_demo(args, ucfg, dcfg)
+    assert (
+        again["timings"]["cached"]
+        and again["timings"]["train_victim_s"] == report["timings"]["train_victim_s"]
+    )

@@ -24,6 +24,11 @@ ERASED_MAX = 0.10
 KEPT_MIN_RATIO = 0.90
 
 
+def start_noise(model: TextToImage, n: int, seed: int) -> torch.Tensor:
+    """The starting latents :func:`generate` uses for ``n`` images with ``seed`` (one draw)."""
+    return torch.randn((n, *model.sample_shape), generator=torch.Generator().manual_seed(seed))
+
+
 @torch.no_grad()
 def generate(
     model: TextToImage,
@@ -39,9 +44,10 @@ def generate(
     every model the same starting noise."""
     unet = model.unet if unet is None else unet
     cond = model.encode([p for p in prompts for _ in range(n)])
-    g = torch.Generator().manual_seed(seed)
+    noise = start_noise(model, len(prompts) * n, seed)
     latents = sample(unet, model.scheduler, model.cond_key, cond, model.null(), model.sample_shape,
-                     dcfg.sample_steps, dcfg.guidance_scale, g, desc="generate")  # fmt: skip
+                     dcfg.sample_steps, dcfg.guidance_scale, torch.Generator().manual_seed(seed),
+                     desc="generate", noise=noise)  # fmt: skip
     images = model.decode(latents) if decode else latents
     return {p: images[i * n : (i + 1) * n] for i, p in enumerate(prompts)}
 
@@ -79,3 +85,37 @@ def erasure_checks(models: dict[str, dict[str, float]], unlearned: str = "unlear
          u["worst_kept_ratio"] >= KEPT_MIN_RATIO),
     ]  # fmt: skip
     return [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
+
+
+def save_image_grid(
+    samples: dict[str, dict[str, torch.Tensor]], k: int, path: Any, title: str, marked: str | None = None
+) -> None:
+    """One row per prompt, one block of ``k`` images per model (``samples[model][prompt]``, RGB in
+    [-1, 1]); the ``marked`` prompt's row label gets a ``*``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(samples)
+    prompts = list(samples[models[0]])
+    fig, axes = plt.subplots(len(prompts), len(models), squeeze=False,
+                             figsize=(len(models) * k * 0.5 + 1.6, len(prompts) * 0.62 + 0.9))  # fmt: skip
+    for row, p in enumerate(prompts):
+        for col, name in enumerate(models):
+            imgs = samples[name][p][:k]
+            strip = torch.cat(list(imgs), dim=2)  # [3, H, k*W]
+            ax = axes[row, col]
+            ax.imshow(((strip.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+            if col == 0:
+                label = p.removeprefix("a photo of ").removeprefix("a ").removeprefix("an ")
+                ax.set_ylabel(label + (" *" if p == marked else ""), rotation=0, ha="right", va="center",
+                              fontsize=7)  # fmt: skip
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
