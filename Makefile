@@ -35,7 +35,7 @@ demo-diffusion: $(STAMP)
 # runs/demo-diffusion-sd) -> erase one caption with the shipped concept config, keep the others ->
 # reload the saved pipeline and generate -> judge before / after.
 demo-diffusion-sd: $(STAMP)
-	$(BIN)/genforget demo diffusion-sd --config recipes/configs/concept_erasure.yaml
+	$(BIN)/genforget demo diffusion-sd --config recipes/configs/esd_concept.yaml
 
 # Tiny Shakespeare: memorise 9 plays, take The Tempest down with every LM method, vs the retrained oracle.
 demo-copyright: $(STAMP)

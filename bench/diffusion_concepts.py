@@ -1,7 +1,7 @@
 """Concept erasure on tiny Stable Diffusion pipelines: the shipped concept config over concept sets,
 seeds and judges, so its figures are not tuned to one case.
 
-    python bench/diffusion_concepts.py [--config recipes/configs/concept_erasure.yaml] \
+    python bench/diffusion_concepts.py [--config recipes/configs/esd_concept.yaml] \
         [--sets A,B] [--seeds 0,1] [--keep others|builtin] [--set method=esd ...]
 
 For each concept set (A: red square, blue circle, green triangle, yellow cross; B: magenta diamond,
@@ -40,7 +40,7 @@ SETS = {
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="recipes/configs/concept_erasure.yaml")
+    p.add_argument("--config", default="recipes/configs/esd_concept.yaml")
     p.add_argument("--sets", default="A,B")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--keep", default="others", choices=["others", "builtin"])

@@ -1,6 +1,6 @@
 """The Stable Diffusion concept-erasure demo: a tiny latent SD pipeline, one concept erased, the others kept.
 
-``make demo-diffusion-sd`` (``genforget demo diffusion-sd --config recipes/configs/concept_erasure.yaml``)
+``make demo-diffusion-sd`` (``genforget demo diffusion-sd --config recipes/configs/esd_concept.yaml``)
 runs :func:`run_sd_demo`, offline on a CPU:
 
 1. a tiny ``StableDiffusionPipeline`` built from configs (VAE, CLIP text encoder, UNet, Euler) is

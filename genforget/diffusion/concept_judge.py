@@ -23,9 +23,9 @@ import torch.nn.functional as F
 JUDGE_KINDS = ("cnn", "linear")
 
 
-def _cnn(n_classes: int) -> torch.nn.Module:
+def _cnn(n_classes: int, in_channels: int = 3) -> torch.nn.Module:
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(in_channels, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.ReLU(),
         torch.nn.AdaptiveMaxPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, n_classes),
@@ -56,7 +56,8 @@ class ConceptJudge:
         seed: int = 0, steps: int = 400,
     ) -> ConceptJudge:  # fmt: skip
         """Fit on ``images`` ``[N, 3, H, W]`` in [-1, 1] with ``labels`` (indices into ``classes``);
-        a stratified quarter is held out to measure it."""
+        a stratified quarter is held out to measure it. A ``cnn`` judge also takes latents
+        ``[N, C, h, w]`` (a judge of the UNet's output before the VAE)."""
         from sklearn.model_selection import train_test_split
 
         if kind not in JUDGE_KINDS:
@@ -73,7 +74,7 @@ class ConceptJudge:
             return cls(kind, list(classes), clf, acc)
         torch.manual_seed(seed)
         g = torch.Generator().manual_seed(seed)
-        net = _cnn(len(classes))
+        net = _cnn(len(classes), images.shape[1])
         opt = torch.optim.Adam(net.parameters(), lr=3e-3)
         x, y = images[tr], labels[tr]
         for _ in range(steps):

@@ -96,6 +96,8 @@ def erase_concept(
 
 
 def _usage(mode: str, base: str) -> str:
+    if Path(base).exists() or base.startswith((".", "/")):  # a local path is not written into a card
+        base = "<the base pipeline dir>"
     if mode == "adapter":
         return (
             "from diffusers import DiffusionPipeline\n"
