@@ -4,8 +4,9 @@ The sampler is a fresh copy of the scheduler the model ships with (Euler, DDIM, 
 ...: its class and config, so its timestep spacing, prediction type and clipping are the
 pipeline's), run the way ``StableDiffusionPipeline.__call__`` runs it: start noise scaled by
 ``init_noise_sigma``, ``scale_model_input`` before each UNet call, ``step`` after. The one
-substitution: a ``DDPMScheduler`` (the class-conditional digits models ship one) samples with DDIM
-from the same config (Song et al. 2021), since DDPM's ancestral sampler needs every training step.
+substitution: a class-conditional model's ``DDPMScheduler`` (the digits models genforget trains
+ship one) samples with DDIM from the same config (Song et al. 2021), as it always has; a
+text-to-image pipeline samples with exactly the class it ships, DDPM included.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from genforget.diffusion.cond import Cond, cond_cat, cond_expand, cond_index, co
 from genforget.diffusion.scoring import predict_noise
 
 
-def sampling_scheduler(scheduler: Any) -> Any:
-    """A fresh (stateless) sampler of ``scheduler``'s class and config; DDPM -> DDIM."""
-    if isinstance(scheduler, DDPMScheduler):
+def sampling_scheduler(scheduler: Any, ddpm_as_ddim: bool = False) -> Any:
+    """A fresh (stateless) sampler of ``scheduler``'s class and config (``ddpm_as_ddim``: a DDPM
+    config samples with DDIM)."""
+    if ddpm_as_ddim and isinstance(scheduler, DDPMScheduler):
         return DDIMScheduler.from_config(scheduler.config)
     return type(scheduler).from_config(scheduler.config)
 
@@ -56,7 +58,7 @@ def sample(
     for i in range(0, n, batch_size):
         c = cond_to(cond_index(cond, slice(i, i + batch_size)), device)
         b = cond_len(c)
-        sched = sampling_scheduler(scheduler)
+        sched = sampling_scheduler(scheduler, ddpm_as_ddim=cond_key == "class_labels")
         sched.set_timesteps(steps)
         step_kw = {"generator": generator} if "generator" in inspect.signature(sched.step).parameters else {}
         x = noise[i : i + b] if noise is not None else torch.randn((b, *shape), generator=generator)

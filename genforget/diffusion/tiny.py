@@ -15,16 +15,49 @@ from typing import Any
 import torch
 
 
-def tiny_clip_tokenizer(model_max_length: int = 40) -> Any:
-    """A real CLIP (byte-level BPE) tokenizer over single characters: no merges file to
-    download, and it saves into / loads from a pipeline dir like the real one."""
+# Whole-word tokens of the tiny tokenizer: the shapes captions' words and the built-in prompts to
+# keep. A word gets one token (as in CLIP's real vocabulary), so prompts differ by whole
+# embeddings and a tiny UNet learns them in a few hundred steps; other words fall back to letters.
+TINY_WORDS = (
+    "photo", "of", "an", "red", "blue", "green", "yellow", "magenta", "cyan", "orange", "white",
+    "square", "circle", "triangle", "cross", "ring", "diamond", "person", "dog", "cat", "house",
+    "car", "tree", "food", "on", "plate", "landscape", "with", "mountains", "city", "street", "painting",
+)  # fmt: skip
+
+
+def _bpe(pieces: list[str], merges: list[tuple[str, str]]) -> list[str]:
+    """CLIP's BPE on one word: merge the best-ranked adjacent pair until none is a merge."""
+    rank = {m: i for i, m in enumerate(merges)}
+    pieces = list(pieces)
+    while len(pieces) > 1:
+        pairs = [(rank.get((a, b), len(rank)), i) for i, (a, b) in enumerate(zip(pieces, pieces[1:]))]
+        best, i = min(pairs)
+        if best == len(rank):
+            break
+        pieces[i : i + 2] = [pieces[i] + pieces[i + 1]]
+    return pieces
+
+
+def tiny_clip_tokenizer(model_max_length: int = 40, words: tuple[str, ...] = TINY_WORDS) -> Any:
+    """A real CLIP (byte-level BPE) tokenizer over letters and digits plus merges that make each
+    of ``words`` one token: no vocabulary file to download, and it saves into / loads from a
+    pipeline dir like the real one."""
     from transformers import CLIPTokenizer
 
     chars = string.ascii_lowercase + string.digits
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
         vocab.update({c + suffix: len(vocab) + i for i, c in enumerate(chars)})
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+    merges: list[tuple[str, str]] = []
+    for w in words:
+        # Merge until the word is one token under the merges so far, appending (lowest priority)
+        # what it still needs; earlier words keep their tokens, since their own merges outrank these.
+        pieces = _bpe([*w[:-1], w[-1] + "</w>"], merges)
+        while len(pieces) > 1:
+            merges.append((pieces[0], pieces[1]))
+            vocab.setdefault(pieces[0] + pieces[1], len(vocab))
+            pieces = _bpe(pieces, merges)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
 
 
 def tiny_clip_text_encoder(
