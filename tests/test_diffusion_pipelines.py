@@ -116,28 +116,30 @@ def test_recipe_saves_a_pipeline_that_diffusers_loads_and_generates_from(kind, s
         assert record["concept_sha256"] in text
 
 
-def test_lora_run_saves_a_diffusers_lora_that_load_lora_weights_attaches(sd_dir, tmp_path):
+@pytest.mark.parametrize("kind", ["sd", "sdxl"])
+def test_lora_run_saves_a_diffusers_lora_that_load_lora_weights_attaches(kind, sd_dir, sdxl_dir, tmp_path):
     """The LoRA dir attaches with diffusers' own pipe.load_lora_weights: its UNet then differs from
     the base and equals the merged UNet of the same run (lora_alpha carried in the metadata)."""
     from diffusers import DiffusionPipeline
 
     from genforget.diffusion.erase import erase_concept, save_erased
 
-    result = erase_concept(sd_dir, PROMPT, "salun", keep_prompts=["a photo of a blue circle"],
+    src = sd_dir if kind == "sd" else sdxl_dir
+    result = erase_concept(src, PROMPT, "salun", keep_prompts=["a photo of a blue circle"],
                            diffusion_config=FAST, use_lora=True, lora_r=4, lora_alpha=8, max_steps=3,
                            learning_rate=0.05, batch_size=2, retain_batch_size=2)  # fmt: skip
     assert save_erased(result, tmp_path / "lora") == "adapter"
     assert (tmp_path / "lora" / "pytorch_lora_weights.safetensors").is_file()
     assert not (tmp_path / "lora" / "model_index.json").exists()  # never mistaken for a full pipeline
     assert save_erased(result, tmp_path / "full", "full") == "full"  # merges; also writes lora/
-    base = load_pipeline(sd_dir)
+    base = load_pipeline(src)
     before = _unet_out(base.unet, base)
     base.pipe.load_lora_weights(tmp_path / "lora")
     attached = _unet_out(base.unet, base)
     merged = DiffusionPipeline.from_pretrained(tmp_path / "full").unet
     assert (attached - before).abs().max() > 1e-3
     torch.testing.assert_close(attached, _unet_out(merged, base), atol=1e-4, rtol=1e-4)
-    again = load_pipeline(sd_dir)
+    again = load_pipeline(src)
     again.pipe.load_lora_weights(tmp_path / "full" / "lora")
     torch.testing.assert_close(_unet_out(again.unet, again), attached)
 
@@ -251,3 +253,45 @@ def test_shipped_concept_config_erases_one_concept_and_keeps_the_other(vpred):
     assert judge.heldout_accuracy >= 0.9 and models["victim"]["erased_concept_accuracy"] >= 0.8, (judge, per)
     assert models["unlearned"]["erased_concept_accuracy"] <= 0.10, per
     assert models["unlearned"]["worst_kept_ratio"] >= 0.9, per
+
+
+def test_pipeline_usage_errors_exit_2_and_write_nothing(sd_dir, tmp_path, capsys):
+    import shutil
+
+    from genforget.diffusion.cli import unlearn_diffusion_main
+
+    out = tmp_path / "out"
+    base = ["--output_dir", str(out), "--max_steps", "1"]
+    assert unlearn_diffusion_main(["--model_name_or_path", str(sd_dir), *base]) == 2
+    assert "needs --concept" in capsys.readouterr().err
+    assert unlearn_diffusion_main(["--model_name_or_path", str(sd_dir), "--concept", PROMPT, "--erase_class", "1", *base]) == 2
+    assert "erase_class is for class-conditional models" in capsys.readouterr().err
+    other = tmp_path / "img2img"
+    shutil.copytree(sd_dir, other)
+    index = json.loads((other / "model_index.json").read_text())
+    (other / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusionImg2ImgPipeline"}))
+    assert unlearn_diffusion_main(["--model_name_or_path", str(other), "--concept", PROMPT, *base]) == 2
+    assert "StableDiffusionImg2ImgPipeline is not supported" in capsys.readouterr().err
+    assert unlearn_diffusion_main(["--model_name_or_path", "nobody/no-such-pipeline", "--concept", PROMPT, *base]) == 2
+    assert "not in the hub cache" in capsys.readouterr().err
+    assert unlearn_diffusion_main(["--model_name_or_path", str(sd_dir), "--concept", PROMPT,
+                                   "--keep_prompts", PROMPT, *base]) == 2  # fmt: skip
+    assert "keep_prompts holds the concept" in capsys.readouterr().err
+    assert unlearn_diffusion_main(["--model_name_or_path", str(sd_dir), "--concept", PROMPT,
+                                   "--forget_data", str(tmp_path / "none"), *base]) == 2  # fmt: skip
+    assert "a dir of .png/.jpg images of the concept" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_user_images_of_the_concept_are_encoded_by_the_pipelines_vae(sd_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "concept"
+    images.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((48, 48, 3), 40 * i, dtype=np.uint8)).save(images / f"{i}.png")
+    out = tmp_path / "out"
+    assert _recipe(sd_dir, out, "--method", "salun", "--forget_data", str(images), "--use_lora", "true") == 0
+    record = json.loads((out / "genforget_run.json").read_text())
+    assert record["trained_on"]["forget_images"] == "3 given" and record["saved_as"] == "adapter"
