@@ -226,11 +226,10 @@ def test_anchor_term_holds_the_prompts_to_keep(vpred):
     assert moved[5.0][PROMPT] > 0.7 * moved[0.0][PROMPT], moved
 
 
-def test_shipped_concept_config_erases_one_concept_and_keeps_the_other(vpred):
-    """recipes/configs/esd_concept.yaml as shipped, on the trained two-concept pipeline, with no
-    prompts to keep given (the built-in list): a judge fitted on the victim's own generations
-    (latents: no VAE in this fixture) finds the erased concept in <= 10 % of the unlearned model's
-    generations and the kept one in >= 0.9x the victim's share."""
+def _erase_and_judge(vpred, keep_prompts, overrides: list[str]):
+    """Erase PROMPT from the trained two-concept pipeline with the shipped concept config (plus
+    ``overrides``) and judge victim and unlearned with a CNN fitted on the victim's own generations
+    (latents: this fixture has no trained VAE)."""
     from genforget.config import UnlearnConfig, parse_config
     from genforget.diffusion.concept_judge import fit_judge_on_samples
     from genforget.diffusion.concept_suite import erasure_table, generate
@@ -238,21 +237,41 @@ def test_shipped_concept_config_erases_one_concept_and_keeps_the_other(vpred):
 
     model, _, _ = vpred
     ucfg, dcfg = parse_config(
-        (UnlearnConfig, DiffusionConfig), ["--config", "recipes/configs/esd_concept.yaml"]
+        (UnlearnConfig, DiffusionConfig), ["--config", "recipes/configs/esd_concept.yaml", *overrides]
     )
     prompts = [PROMPT, "a photo of a blue circle"]
-    fit = generate(model, prompts, 32, dcfg, seed=1, decode=False)
-    judge = fit_judge_on_samples(fit, "cnn")
-    victim_unet = copy.deepcopy(model.unet)
-    erased = TextToImage(model.pipe.__class__(**{**model.pipe.components, "unet": victim_unet}), None, "copy")
+    judge = fit_judge_on_samples(generate(model, prompts, 32, dcfg, seed=1, decode=False), "cnn")
+    copy_ = TextToImage(
+        model.pipe.__class__(**{**model.pipe.components, "unet": copy.deepcopy(model.unet)}), None, "c"
+    )
     fields = {k: v for k, v in ucfg.__dict__.items() if k != "method"}
-    result = erase_concept(erased, PROMPT, ucfg.method, diffusion_config=dcfg, **fields)
+    result = erase_concept(
+        copy_, PROMPT, ucfg.method, keep_prompts=keep_prompts, diffusion_config=dcfg, **fields
+    )
     samples = {"victim": generate(model, prompts, 24, dcfg, seed=1234, decode=False),
                "unlearned": generate(result.model, prompts, 24, dcfg, seed=1234, decode=False)}  # fmt: skip
     models, per = erasure_table(judge, samples, PROMPT)
-    assert judge.heldout_accuracy >= 0.9 and models["victim"]["erased_concept_accuracy"] >= 0.8, (judge, per)
-    assert models["unlearned"]["erased_concept_accuracy"] <= 0.10, per
-    assert models["unlearned"]["worst_kept_ratio"] >= 0.9, per
+    assert judge.heldout_accuracy >= 0.9 and models["victim"]["erased_concept_accuracy"] >= 0.8, per
+    return models["unlearned"], per
+
+
+def test_concept_config_erases_one_concept_and_keeps_the_other(vpred):
+    """The shipped concept config at a third of its steps, the other concept named as the prompt
+    to keep: the erased concept in <= 10 % of the unlearned model's generations, the kept one in
+    >= 0.9x the victim's share."""
+    fast = ["--max_steps", "70", "--num_model_samples", "24", "--keep_samples", "6", "--sample_steps", "12"]
+    unlearned, per = _erase_and_judge(vpred, ["a photo of a blue circle"], fast)
+    assert unlearned["erased_concept_accuracy"] <= 0.10, per
+    assert unlearned["worst_kept_ratio"] >= 0.9, per
+
+
+@pytest.mark.slow
+def test_shipped_concept_config_as_is_with_the_builtin_prompts_to_keep(vpred):
+    """recipes/configs/esd_concept.yaml exactly as shipped, no prompts to keep named (the built-in
+    list is anchored): the same bars."""
+    unlearned, per = _erase_and_judge(vpred, None, [])
+    assert unlearned["erased_concept_accuracy"] <= 0.10, per
+    assert unlearned["worst_kept_ratio"] >= 0.9, per
 
 
 def test_pipeline_usage_errors_exit_2_and_write_nothing(sd_dir, tmp_path, capsys):
@@ -264,15 +283,27 @@ def test_pipeline_usage_errors_exit_2_and_write_nothing(sd_dir, tmp_path, capsys
     base = ["--output_dir", str(out), "--max_steps", "1"]
     assert unlearn_diffusion_main(["--model_name_or_path", str(sd_dir), *base]) == 2
     assert "needs --concept" in capsys.readouterr().err
-    assert unlearn_diffusion_main(["--model_name_or_path", str(sd_dir), "--concept", PROMPT, "--erase_class", "1", *base]) == 2
+    assert (
+        unlearn_diffusion_main(
+            ["--model_name_or_path", str(sd_dir), "--concept", PROMPT, "--erase_class", "1", *base]
+        )
+        == 2
+    )
     assert "erase_class is for class-conditional models" in capsys.readouterr().err
     other = tmp_path / "img2img"
     shutil.copytree(sd_dir, other)
     index = json.loads((other / "model_index.json").read_text())
-    (other / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusionImg2ImgPipeline"}))
+    (other / "model_index.json").write_text(
+        json.dumps({**index, "_class_name": "StableDiffusionImg2ImgPipeline"})
+    )
     assert unlearn_diffusion_main(["--model_name_or_path", str(other), "--concept", PROMPT, *base]) == 2
     assert "StableDiffusionImg2ImgPipeline is not supported" in capsys.readouterr().err
-    assert unlearn_diffusion_main(["--model_name_or_path", "nobody/no-such-pipeline", "--concept", PROMPT, *base]) == 2
+    assert (
+        unlearn_diffusion_main(
+            ["--model_name_or_path", "nobody/no-such-pipeline", "--concept", PROMPT, *base]
+        )
+        == 2
+    )
     assert "not in the hub cache" in capsys.readouterr().err
     assert unlearn_diffusion_main(["--model_name_or_path", str(sd_dir), "--concept", PROMPT,
                                    "--keep_prompts", PROMPT, *base]) == 2  # fmt: skip

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-
 # Whole-word tokens of the tiny tokenizer: the shapes captions' words and the built-in prompts to
 # keep. A word gets one token (as in CLIP's real vocabulary), so prompts differ by whole
 # embeddings and a tiny UNet learns them in a few hundred steps; other words fall back to letters.
