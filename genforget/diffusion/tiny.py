@@ -29,7 +29,10 @@ def _bpe(pieces: list[str], merges: list[tuple[str, str]]) -> list[str]:
     rank = {m: i for i, m in enumerate(merges)}
     pieces = list(pieces)
     while len(pieces) > 1:
-        pairs = [(rank.get((a, b), len(rank)), i) for i, (a, b) in enumerate(zip(pieces, pieces[1:]))]
+        pairs = [
+            (rank.get((a, b), len(rank)), i)
+            for i, (a, b) in enumerate(zip(pieces[:-1], pieces[1:], strict=True))
+        ]
         best, i = min(pairs)
         if best == len(rank):
             break
