@@ -326,3 +326,19 @@ def test_user_images_of_the_concept_are_encoded_by_the_pipelines_vae(sd_dir, tmp
     assert _recipe(sd_dir, out, "--method", "salun", "--forget_data", str(images), "--use_lora", "true") == 0
     record = json.loads((out / "genforget_run.json").read_text())
     assert record["trained_on"]["forget_images"] == "3 given" and record["saved_as"] == "adapter"
+
+
+def test_neighbour_prompts_swap_one_content_word_for_a_vocabulary_word():
+    from genforget.diffusion.anchors import FRAME_WORDS, neighbour_prompts, vocabulary_words
+    from genforget.diffusion.models import build_tiny_text_components
+    from genforget.diffusion.tiny import TINY_WORDS, tiny_clip_tokenizer
+
+    tok = tiny_clip_tokenizer()
+    assert set(vocabulary_words(tok)) == {w for w in TINY_WORDS if len(w) >= 3}
+    near = neighbour_prompts(PROMPT, tok, 12, seed=3)
+    assert len(near) == len(set(near)) == 12 and PROMPT not in near
+    for p in near:
+        diff = [(a, b) for a, b in zip(PROMPT.split(), p.split(), strict=True) if a != b]
+        assert len(diff) == 1 and diff[0][0] not in FRAME_WORDS and diff[0][1] in TINY_WORDS, p
+    assert neighbour_prompts(PROMPT, tok, 12, seed=3) == near  # seeded
+    assert neighbour_prompts(PROMPT, build_tiny_text_components()["tokenizer"], 12) == []  # letters only

@@ -34,6 +34,13 @@ class DiffusionConfig:
         default=8,
         metadata={"help": "samples per prompt to keep, drawn once from the frozen model for the anchor term"},
     )
+    neighbour_prompts: int = field(
+        default=16,
+        metadata={
+            "help": "no prompts to keep named: also anchor this many prompts made from the concept by "
+            "swapping one word for a random word of the tokenizer's vocabulary (0 = the built-in list only)"
+        },
+    )
     sample_steps: int = field(default=25, metadata={"help": "sampler steps (the pipeline's own scheduler)"})
     guidance_scale: float = field(
         default=3.0, metadata={"help": "classifier-free guidance scale when sampling"}
@@ -43,6 +50,8 @@ class DiffusionConfig:
         for name in ("num_model_samples", "keep_samples", "sample_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.neighbour_prompts < 0:
+            raise ValueError(f"neighbour_prompts must be >= 0 (got {self.neighbour_prompts})")
 
 
 @dataclass
@@ -213,7 +222,8 @@ def pipeline_task(
 ) -> DiffusionTask:
     """Erase ``concept`` from a loaded SD / SDXL pipeline (:func:`genforget.diffusion.pipeline.load_pipeline`),
     prompts encoded as the pipeline encodes them. ``keep_prompts``: the prompts to keep (the anchor
-    term; ``None``: :data:`BUILTIN_KEEP_PROMPTS`; ``[]``: only the unconditional input);
+    term; ``None``: :data:`BUILTIN_KEEP_PROMPTS` — :func:`default_keep_prompts` adds the concept's
+    neighbours; ``[]``: only the unconditional input);
     ``other_prompts``: SalUn's relabelling targets (default: the keep prompts);
     ``forget_images``: scaled latents of images of the concept (default: the model's own samples);
     ``retain_images`` / ``retain_prompts``: scaled latents and captions of data whose denoising
@@ -222,3 +232,16 @@ def pipeline_task(
     others = list(other_prompts) if other_prompts else keep
     return _text_task(model.encode, model.null(), concept, model.sample_shape, others, forget_images,
                       retain_images, retain_prompts, keep)  # fmt: skip
+
+
+def default_keep_prompts(
+    model: TextToImage, concept: str, neighbours: int, seed: int = 0
+) -> tuple[list[str], int]:
+    """The prompts to keep when the user names none: :data:`BUILTIN_KEEP_PROMPTS` plus up to
+    ``neighbours`` neighbour prompts of the concept (:mod:`genforget.diffusion.anchors`). Returns
+    ``(prompts, number of neighbours)``."""
+    from genforget.diffusion.anchors import neighbour_prompts
+
+    tokenizer = getattr(model.pipe, "tokenizer", None) or model.pipe.tokenizer_2
+    near = neighbour_prompts(concept, tokenizer, neighbours, seed)
+    return [*BUILTIN_KEEP_PROMPTS, *near], len(near)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 
 from genforget.cards import sha256_text, write_model_card
 from genforget.config import UnlearnConfig, make_config
-from genforget.diffusion.data import BUILTIN_KEEP_PROMPTS, DiffusionConfig, pipeline_task
+from genforget.diffusion.data import DiffusionConfig, default_keep_prompts, pipeline_task
 from genforget.diffusion.pipeline import TextToImage, load_pipeline
 from genforget.diffusion.pipeline_io import LORA_WEIGHT_NAME, RUN_RECORD, save_unlearned_pipeline
 from genforget.diffusion.trainer import unlearn_diffusion
@@ -57,7 +58,8 @@ def erase_concept(
     :class:`TextToImage`) with ``method`` and any :class:`~genforget.config.UnlearnConfig` field.
 
     ``keep_prompts``: prompts whose generations must not change (the anchor term; ``None``: the
-    built-in generic list; always with the unconditional input). ``other_prompts``: SalUn's
+    built-in generic list and ``diffusion_config.neighbour_prompts`` neighbours of the concept;
+    always with the unconditional input). ``other_prompts``: SalUn's
     relabelling targets (default: the keep prompts). ``forget_images``: images of the concept in
     [-1, 1] at the pipeline's resolution (default: the model's own samples of it).
     """
@@ -65,14 +67,22 @@ def erase_concept(
     cfg = make_config(UnlearnConfig, {"method": method, **config})
     dcfg = diffusion_config or DiffusionConfig()
     latents = model.encode_images(forget_images) if forget_images is not None else None
-    task = pipeline_task(model, concept, keep_prompts, other_prompts, latents)
+    if keep_prompts is None:
+        keep, n_near = default_keep_prompts(model, concept, dcfg.neighbour_prompts, cfg.seed)
+        keep_record = {"source": "builtin+neighbours", "count": len(keep), "neighbours": n_near, "sha256": []}
+        if dcfg.neighbour_prompts and not n_near:
+            print("[genforget] warning: the tokenizer has no whole-word vocabulary; no neighbour prompts "
+                  "of the concept are kept, only the built-in list", file=sys.stderr)  # fmt: skip
+    else:
+        # user prompts may be private: in the record only as hashes
+        keep = list(keep_prompts)
+        keep_record = {"source": "user", "count": len(keep), "sha256": [sha256_text(p) for p in keep]}
+    task = pipeline_task(model, concept, keep, other_prompts, latents)
     info: dict = {}
     t0 = time.perf_counter()
     unet = unlearn_diffusion(model.unet, model.scheduler, task, cfg, dcfg, accelerator, info)
     seconds = time.perf_counter() - t0
     model.pipe.unet = unet.get_base_model() if hasattr(unet, "get_base_model") else unet
-    keep_source = "builtin" if keep_prompts is None else "user"
-    keep = list(BUILTIN_KEEP_PROMPTS) if keep_prompts is None else list(keep_prompts)
     record = {
         "method": cfg.method,
         "config": dataclasses.asdict(cfg),
@@ -82,12 +92,7 @@ def erase_concept(
         "prediction_type": getattr(model.scheduler.config, "prediction_type", "epsilon"),
         "scheduler": type(model.scheduler).__name__,
         "concept_sha256": sha256_text(concept),
-        "keep_prompts": {
-            "source": keep_source,
-            "count": len(keep),
-            # user prompts may be private: hashes only; the built-in list is public
-            "sha256": [sha256_text(p) for p in keep] if keep_source == "user" else [],
-        },
+        "keep_prompts": keep_record,
         "other_prompts_count": len(other_prompts) if other_prompts else len(keep),
         "trained_on": info,
         "unlearn_s": seconds,
