@@ -68,7 +68,7 @@ class SDDemoArgs:
         default=True,
         metadata={"help": "keep prompts = the other captions (false: the built-in generic list)"},
     )
-    seed: int = field(default=0, metadata={"help": "victim/oracle seed"})
+    victim_seed: int = field(default=0, metadata={"help": "victim/oracle init, data and training seed"})
     num_threads: int = field(default=2, metadata={"help": "torch threads"})
 
 
@@ -99,7 +99,7 @@ def run_sd_demo(args: SDDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) ->
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     scfg = ShapesPipelineConfig(args.concepts, args.images_per_concept, vae_steps=args.vae_steps,
-                                train_steps=args.train_steps, seed=args.seed)  # fmt: skip
+                                train_steps=args.train_steps, seed=args.victim_seed)  # fmt: skip
     victim, oracle, timings = shapes_victim_and_oracle(scfg, args.erase, out, _log)
     if timings["cached"]:
         _log(f"victim and oracle: cached in {out}")
@@ -124,7 +124,7 @@ def run_sd_demo(args: SDDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) ->
     t0 = time.perf_counter()
     judges = {"cnn_on_generations": fit_judge_on_samples(fit, "cnn"),
               "linear_on_generations": fit_judge_on_samples(fit, "linear")}  # fmt: skip
-    real, _ = shapes_dataset(args.concepts, args.judge_samples, seed=args.seed + 99)
+    real, _ = shapes_dataset(args.concepts, args.judge_samples, seed=args.victim_seed + 99)
     n = args.judge_samples
     judges["cnn_on_real_images"] = fit_judge_on_samples(
         {p: real[i * n : (i + 1) * n] for i, p in enumerate(args.concepts)}
