@@ -45,7 +45,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--keep", default="others", choices=["others", "builtin"])
     p.add_argument("--set", nargs="*", default=[], help="config overrides, key=value")
-    p.add_argument("--train_steps", type=int, default=600)
+    p.add_argument("--train_steps", type=int, default=1000)
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--out", default="runs/bench")
     p.add_argument("--threads", type=int, default=2)

@@ -56,7 +56,7 @@ class SDDemoArgs:
     )
     images_per_concept: int = field(default=128, metadata={"help": "training images per caption"})
     vae_steps: int = field(default=200, metadata={"help": "tiny-VAE training steps"})
-    train_steps: int = field(default=600, metadata={"help": "UNet training steps of victim and oracle"})
+    train_steps: int = field(default=1000, metadata={"help": "UNet training steps of victim and oracle"})
     judge_samples: int = field(
         default=48, metadata={"help": "victim generations per caption the judge fits on"}
     )

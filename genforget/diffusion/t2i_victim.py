@@ -32,7 +32,7 @@ class ShapesPipelineConfig:
     images_per_concept: int = field(default=128, metadata={"help": "rendered training images per caption"})
     image_size: int = field(default=32, metadata={"help": "pixels (latents are a quarter of it)"})
     vae_steps: int = field(default=200, metadata={"help": "steps of tiny-VAE training"})
-    train_steps: int = field(default=600, metadata={"help": "UNet training steps (victim and oracle alike)"})
+    train_steps: int = field(default=1000, metadata={"help": "UNet training steps (victim and oracle alike)"})
     train_batch_size: int = field(default=64, metadata={"help": "pairs per UNet step"})
     train_learning_rate: float = field(default=2e-3, metadata={"help": "UNet AdamW learning rate"})
     prediction_type: str = field(default="epsilon", metadata={"help": "epsilon or v_prediction"})
