@@ -172,6 +172,12 @@ def test_methods_without_images_train_on_the_models_own_samples_and_say_so(task,
     assert info["forget_images"] == f"{FAST.num_model_samples} samples of the frozen model"
     assert "no forget images given" in capsys.readouterr().err
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    info = {}
+    unlearn_diffusion(
+        build_class_unet(block_out_channels=(16, 32)), build_scheduler(), task, _cfg("esd"), FAST, info=info
+    )
+    assert "given forget images are not used" in capsys.readouterr().err  # ESD's own samples, said so
+    assert info["forget_images"] == f"{FAST.num_model_samples} samples of the frozen model"
     from genforget.lm.trainer import unlearn_lm
 
     with pytest.raises(ValueError, match="not language models"):

@@ -133,6 +133,9 @@ def unlearn_diffusion(
         if method.diffusion_target != "esd":
             print(f"[genforget] {config.method}: no forget images given; training on {n} samples of "
                   "the frozen model for the concept", file=sys.stderr)  # fmt: skip
+        elif task.forget_images is not None:
+            print(f"[genforget] esd trains on the frozen model's own samples: the {len(task.forget_images)} "
+                  "given forget images are not used", file=sys.stderr)  # fmt: skip
         images = _own_samples(model, scheduler, task, cond, dcfg, g, f"{config.method}: sampling the concept")
         info["forget_images"] = f"{n} samples of the frozen model"
     else:
