@@ -33,10 +33,10 @@ def vocabulary_words(tokenizer: Any, min_len: int = 3) -> list[str]:
     return sorted(words)
 
 
-def neighbour_prompts(concept: str, tokenizer: Any, n: int, seed: int = 0) -> list[str]:
-    """Up to ``n`` distinct prompts: ``concept`` with one content word (not a frame word) replaced
-    by a random vocabulary word that is not in the concept. Empty when the vocabulary has no whole
-    words (a character-level tokenizer)."""
+def neighbour_prompts(concept: str, tokenizer: Any, n: int, seed: int = 0, max_swaps: int = 1) -> list[str]:
+    """Up to ``n`` distinct prompts: ``concept`` with 1..``max_swaps`` content words (not frame
+    words) each replaced by a random vocabulary word that is not in the concept. Empty when the
+    vocabulary has no whole words (a character-level tokenizer)."""
     words = concept.split()
     content = [i for i, w in enumerate(words) if w.lower() not in FRAME_WORDS] or list(range(len(words)))
     lowered = {w.lower() for w in words}
@@ -48,8 +48,8 @@ def neighbour_prompts(concept: str, tokenizer: Any, n: int, seed: int = 0) -> li
     for _ in range(20 * n):
         if len(out) == n:
             break
-        i = rng.choice(content)
-        prompt = " ".join([*words[:i], rng.choice(pool), *words[i + 1 :]])
+        swap = rng.sample(content, rng.randint(1, min(max_swaps, len(content))))
+        prompt = " ".join(rng.choice(pool) if i in swap else w for i, w in enumerate(words))
         if prompt not in out and prompt != concept:
             out.append(prompt)
     return out
