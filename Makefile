@@ -8,8 +8,8 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-diffusion demo-request demo-copyright demo-poison test test-slow lint clean-demo \
-	clean-demo-diffusion clean-demo-request clean-demo-poison eval bench bench-locate bench-robust docs wheel-check
+.PHONY: install demo demo-diffusion demo-diffusion-sd demo-request demo-copyright demo-poison test test-slow lint clean-demo \
+	clean-demo-diffusion clean-demo-diffusion-sd clean-demo-request clean-demo-poison eval bench bench-locate bench-robust docs wheel-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,12 @@ demo: $(STAMP)
 # Digits DDPM (trained once, cached in runs/demo-diffusion/victim) -> erase digit 0 -> judge.
 demo-diffusion: $(STAMP)
 	$(BIN)/python recipes/demo_diffusion.py --config recipes/configs/demo_diffusion.yaml
+
+# Tiny latent Stable Diffusion pipeline on shapes captions (victim + retrain oracle cached in
+# runs/demo-diffusion-sd) -> erase one caption with the shipped concept config, keep the others ->
+# reload the saved pipeline and generate -> judge before / after.
+demo-diffusion-sd: $(STAMP)
+	$(BIN)/genforget demo diffusion-sd --config recipes/configs/esd_concept.yaml
 
 # Tiny Shakespeare: memorise 9 plays, take The Tempest down with every LM method, vs the retrained oracle.
 demo-copyright: $(STAMP)
@@ -94,6 +100,9 @@ clean-demo:
 
 clean-demo-diffusion:
 	rm -rf runs/demo-diffusion
+
+clean-demo-diffusion-sd:
+	rm -rf runs/demo-diffusion-sd
 
 clean-demo-request:
 	rm -rf runs/demo-request runs/demo-request-data

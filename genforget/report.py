@@ -34,6 +34,9 @@ HEADLINE = [
     ("retained_accuracy", "retained classes: judge accuracy", False),
     ("retained_judge_fd", "retained: Frechet dist. (judge logits)", True),
     ("retained_confidence", "retained: judge confidence", False),
+    ("erased_concept_accuracy", "erased concept: judged as it", True),
+    ("kept_concept_accuracy", "kept concepts: judged as themselves", False),
+    ("worst_kept_ratio", "worst kept concept / victim", False),
 ]
 
 

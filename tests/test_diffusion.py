@@ -95,8 +95,11 @@ def test_esd_target_and_loss_match_hand_computation():
     torch.testing.assert_close(target, torch.tensor([[-0.5, -4.0]]))  # 0.5 - 2*0.5, 0 - 2*2
     pred = torch.tensor([[0.5, -3.0]])  # errors 1 and 1: MSE 1
     scores = mse_scores(pred, target)
-    esd = get_method("esd")(UnlearnConfig(method="esd"))
-    assert esd.loss(scores, Scores(logp=torch.zeros(1), nll=torch.ones(1))).item() == pytest.approx(1.0)
+    retain = Scores(logp=-torch.ones(1), nll=torch.ones(1))
+    esd = get_method("esd")(UnlearnConfig(method="esd", retain_weight=0.5))
+    assert esd.loss(scores, retain).item() == pytest.approx(1.5)  # + 0.5 x the retain (anchor) MSE
+    paper = get_method("esd")(UnlearnConfig(method="esd", retain_weight=0.0))
+    assert paper.loss(scores, retain).item() == pytest.approx(1.0)
     salun = get_method("salun")(UnlearnConfig(method="salun", retain_weight=2.0))
     assert salun.loss(scores, Scores(logp=torch.zeros(1), nll=torch.ones(1))).item() == pytest.approx(3.0)
 
@@ -160,11 +163,21 @@ def test_text_conditional_salun_with_lora_and_given_latents():
     assert any(v.abs().sum() > 0 for k, v in model.state_dict().items() if "lora_B" in k)
 
 
-def test_methods_needing_images_say_so_and_modalities_are_enforced(task, tiny_lm, tokenizer):
+def test_methods_without_images_train_on_the_models_own_samples_and_say_so(task, tiny_lm, tokenizer, capsys):
     c = build_tiny_text_components(seed=0)
     concept = concept_task(c["tokenizer"], c["text_encoder"], "a photo of a church", (4, 8, 8))
-    with pytest.raises(ValueError, match="forget_images.*esd"):
-        unlearn_diffusion(c["unet"], c["scheduler"], concept, _cfg("npo"), FAST)
+    info: dict = {}
+    before = copy.deepcopy(c["unet"].state_dict())
+    model = unlearn_diffusion(c["unet"], c["scheduler"], concept, _cfg("npo"), FAST, info=info)
+    assert info["forget_images"] == f"{FAST.num_model_samples} samples of the frozen model"
+    assert "no forget images given" in capsys.readouterr().err
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    info = {}
+    unlearn_diffusion(
+        build_class_unet(block_out_channels=(16, 32)), build_scheduler(), task, _cfg("esd"), FAST, info=info
+    )
+    assert "given forget images are not used" in capsys.readouterr().err  # ESD's own samples, said so
+    assert info["forget_images"] == f"{FAST.num_model_samples} samples of the frozen model"
     from genforget.lm.trainer import unlearn_lm
 
     with pytest.raises(ValueError, match="not language models"):
@@ -173,3 +186,5 @@ def test_methods_needing_images_say_so_and_modalities_are_enforced(task, tiny_lm
         class_task(task.forget_images, task.forget_cond, erase=10, num_classes=10)
     with pytest.raises(ValueError, match="saliency_ratio"):
         UnlearnConfig(method="salun", saliency_ratio=0)
+    with pytest.raises(ValueError, match="keep_prompts holds the concept"):
+        concept_task(c["tokenizer"], c["text_encoder"], "a cat", (4, 8, 8), keep_prompts=["a cat"])

@@ -120,6 +120,45 @@ def test_recipe_erases_a_concept_from_a_stable_diffusion_pipeline_dir(tmp_path):
     assert unlearn_diffusion_main([*args, "--concept", "a photo of a church"]) == 0
     record = json.loads((out / "genforget_run.json").read_text())
     assert record["saved_as"] == "adapter" and len(record["concept_sha256"]) == 64
+    # letters-only tokenizer: no whole words to make neighbour prompts from, so only the built-in list
+    assert record["keep_prompts"] == {
+        "source": "builtin+neighbours",
+        "count": 10,
+        "neighbours": 0,
+        "sha256": [],
+    }
     assert "church" not in (out / "genforget_run.json").read_text()
-    model, _ = load_class_model(out)
-    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.state_dict().items())
+    from genforget.diffusion.pipeline_io import load_unlearned
+
+    model = load_unlearned(out)  # the base named in the run record + the LoRA, via load_lora_weights
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.unet.state_dict().items())
+
+
+def test_sd_demo_small_reports_reloads_and_caches(tmp_path):
+    """`genforget demo diffusion-sd` at toy size, with the shipped concept config: the report has
+    the demo shape, the saved LoRA is reloaded from disk and the pipeline's own __call__ gives the
+    samples that were judged, the victim/oracle are cached."""
+    from genforget.cli.demos import demo_main
+
+    run = tmp_path / "sd"
+    argv = ["diffusion-sd", "--config", str(ROOT / "recipes/configs/esd_concept.yaml"), "--output_dir", str(run),
+            "--images_per_concept", "8", "--vae_steps", "2", "--train_steps", "3", "--judge_samples", "8",
+            "--eval_samples", "4", "--grid_per_concept", "2", "--num_threads", "1", "--max_steps", "2",
+            "--num_model_samples", "2", "--keep_samples", "1", "--sample_steps", "2"]  # fmt: skip
+    assert demo_main(argv) in (0, 1)  # toy training: the erasure bars may fail, the run may not
+    report = json.loads((run / "report.json").read_text())
+    for f in ("report.md", "report.png", "grid.png", "unlearned/README.md"):
+        assert (run / f).stat().st_size > 0, f
+    assert (run / "unlearned" / "pytorch_lora_weights.safetensors").is_file()
+    assert set(report["models"]) == {"victim", "unlearned", "oracle"} and report["method"] == "esd"
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["reloaded pipeline's own call vs measured samples (max abs diff)"]["ok"]
+    assert checks["saved pipeline samples with the victim's own scheduler"]["ok"]
+    assert not report["timings"]["cached"]
+    assert demo_main(argv) in (0, 1)
+    again = json.loads((run / "report.json").read_text())
+    assert (
+        again["timings"]["cached"]
+        and again["timings"]["train_victim_s"] == report["timings"]["train_victim_s"]
+    )
+    assert demo_main(["diffusion-sd", "--erase", "a photo of a purple moon"]) == 2  # not one of the captions

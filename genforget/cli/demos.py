@@ -6,11 +6,11 @@ import sys
 
 from genforget.config import UnlearnConfig, UsageError, parse_config
 
-DEMOS = ("pii", "diffusion", "request", "copyright", "poison")
+DEMOS = ("pii", "diffusion", "diffusion-sd", "request", "copyright", "poison")
 
 
 def demo_main(argv: list[str] | None = None) -> int:
-    """``genforget demo pii|diffusion|request|copyright|poison [--config x.yaml] [--field value ...]``: exit 0 when every
+    """``genforget demo pii|diffusion|diffusion-sd|request|copyright|poison [--config x.yaml] [--field value ...]``: exit 0 when every
     check of the demo passes, 1 when one fails, 2 on a usage error."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in DEMOS:
@@ -35,6 +35,14 @@ def demo_main(argv: list[str] | None = None) -> int:
 
             args, ucfg = parse_config((PoisonDemoArgs, UnlearnConfig), rest)
             report = run_poison_demo(args, ucfg)
+        elif name == "diffusion-sd":
+            from genforget.demos.diffusion_sd import SDDemoArgs, run_sd_demo
+            from genforget.diffusion.data import DiffusionConfig
+
+            args, ucfg, dcfg = parse_config((SDDemoArgs, UnlearnConfig, DiffusionConfig), rest)
+            if args.erase not in args.concepts:
+                raise UsageError(f"erase must be one of concepts {args.concepts} (got {args.erase!r})")
+            report = run_sd_demo(args, ucfg, dcfg)
         elif name == "pii":
             from genforget.demo import DemoArgs, run_demo
 

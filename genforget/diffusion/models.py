@@ -135,16 +135,17 @@ def build_tiny_text_components(seed: int = 0, sample_size: int = 8) -> dict[str,
 
 
 def load_text_to_image(path: str | Path) -> dict[str, Any]:
-    """Components of a ``StableDiffusionPipeline`` dir (UNet, CLIP text encoder, tokenizer,
-    scheduler); the VAE is not needed to unlearn (losses live in latent space)."""
-    from diffusers import StableDiffusionPipeline
+    """Components of a ``StableDiffusionPipeline`` dir (UNet, CLIP text encoder, tokenizer and the
+    pipeline's own scheduler). For SDXL, the VAE and hub ids use
+    :func:`genforget.diffusion.pipeline.load_pipeline`."""
+    from genforget.diffusion.pipeline import load_pipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(str(path), safety_checker=None)
+    pipe = load_pipeline(path).pipe
     return {
         "unet": pipe.unet,
         "text_encoder": pipe.text_encoder,
         "tokenizer": pipe.tokenizer,
-        "scheduler": DDPMScheduler.from_config(pipe.scheduler.config),
+        "scheduler": pipe.scheduler,
     }
 
 

@@ -6,6 +6,11 @@ Fine-tune the conditional noise prediction for the erased concept ``c`` toward t
 from the frozen model's own samples of ``c``: generating ``c`` then steers away from ``c``.
 The target is built by :func:`genforget.diffusion.scoring.esd_target`; here the forget ``Scores``
 already hold ``nll = MSE(eps_theta(x_t, c), target)``, so the loss is plain regression.
+
+The paper has no retain term; here the shared one is added (``retain_weight`` x the retain NLL:
+the anchor term on prompts to keep, or the denoising loss on retain images), because on its own
+ESD drags concepts that share the erased one's words or look along with it. ``retain_weight: 0``
+is the paper's ESD.
 """
 
 from __future__ import annotations
@@ -19,14 +24,11 @@ from genforget.scores import Scores
 
 @register("esd")
 class ESD(Method):
-    """``loss = mean(MSE(eps_theta(x_t, c), eps*(x_t) - eta * (eps*(x_t, c) - eps*(x_t))))``.
-
-    The paper has no retain term, so none is added (``uses_retain = False``).
-    """
+    """``loss = mean(MSE(eps_theta(x_t, c), eps*(x_t) - eta * (eps*(x_t, c) - eps*(x_t))))
+    + retain_weight * mean(retain NLL)``."""
 
     modalities = ("diffusion",)
     diffusion_target = "esd"
-    uses_retain = False
 
     def forget_loss(self, forget: Scores) -> torch.Tensor:
         return forget.nll.mean()

@@ -6,6 +6,10 @@ Two parts. (1) Random labelling: the prediction for a forget example under its o
 (the paper's generation objective, its Eq. 7 with the target from the frozen model), plus the
 retain denoising loss. (2) Weight saliency: only the weights whose forget-loss gradient is among
 the largest ``saliency_ratio`` share may change; the trainer masks the other gradients.
+
+For text-to-image concepts the forget examples can be the model's own samples of the concept
+(the trainer draws them when no images are given), the random other prompts are the prompts to
+keep, and the retain term is the anchor term on those prompts' samples.
 """
 
 from __future__ import annotations
