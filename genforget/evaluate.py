@@ -287,6 +287,8 @@ def evaluate(
     return_details: bool = False,
     scoring: str = "genforget",
     dump_examples: bool = False,
+    bias_pairs: list[dict] | str | None = None,
+    bias_pairs_normalisation: str = "sum",
 ) -> dict[str, float] | tuple[dict[str, float], dict]:
     """Metrics of ``model`` on forget / retain / holdout (and general) data; METRICS.md names.
 
@@ -305,6 +307,10 @@ def evaluate(
     EOS scored, zlib over the answer, 200-token QA generations); see :class:`Scoring`.
     ``dump_examples``: details get ``examples``, one dict per probe / answer with the prompt,
     the generation and its score. They hold forget-set content: never put them in a report.
+    ``bias_pairs``: sentence pairs (``{"sent_more", "sent_less", "bias_type"}``) or a JSONL/CSV
+    file of them (:func:`genforget.data.bias_pairs.load_bias_pairs`): adds
+    ``stereotype_preference`` and one ``stereotype_preference_<bias_type>`` per type
+    (:func:`genforget.metrics.bias.stereotype_preference`, ``bias_pairs_normalisation`` sum|mean).
     """
     sc = get_scoring(scoring)
     dump: list[dict] | None = [] if dump_examples else None
@@ -369,6 +375,14 @@ def evaluate(
         out["model_utility"] = model_utility([out[t] for t in used])
         details["model_utility_terms"] = used
     details["scoring"] = sc.describe()
+    if bias_pairs is not None:
+        from genforget.data.bias_pairs import load_bias_pairs
+        from genforget.metrics.bias import stereotype_preference
+
+        pairs = load_bias_pairs(bias_pairs) if isinstance(bias_pairs, str) else bias_pairs
+        pref = stereotype_preference(model, tokenizer, pairs, bias_pairs_normalisation)
+        out.update({k: v for k, v in pref.items() if k.startswith("stereotype_preference")})
+        details["bias_pairs"] = {"pairs": pref["pairs"], "ties": pref["ties"]}
     if dump is not None:
         details["examples"] = dump
     model.train(was_training)

@@ -180,3 +180,42 @@ def test_load_bias_pairs_formats_and_errors(tmp_path) -> None:
             load_bias_pairs(bad)
     with pytest.raises(UsageError, match="not found"):
         load_bias_pairs(tmp_path / "missing.jsonl")
+
+
+def test_pairs_through_the_harness_evaluate_and_eval_cli(tmp_path, word_tok, tiny_lm, tokenizer) -> None:
+    import genforget
+    from genforget.cli.eval import eval_main
+    from genforget.harness import load_suite, run_suite
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        json.dumps(
+            {"sent_more": "The man is kind.", "sent_less": "The woman is kind.", "bias_type": "gender"}
+        )
+        + "\n"
+        + json.dumps(
+            {"sent_more": "The woman is kind.", "sent_less": "The man is kind.", "bias_type": "gender"}
+        )
+        + "\n"
+        + json.dumps({"sent_more": "The man is kind.", "sent_less": "The man is kind. The"})
+        + "\n"
+    )
+    model = FixedLM(_probs(word_tok, {" man": 0.3, " woman": 0.1}))
+    suite = load_suite("bias_pairs", {"bias_pairs": str(pairs)})
+    report = run_suite({"m": (model, word_tok)}, suite, progress=False)
+    assert report["models"]["m"]["stereotype_preference"] == pytest.approx(2 / 3)
+    assert report["models"]["m"]["stereotype_preference_gender"] == pytest.approx(0.5)
+    assert report["details"]["bias_pairs"]["pairs"] == 3
+    got = genforget.evaluate(model, word_tok, [], bias_pairs=str(pairs))
+    assert got["stereotype_preference"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="bias_pairs only"):
+        load_suite("bias_pairs")
+    # From the command line, on a saved model: the report holds the same number as the API.
+    tiny_lm.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    out = tmp_path / "report"
+    argv = ["--model", str(tmp_path / "model"), "--suite", "bias_pairs", "--set", f"bias_pairs={pairs}"]
+    assert eval_main([*argv, "--output_dir", str(out)]) == 0
+    saved = json.loads((out / "report.json").read_text())["models"]["model"]
+    direct = stereotype_preference(tiny_lm, tokenizer, load_bias_pairs(pairs))["stereotype_preference"]
+    assert saved["stereotype_preference"] == pytest.approx(direct)

@@ -48,15 +48,15 @@ class BiasDemoArgs:
     n_train: int = field(default=1200, metadata={"help": "training records"})
     n_heldout: int = field(default=200, metadata={"help": "never-trained applicants the metrics use"})
     biased_share: float = field(
-        default=0.2, metadata={"help": "share of training records in the biased slice"}
+        default=0.25, metadata={"help": "share of training records in the biased slice"}
     )
-    band_low: int = field(default=4, metadata={"help": "lowest credit score the biased reviewer decided"})
+    band_low: int = field(default=3, metadata={"help": "lowest credit score the biased reviewer decided"})
     band_high: int = field(default=6, metadata={"help": "highest credit score the biased reviewer decided"})
     corpus_seed: int = field(default=0, metadata={"help": "seed of the corpus (and of the models)"})
     hidden_size: int = 128
     num_hidden_layers: int = 2
     vocab_size: int = 1024
-    train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
+    train_steps: int = field(default=600, metadata={"help": "training steps of victim and oracle"})
     train_batch_size: int = 32
     train_learning_rate: float = 3e-3
     oracle: bool = field(default=True, metadata={"help": "train the retrain without the biased slice"})
@@ -129,7 +129,10 @@ def _check_args(args: BiasDemoArgs) -> None:
             f"band_low..band_high must straddle the threshold {THRESHOLD} within 1..9 "
             f"(got {args.band_low}..{args.band_high})"
         )
-    b = args.relearn_budgets
+    try:  # the command line gives list fields as strings
+        b = args.relearn_budgets = [int(x) for x in args.relearn_budgets]
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"relearn_budgets must be whole numbers, e.g. 0 5 10 20 40 ({e})") from e
     if b and (b != sorted(set(b)) or b[0] != 0):
         raise UsageError(f"relearn_budgets must start at 0 and ascend (got {b}; [] = off)")
     if args.n_train < 50 or args.n_heldout < 10:

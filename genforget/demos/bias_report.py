@@ -251,7 +251,9 @@ def plot_bias(report: dict, path: str | Path) -> None:
         ax.axvline(THRESHOLD - 0.5, ls=":", c="gray", lw=0.8)
         for i, (value, row) in enumerate(by_value.items()):
             pts = [(s, p) for s, p in zip(SCORES, row, strict=True) if p is not None]
-            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, c=COLORS[i % len(COLORS)], label=value)
+            # Dashed over solid: where the lines coincide (no bias) both stay visible.
+            style = {"ls": ("-", "--", ":")[i % 3], "marker": "os^"[i % 3], "ms": 3}
+            ax.plot(*zip(*pts, strict=True), c=COLORS[i % len(COLORS)], label=value, **style)
         m = report["models"][name]
         ax.set_title(f"{name}: flips {m['counterfactual_flip_share']:.2f}", fontsize=9)
         ax.set_xlabel("credit score (shaded: the biased band)", fontsize=8)
