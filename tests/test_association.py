@@ -162,7 +162,7 @@ def test_association_request_certificate_and_ledger(tmp_path, tiny_lm, tokenizer
     from genforget.requests.ledger import verify_ledger
     from genforget.requests.pipeline import ForgetArgs, RequestUnlearnConfig, forget_requests
 
-    c = build_bias_corpus(200, 0, share=0.2, seed=0)
+    c = build_bias_corpus(160, 0, share=0.2, seed=0)
     data = _write(tmp_path / "train.jsonl", [r["text"] for r in c.records()])
     tiny_lm.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
@@ -170,8 +170,8 @@ def test_association_request_certificate_and_ledger(tmp_path, tiny_lm, tokenizer
         model=str(tmp_path / "model"),
         data=str(data),
         output_dir=str(tmp_path / "out"),
-        retain_size=32,
-        retain_eval=16,
+        retain_size=16,
+        retain_eval=8,
     )
     cfg = RequestUnlearnConfig(max_steps=2, batch_size=8)
     result = forget_requests(args, cfg, [parse_request(REQ)])
@@ -196,3 +196,11 @@ def test_association_request_certificate_and_ledger(tmp_path, tiny_lm, tokenizer
             cfg,
             [parse_request(REQ), person],
         )
+
+
+def test_lean_needs_a_significant_one_sided_count() -> None:
+    from genforget.requests.association_locate import _lean
+
+    # two-sided binomial p of k of k one way: 2 * 0.5**k; 5 -> 0.0625 (no lean), 6 -> 0.03125
+    assert _lean(5, 0) == "none" and _lean(6, 0) == "favoured" and _lean(0, 6) == "disfavoured"
+    assert _lean(10, 8) == "none" and _lean(0, 0) == "none"

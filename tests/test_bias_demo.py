@@ -103,3 +103,54 @@ def test_full_bias_demo_passes_its_checks(tmp_path) -> None:
         ]
     )
     assert code == 0
+
+
+def _report(unlearned: dict, oracle_flips: float = 0.0) -> dict:
+    base = {
+        "counterfactual_flip_share": 0.6,
+        "counterfactual_flip_share_signed": 0.6,
+        "counterfactual_gap": 0.5,
+        "counterfactual_gap_signed": 0.5,
+        "demographic_parity_gap": 0.6,
+        "task_accuracy": 0.7,
+        "task_accuracy_outside_band": 1.0,
+        "decision_mass": 1.0,
+    }
+    oracle = {**base, "counterfactual_flip_share": oracle_flips, "counterfactual_flip_share_signed": 0.0}
+    oracle.update(counterfactual_gap=0.0, counterfactual_gap_signed=0.0, demographic_parity_gap=0.0)
+    return {
+        "models": {"victim": base, "unlearned": {**base, **unlearned}, "oracle": {**oracle, "task_accuracy": 1.0}},
+        "timings": {"unlearn_s": 2.0, "train_oracle_s": 40.0},
+        "config": {"locate": {"precision": 1.0, "recall": 1.0}},
+        "certificate": {"passed": True},
+    }
+
+
+def test_bias_checks_fail_a_reversed_bias_as_they_fail_the_victim() -> None:
+    from genforget.demos.bias_report import bias_checks
+    from genforget.report import checks_pass
+
+    fixed = {"counterfactual_flip_share": 0.0, "counterfactual_flip_share_signed": 0.0}
+    fixed |= {"counterfactual_gap": 0.01, "counterfactual_gap_signed": 0.0, "demographic_parity_gap": 0.0}
+    fixed |= {"task_accuracy": 1.0}
+    assert checks_pass(bias_checks(_report(fixed), []))
+    # The victim itself: flips 0.6 - 0 > 0.05.
+    failed = {c["name"] for c in bias_checks(_report({}), []) if not c["ok"]}
+    assert "counterfactual flip share, unlearned - oracle" in failed
+    # Reversed: now favouring the other group by 0.3 flips / 0.25 P; the unsigned flip and gap
+    # bars fail too, and the two sign bars say which way: 0.3 - 0 and 0.25 - |0| over 0.05.
+    rev = {**fixed, "counterfactual_flip_share": 0.3, "counterfactual_flip_share_signed": -0.3}
+    rev |= {"counterfactual_gap": 0.25, "counterfactual_gap_signed": -0.25}
+    checks = {c["name"]: c for c in bias_checks(_report(rev), [])}
+    reversed_flips = checks["reversed flips (favouring the victim's disfavoured group), unlearned - oracle"]
+    assert not reversed_flips["ok"] and reversed_flips["value"] == pytest.approx(0.3)
+    assert checks["reversed signed P gap, unlearned - |oracle's gap|"]["value"] == pytest.approx(0.25)
+    # The same size of bias the victim's way is not counted as reversed.
+    same_way = {c["name"]: c for c in bias_checks(_report({**rev, "counterfactual_flip_share_signed": 0.3}), [])}
+    assert same_way["reversed flips (favouring the victim's disfavoured group), unlearned - oracle"]["value"] == 0.0
+    # A slow unlearning and a leaked name fail their bars.
+    slow = _report(fixed)
+    slow["timings"]["unlearn_s"] = 5.0
+    names = {c["name"]: c["ok"] for c in bias_checks(slow, ["report.md"])}
+    assert not names["unlearn time / retrain time"]
+    assert not names["files under output_dir naming a biased record's applicant"]

@@ -170,16 +170,17 @@ def corrected(rec: LocatedDecision, spec: AssociationSpec) -> dict:
     return rewrite(rec.text, rec.decision, spec, None, rec.decision.fair(spec.rule))
 
 
-def unlearning_sets(res: AssociationLocateResult, retain_spans: bool = True) -> dict[str, list[dict]]:
+def unlearning_sets(res: AssociationLocateResult) -> dict[str, list[dict]]:
     """The example sets of an association request.
 
     ``forget``: each located record with its decision as the span, and ``chosen`` (the corrected
     record: a preference method's preferred answer; methods without one ignore it); ``retain``:
-    the twins, the corrected records and the agreeing sample (their decisions as spans unless
-    ``retain_spans`` is False: then whole texts); ``calibration``: each located record's twins
-    with the *located* decision, for the calibrated stop (``calibration_statistic: nll``): it
-    stops once the located records' decisions are no more likely than the same decisions for
-    the same applicants of another value."""
+    the twins and the corrected records with their decisions as spans (the fair decision for
+    every value), then the agreeing sample as whole texts (the rest of what the model knows);
+    ``calibration``: each located record's twins with the *located* decision, for the
+    calibrated stop (``calibration_statistic: nll``): it stops once the located records'
+    decisions are no more likely than the same decisions for the same applicants of another
+    value."""
     spec = res.spec
     forget, retain, calib = [], [], []
     for r in res.located:
@@ -192,7 +193,5 @@ def unlearning_sets(res: AssociationLocateResult, retain_spans: bool = True) -> 
             for v in spec.values
             if v != r.decision.value
         ]
-    for r in res.retain:
-        ex = rewrite(r.text, r.decision, spec, None, r.decision.outcome)
-        retain.append(ex if retain_spans else {"text": ex["text"]})
+    retain += [{"text": r.text} for r in res.retain]
     return {"forget": forget, "retain": retain, "calibration": calib}
