@@ -62,6 +62,9 @@ def association_plan(res: AssociationLocateResult, retain_eval: int) -> dict:
 
     favoured = [v for v, lean in res.leans.items() if lean == "favoured"]
     disfavoured = [v for v, lean in res.leans.items() if lean == "disfavoured"]
+    # Only one side leant: the other values are its counterpart ("reversed" = they now win).
+    favoured = favoured or [v for v in spec.values if v not in disfavoured]
+    disfavoured = disfavoured or [v for v in spec.values if v not in favoured]
     return {
         "values": list(spec.values),
         "outcomes": (spec.positive, spec.negative),
