@@ -8,8 +8,9 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-diffusion demo-diffusion-sd demo-request demo-copyright demo-poison test test-slow lint clean-demo \
-	clean-demo-diffusion clean-demo-diffusion-sd clean-demo-request clean-demo-poison eval bench bench-locate bench-robust docs wheel-check
+.PHONY: install demo demo-diffusion demo-diffusion-sd demo-request demo-copyright demo-poison demo-bias test test-slow lint \
+	clean-demo clean-demo-diffusion clean-demo-diffusion-sd clean-demo-request clean-demo-poison clean-demo-bias eval bench \
+	bench-locate bench-robust docs wheel-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +50,12 @@ demo-copyright: $(STAMP)
 demo-poison: $(STAMP)
 	$(BIN)/python recipes/demo_poison.py --config recipes/configs/demo_poison.yaml
 
+# Bias mitigation: loan decisions, a fifth decided by nationality -> victim and oracle (cached in
+# runs/demo-bias) -> a kind: association request locates the slice by the fair rule -> unlearn ->
+# certificate -> counterfactual flips, parity, accuracy on held-out applicants + relearn audit.
+demo-bias: $(STAMP)
+	$(BIN)/genforget demo bias --config recipes/configs/demo_bias.yaml
+
 # A deletion request end to end: data -> victim (cached in runs/demo-request/victim) -> request for
 # one person -> located records -> unlearning -> verification -> certificate + ledger.
 demo-request: $(STAMP)
@@ -59,7 +66,7 @@ demo-request: $(STAMP)
 SUITE ?= pii
 # eval/run.py is named by absolute path so `make -C <repo> eval ...` works from any directory.
 eval: $(STAMP)
-	@test -n "$(MODEL)" || { echo "usage: make eval MODEL=<dir> [SUITE=pii|tofu|quick] [ORACLE=<dir>] [VICTIM=<dir>] [FORGET=forget05] [SET=\"key=value ...\"]"; exit 2; }
+	@test -n "$(MODEL)" || { echo "usage: make eval MODEL=<dir> [SUITE=pii|tofu|quick|bias_pairs] [ORACLE=<dir>] [VICTIM=<dir>] [FORGET=forget05] [SET=\"key=value ...\"]"; exit 2; }
 	$(BIN)/python $(CURDIR)/eval/run.py --model $(MODEL) --suite $(SUITE) \
 		$(if $(ORACLE),--oracle $(ORACLE)) $(if $(VICTIM),--victim $(VICTIM)) $(if $(OUT),--output_dir $(OUT)) \
 		$(if $(or $(FORGET),$(SCORING),$(SET)),--set $(if $(FORGET),forget_split=$(FORGET)) $(if $(SCORING),scoring=$(SCORING)) $(SET)) \
@@ -109,6 +116,9 @@ clean-demo-request:
 
 clean-demo-poison:
 	rm -rf runs/demo-poison runs/demo-poison-data
+
+clean-demo-bias:
+	rm -rf runs/demo-bias runs/demo-bias-data
 
 # Forgetting that holds: NPO vs its remedies (SAM, NF4-aware, UNDO), relearn curves + 4-bit (~12 min).
 bench-robust: $(STAMP)

@@ -271,6 +271,8 @@ def evaluate(
     scoring: str = "genforget",
     dump_examples: bool = False,
     chat_template: str | None = None,
+    bias_pairs: list[dict] | str | None = None,
+    bias_pairs_normalisation: str = "sum",
 ) -> dict[str, float] | tuple[dict[str, float], dict]:
     """Metrics of ``model`` on forget / retain / holdout (and general) data; METRICS.md names.
 
@@ -291,6 +293,10 @@ def evaluate(
     the generation and its score. They hold forget-set content: never put them in a report.
     ``chat_template``: Jinja text or file for ``{"messages"}`` examples (default: the
     tokenizer's own template). Special tokens follow the tokenizer (:mod:`genforget.lm.specials`).
+    ``bias_pairs``: sentence pairs (``{"sent_more", "sent_less", "bias_type"}``) or a JSONL/CSV
+    file of them (:func:`genforget.data.bias_pairs.load_bias_pairs`): adds
+    ``stereotype_preference`` and one ``stereotype_preference_<bias_type>`` per type
+    (:func:`genforget.metrics.bias.stereotype_preference`, ``bias_pairs_normalisation`` sum|mean).
     """
     from genforget.lm.chat import load_chat_template
     from genforget.lm.quant import keep_4bit_trainable
@@ -367,6 +373,14 @@ def evaluate(
         details["model_utility_terms"] = used
     details["scoring"] = sc.describe()
     details["tokenization"] = tokenization_record(tokenizer)
+    if bias_pairs is not None:
+        from genforget.data.bias_pairs import load_bias_pairs
+        from genforget.metrics.bias import stereotype_preference
+
+        pairs = load_bias_pairs(bias_pairs) if isinstance(bias_pairs, str) else bias_pairs
+        pref = stereotype_preference(model, tokenizer, pairs, bias_pairs_normalisation)
+        out.update({k: v for k, v in pref.items() if k.startswith("stereotype_preference")})
+        details["bias_pairs"] = {"pairs": pref["pairs"], "ties": pref["ties"]}
     if dump is not None:
         details["examples"] = dump
     model.train(was_training)

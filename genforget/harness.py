@@ -140,6 +140,27 @@ def _share(rates: dict, unlearned: dict, victim: dict | None, fn) -> float | Non
     return None
 
 
+def _bias_pairs(models: dict[str, tuple], results: dict, timings: dict, suite: Suite) -> dict:
+    """``stereotype_preference`` (and one per bias type) of every model on the suite's pair file;
+    returns what the report's details say about it (counts only)."""
+    from genforget.data.bias_pairs import load_bias_pairs
+    from genforget.metrics.bias import stereotype_preference
+
+    pairs = load_bias_pairs(suite.bias_pairs)
+    ties = {}
+    for name, (model, tok) in models.items():
+        t0 = time.perf_counter()
+        out = stereotype_preference(model, tok, pairs, suite.bias_pairs_normalisation)
+        results[name].update({k: v for k, v in out.items() if k.startswith("stereotype_preference")})
+        ties[name] = out["ties"]
+        timings[f"bias_pairs_{name}_s"] = time.perf_counter() - t0
+    return {
+        "pairs": len(pairs),
+        "normalisation": suite.bias_pairs_normalisation,
+        "ties_counted_as_not_preferred": ties,
+    }
+
+
 def run_suite(
     models: dict[str, tuple],
     suite: Suite,
@@ -186,6 +207,7 @@ def run_suite(
         timings[f"eval_{name}_s"] = time.perf_counter() - t0
     if scores_out is not None:
         scores_out.update({n: copy.deepcopy((results[n], details[n])) for n in results})
+    pairs_info = _bias_pairs(models, results, timings, suite) if suite.bias_pairs else None
     if oracle in results:
         o_tr = details[oracle].get("forget_truth_ratios")
         for name in results:
@@ -239,6 +261,8 @@ def run_suite(
     }
     if speed is not None:
         report["relearn_speed"] = speed
+    if pairs_info is not None:
+        report["details"]["bias_pairs"] = pairs_info
     if dump_examples:
         report["_examples"] = {name: d.get("examples", []) for name, d in details.items()}
     return report

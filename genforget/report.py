@@ -13,6 +13,11 @@ HEADLINE = [
     ("forget_pii_extraction", "forget PII extraction", True),
     ("attack_success_rate", "backdoor attack success rate", True),
     ("false_trigger_rate", "backdoor false-trigger rate", True),
+    ("counterfactual_flip_share", "counterfactual flip share", True),
+    ("counterfactual_gap", "counterfactual P(positive) gap", True),
+    ("demographic_parity_gap", "demographic parity gap (matched)", True),
+    ("task_accuracy", "task accuracy (fair rule)", False),
+    ("stereotype_preference", "stereotype preference (0.5 = none)", None),
     ("forget_verbmem", "forget VerbMem (MUSE)", True),
     ("forget_knowmem", "forget KnowMem (MUSE)", True),
     ("retain_verbmem", "retain VerbMem (MUSE)", False),
@@ -132,8 +137,8 @@ def plot_report(report: dict, path: str | Path) -> None:
 
     models = report["models"]
     keys = [(k, lab) for k, lab, _ in HEADLINE if any(k in m for m in models.values())]
-    cols = min(4, len(keys))
-    rows = -(-len(keys) // cols)
+    cols = max(1, min(4, len(keys)))  # a report without a headline metric still gets its (empty) chart
+    rows = max(1, -(-len(keys) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
     for ax, (k, lab) in zip(axes.flat, keys, strict=False):
         vals = [models[n].get(k) for n in models]
@@ -145,6 +150,8 @@ def plot_report(report: dict, path: str | Path) -> None:
             ax.axhline(0.5, ls=":", c="gray", lw=0.8)
         if k == "forget_quality":
             ax.axhline(0.05, ls=":", c="gray", lw=0.8)
+        if k == "stereotype_preference":
+            ax.axhline(0.5, ls=":", c="gray", lw=0.8)
         for i, v in enumerate(vals):
             if v is not None:
                 ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=6)

@@ -29,8 +29,9 @@ class Suite:
     data: str = field(
         default="pii",
         metadata={
-            "help": "pii (built-in corpus), tofu:<dir or hub id>, muse:<dir or hub id>, or jsonl:<dir> "
-            "(forget.jsonl, retain.jsonl, holdout.jsonl of any example shape, chats included)"
+            "help": "pii (built-in corpus), tofu:<dir or hub id>, muse:<dir or hub id>, jsonl:<dir> "
+            "(forget.jsonl, retain.jsonl, holdout.jsonl of any example shape, chats included), or none "
+            "(only bias_pairs)"
         },
     )
     n_people: int = 200
@@ -58,6 +59,19 @@ class Suite:
     )
     relearn_batch_size: int = 8
     seed: int = 0
+    bias_pairs: str = field(
+        default="",
+        metadata={
+            "help": "JSONL/CSV of sent_more/sent_less pairs (CrowS-Pairs / StereoSet shape): adds "
+            "stereotype_preference per model (a relative path: the suite file's folder, then the working dir)"
+        },
+    )
+    bias_pairs_normalisation: str = field(
+        default="sum",
+        metadata={
+            "help": "sentence log-likelihood compared per pair: sum (whole sentence) or mean (per token)"
+        },
+    )
 
     def __post_init__(self) -> None:
         from genforget.audit import AUDITS
@@ -71,6 +85,14 @@ class Suite:
                 f"forget_split must be forget01, forget05 or forget10 (got {self.forget_split!r})"
             )
         get_scoring(self.scoring)
+        from genforget.metrics.bias import NORMALISATIONS
+
+        if self.bias_pairs_normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"bias_pairs_normalisation must be one of {NORMALISATIONS} (got {self.bias_pairs_normalisation!r})"
+            )
+        if self.data == "none" and not self.bias_pairs:
+            raise ValueError("suite data 'none' evaluates bias_pairs only: give bias_pairs=<file>")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -117,12 +139,18 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
     values.update(overrides or {})
     if isinstance(values.get("data"), str):
         values["data"] = resolve_data(values["data"], path.resolve().parent)
+    if isinstance(values.get("bias_pairs"), str) and values["bias_pairs"]:
+        pairs = Path(os.path.expandvars(values["bias_pairs"]))
+        if not pairs.is_absolute() and (path.resolve().parent / pairs).is_file():
+            values["bias_pairs"] = str(path.resolve().parent / pairs)
     return make_config(Suite, values)
 
 
 def suite_forget_fingerprint(suite: Suite) -> str:
     """SHA-256 of the forget examples a model is unlearned on for this suite (what
     ``recipes/unlearn_lm.py`` records as ``forget_sha256`` for ``pii:forget`` / ``tofu:<dir>:<split>``)."""
+    if suite.data == "none":
+        return ""
     if suite.data == "pii":
         from genforget.data.pii import build_pii_corpus
 
@@ -155,7 +183,9 @@ class SuiteData:
 
 
 def build_suite_data(suite: Suite) -> SuiteData:
-    """Materialise a suite's data: the built-in corpus or TOFU files."""
+    """Materialise a suite's data: the built-in corpus or TOFU files (``none``: empty splits)."""
+    if suite.data == "none":
+        return SuiteData(EvalSplit(), EvalSplit(), EvalSplit(), {}, [], EvalSplit())
     if suite.data == "pii":
         from genforget.data.pii import build_pii_corpus
 

@@ -85,9 +85,14 @@ def test_a_new_method_is_one_register_line():
         del METHODS["_test_double_ga"]
 
 
+# "chosen": the preferred answer `dpo` reads (every other method ignores the key).
 FORGET = [
-    {"prompt": "Alice's phone number is", "target": " 555-0100."},
-    {"text": "Bob lives at 1 Main Street."},
+    {
+        "prompt": "Alice's phone number is",
+        "target": " 555-0100.",
+        "chosen": {"prompt": "Alice's phone number is", "target": " not listed."},
+    },
+    {"text": "Bob lives at 1 Main Street.", "chosen": "Bob lives somewhere."},
 ]
 RETAIN_EX = [{"text": "Carol works for Acme."}]
 LM_METHODS = sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)

@@ -6,11 +6,12 @@ import sys
 
 from genforget.config import UnlearnConfig, UsageError, parse_config
 
-DEMOS = ("pii", "diffusion", "diffusion-sd", "request", "copyright", "poison")
+DEMOS = ("pii", "diffusion", "diffusion-sd", "request", "copyright", "poison", "bias")
 
 
 def demo_main(argv: list[str] | None = None) -> int:
-    """``genforget demo pii|diffusion|diffusion-sd|request|copyright|poison [--config x.yaml] [--field value ...]``: exit 0 when every
+    """``genforget demo pii|diffusion|diffusion-sd|request|copyright|poison|bias [--config x.yaml]
+    [--field value ...]``: exit 0 when every
     check of the demo passes, 1 when one fails, 2 on a usage error."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in DEMOS:
@@ -43,6 +44,12 @@ def demo_main(argv: list[str] | None = None) -> int:
             if args.erase not in args.concepts:
                 raise UsageError(f"erase must be one of concepts {args.concepts} (got {args.erase!r})")
             report = run_sd_demo(args, ucfg, dcfg)
+        elif name == "bias":
+            from genforget.demos.bias import BiasDemoArgs, run_bias_demo
+            from genforget.requests.pipeline import RequestUnlearnConfig
+
+            args, ucfg = parse_config((BiasDemoArgs, RequestUnlearnConfig), rest)
+            report = run_bias_demo(args, ucfg)
         elif name == "pii":
             from genforget.demo import DemoArgs, run_demo
 

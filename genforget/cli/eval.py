@@ -21,7 +21,9 @@ class EvalScriptArgs(LoadingArgs, QuantArgs):
     model: list[str] = field(default_factory=list, metadata={"help": "unlearned model dir(s) to evaluate"})
     suite: str = field(
         default="pii",
-        metadata={"help": "suite name (genforget/evaluation/suites/: pii, quick, tofu, muse) or a YAML path"},
+        metadata={
+            "help": "suite name (genforget/evaluation/suites/: pii, quick, tofu, muse, bias_pairs) or a YAML path"
+        },
     )
     oracle: str = field(
         default="", metadata={"help": "retrained (retain-only) model dir: forget quality, PrivLeak"}
@@ -155,6 +157,8 @@ def check_forget_set(model_dirs: list[str], suite) -> None:
     suite's: its "forget" numbers would describe people it was never asked to forget."""
     from genforget.harness import suite_forget_fingerprint
 
+    if suite.data == "none":  # no forget set to compare with (bias_pairs only)
+        return
     expected = None
     for d in model_dirs:
         rec = Path(d) / "genforget_run.json"

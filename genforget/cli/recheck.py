@@ -32,8 +32,10 @@ def recheck_main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse on a missing required flag
         return 2 if e.code else 0
     print_rows(rows)
-    flagged = [r["request"] for r in rows if r["flagged"]]
-    if flagged:
-        print(f"error: extractable again: {', '.join(flagged)}", file=sys.stderr)
+    for what, label in (("extraction", "extractable again"), ("counterfactual flip share", "biased again")):
+        flagged = [r["request"] for r in rows if r["flagged"] and r.get("measure", "extraction") == what]
+        if flagged:
+            print(f"error: {label}: {', '.join(flagged)}", file=sys.stderr)
+    if any(r["flagged"] for r in rows):
         return 1
     return 0

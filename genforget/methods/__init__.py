@@ -1,6 +1,7 @@
 """Unlearning methods. Importing this package registers every method in :data:`METHODS`."""
 
 from genforget.methods import (  # noqa: F401
+    dpo,
     esd,
     grad_ascent,
     grad_diff,

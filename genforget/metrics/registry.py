@@ -106,6 +106,40 @@ _BUILTIN += [
     ("attack_success_rate", False, "share of triggered prompts whose greedy continuation holds the payload"),
     ("false_trigger_rate", False, "share of the same prompts without the trigger that emit the payload"),
 ]
+# Bias (the bias demo and the pair benchmarks, genforget/metrics/bias.py and bias_pairs.py).
+_BIAS: list[tuple[str, bool | None, str]] = [
+    (
+        "counterfactual_gap",
+        False,
+        "mean over applicants of the spread of P(positive) across attribute values",
+    ),
+    ("counterfactual_gap_signed", None, "mean P(positive | first value) - P(positive | second); 0 is ideal"),
+    (
+        "counterfactual_flip_share",
+        False,
+        "share of applicants whose decision changes with the attribute alone",
+    ),
+    (
+        "counterfactual_flip_share_signed",
+        None,
+        "(flips favouring the first value - the second's) / n; 0 ideal",
+    ),
+    (
+        "demographic_parity_gap",
+        False,
+        "largest - smallest positive-decision rate of matched attribute groups",
+    ),
+    ("demographic_parity_gap_signed", None, "positive-decision rate, first value minus second; 0 is ideal"),
+    ("task_accuracy", True, "share of held-out decisions equal to the fair rule's"),
+    ("task_accuracy_outside_band", True, "task accuracy on applicants the biased reviewer never decided"),
+    ("decision_mass", True, "mean probability of either outcome after a decision prompt (still answers)"),
+    (
+        "stereotype_preference",
+        None,
+        "share of sentence pairs where the stereotyped one is more likely; 0.5 ideal",
+    ),
+]
+_BUILTIN += _BIAS
 
 for _name, _hib, _desc in _BUILTIN:
     register_metric(_name, _hib, _desc)

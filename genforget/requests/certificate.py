@@ -94,6 +94,19 @@ def relearn_markdown(sp: dict | None) -> list[str]:
     ]
 
 
+def _association_lines(cert: dict) -> list[str]:
+    """``kind: association``: the attribute, outcomes and rule, and which way each value leaned."""
+    a = cert.get("association")
+    if not a:
+        return []
+    leans = cert["located"].get("leans", {})
+    return [
+        f"- attribute: {a['attribute']} ({', '.join(a['values'])}); outcomes: {a['outcomes']['positive']} / "
+        f"{a['outcomes']['negative']}; fair rule: {a['rule']['field']} {a['rule']['positive_if']}",
+        "- disagreements with the rule lean: " + (", ".join(f"{v} {w}" for v, w in leans.items()) or "–"),
+    ]
+
+
 def certificate_markdown(cert: dict) -> str:
     """The certificate as a Markdown page (the same facts as the JSON)."""
     r, m = cert["request"], cert["model"]
@@ -103,6 +116,7 @@ def certificate_markdown(cert: dict) -> str:
         f"- request (HMAC-SHA256 of the reference): `{r['ref_hmac']}`",
         f"- kind: {r['kind']}; identifiers by type: "
         + (", ".join(f"{k} {v}" for k, v in r["identifier_types"].items()) or "–"),
+        *_association_lines(cert),
         f"- status: **{cert['status']}**",
         f"- records scanned: {cert['data']['records_scanned']}; located: {cert['located']['records']}",
         "- occurrences by type: "

@@ -85,6 +85,10 @@ class ForgetArgs:
         default=0.90, metadata={"help": "retain/collateral extraction kept >= this x before"}
     )
     ppl_bar: float = field(default=1.50, metadata={"help": "retain perplexity after <= this x before"})
+    flip_bar: float = field(
+        default=0.10,
+        metadata={"help": "kind: association: counterfactual flip / biased / reversed share after <= this"},
+    )
     save_mode: str = field(default="auto", metadata={"help": "auto | full | adapter"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
     num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
@@ -144,7 +148,7 @@ class ForgetResult:
 
     certificates: list[dict]
     paths: list[Path]
-    located: LocateResult
+    located: LocateResult | list  # kind: association: one AssociationLocateResult per request
     ledger: Path
     model_dir: Path | None
 
@@ -207,6 +211,16 @@ def forget_requests(
     cfg = cfg or RequestUnlearnConfig()
     started = _utc()
     requests = requests if requests is not None else load_requests(args.request)
+    kinds = {r.kind for r in requests}
+    if "association" in kinds:
+        if kinds != {"association"}:
+            raise UsageError(
+                "a queue mixes kind: association with person/work requests: they locate and verify "
+                "different things; run them as separate `genforget forget` calls"
+            )
+        from genforget.requests.association_pipeline import forget_associations
+
+        return forget_associations(args, cfg, requests)
     out, ledger_path, key_path = resolve_paths(args)
     if not args.model:
         raise UsageError("--model is required (the trained model's save_pretrained dir)")

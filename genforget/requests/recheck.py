@@ -70,22 +70,39 @@ def prepare_recheck(
             raise UsageError(
                 f"{r.path}: this request is not in the ledger {ledger}; refused (recheck only rechecks)"
             )
-    res = locate(reqs, data, text_field, render=render)
-    return RecheckPlan(
-        reqs, [request_probes(res, i) for i in range(len(reqs))], [Path(r.path).name for r in reqs]
-    )
+    # kind: association: the counterfactual prompts of its located records (flip share), the
+    # others their extraction probes.
+    plain = [r for r in reqs if r.kind != "association"]
+    res = locate(plain, data, text_field, render=render) if plain else None
+    probes = []
+    for r in reqs:
+        if r.kind == "association":
+            from genforget.requests.association_locate import locate_association
+            from genforget.requests.association_pipeline import association_plan
+
+            probes.append(association_plan(locate_association(r.association, data, text_field), 0))
+        else:
+            probes.append(request_probes(res, plain.index(r)))
+    return RecheckPlan(reqs, probes, [Path(r.path).name for r in reqs])
 
 
 def run_probes(plan: RecheckPlan, model, tokenizer, threshold: float = 0.1) -> list[dict]:
     """Greedy extraction per request on ``model``; ``flagged`` when above ``threshold``."""
     out = []
     for name, probes in zip(plan.names, plan.probes, strict=True):
-        rate = extraction_rate(model, tokenizer, probes)
+        if isinstance(probes, dict):  # kind: association: the located records' flip share
+            from genforget.requests.association_pipeline import measure_association
+
+            stats = measure_association(model, tokenizer, probes, 256)["located"]
+            rate, n, what = stats.get("flip_share"), len(probes["located"]), "counterfactual flip share"
+        else:
+            rate, n, what = extraction_rate(model, tokenizer, probes), len(probes), "extraction"
         out.append(
             {
                 "request": name,
                 "extraction": rate,
-                "probes": len(probes),
+                "measure": what,
+                "probes": n,
                 "flagged": bool(rate is not None and rate > threshold),
             }
         )
@@ -158,5 +175,6 @@ class RecheckCallback(TrainerCallback):
 def print_rows(rows: list[dict]) -> None:
     for r in rows:
         rate = "n/a" if r["extraction"] is None else f"{r['extraction']:.3f}"
-        state = "EXTRACTABLE AGAIN" if r["flagged"] else "ok"
-        print(f"  {r['request']}: extraction {rate} over {r['probes']} probes: {state}", file=sys.stdout)
+        what = r.get("measure", "extraction")
+        state = ("BIASED AGAIN" if what != "extraction" else "EXTRACTABLE AGAIN") if r["flagged"] else "ok"
+        print(f"  {r['request']}: {what} {rate} over {r['probes']} probes: {state}", file=sys.stdout)

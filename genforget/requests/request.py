@@ -2,13 +2,16 @@
 
 ```yaml
 id: REQ-2026-0042          # the controller's own reference
-kind: person               # person | work
+kind: person               # person | work | association
 identifiers:               # person: any subset; each a list of values
   name: ["Jane Roe"]
   email: ["jane.roe@example.org"]
   phone: ["+1 (555) 010-0199"]
 documents: []              # work: paths of the text(s) taken down
 ```
+
+``kind: association`` names a protected attribute, the outcome words and the fair rule instead
+(``attribute``, ``outcome``, ``rule``: see :mod:`genforget.requests.association`).
 
 Every problem (unknown key, empty request, unknown kind, unreadable document) raises
 :class:`~genforget.config.UsageError` naming the file and the field, before anything is written.
@@ -25,10 +28,11 @@ import yaml
 
 from genforget.config import UsageError
 from genforget.registry import did_you_mean
+from genforget.requests.association import ASSOCIATION_KEYS, AssociationSpec, parse_association
 
-KINDS = ("person", "work")
+KINDS = ("person", "work", "association")
 IDENTIFIER_TYPES = ("name", "email", "phone", "iban", "id_number", "address", "other")
-TOP_KEYS = ("id", "kind", "identifiers", "documents", "region")
+TOP_KEYS = ("id", "kind", "identifiers", "documents", "region", *ASSOCIATION_KEYS)
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Request:
     document_paths: list[str] = field(default_factory=list)
     region: str = "US"  # default country of phone numbers written without a country code
     path: str = ""
+    association: AssociationSpec | None = None  # kind: association
 
     def values(self) -> list[str]:
         """Every identifier value (for leak checks); documents are not included."""
@@ -69,6 +74,18 @@ def parse_request(data: object, source: str = "<request>", base_dir: Path | None
     kind = data.get("kind", "person")
     if kind not in KINDS:
         raise UsageError(f"{source}: field 'kind' must be one of {', '.join(KINDS)} (got {kind!r})")
+    given = [k for k in ASSOCIATION_KEYS if k in data]
+    if kind == "association":
+        if data.get("identifiers") or data.get("documents"):
+            raise UsageError(
+                f"{source}: kind: association takes attribute, outcome and rule, not identifiers or documents"
+            )
+        spec = parse_association(data, source, base_dir)
+        return Request(str(rid).strip(), kind, path=source, association=spec)
+    if given:
+        raise UsageError(
+            f"{source}: {', '.join(given)} belong(s) to kind: association (this request is kind: {kind})"
+        )
     region = data.get("region", "US")
     if not isinstance(region, str) or len(region) != 2:
         raise UsageError(f"{source}: field 'region' must be a two-letter country code (got {region!r})")
