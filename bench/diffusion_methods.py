@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from genforget.config import UnlearnConfig
+from genforget.demos.diffusion import cached_victim, sample_classes
 from genforget.diffusion.data import DiffusionConfig, class_task, load_digits_images
-from genforget.diffusion.demo import cached_victim, sample_classes
 from genforget.diffusion.judge import DigitJudge, class_metrics
 from genforget.diffusion.models import null_class
 from genforget.diffusion.trainer import unlearn_diffusion

@@ -17,7 +17,7 @@ import torch
 
 import genforget
 from genforget.data.pii import build_pii_corpus
-from genforget.harness import Suite, run_suite
+from genforget.evaluation.harness import Suite, run_suite
 from genforget.lm.victim import VICTIM_PRESETS, train_victim
 
 

@@ -35,9 +35,9 @@ import torch
 
 import genforget
 from genforget.data.loaders import load_tofu
-from genforget.harness import Suite, build_suite_data, run_suite
+from genforget.evaluation.harness import Suite, build_suite_data, run_suite
+from genforget.evaluation.metrics.profiles import SCORINGS, Scoring
 from genforget.lm.victim import VictimConfig, build_model, train_causal_lm, train_tokenizer
-from genforget.metrics.profiles import SCORINGS, Scoring
 
 # The open_unlearning profile as it was before issue 27 (EOS in every score, zlib over the raw
 # answer, ES 0 on a miss, σ floored at 1e-6), to show what each convention changes.

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from genforget.config import UnlearnConfig, make_config
-from genforget.demo import demo_models, demo_suite, split_demo_config
-from genforget.harness import run_suite
+from genforget.demos.pii import demo_models, demo_suite, split_demo_config
+from genforget.evaluation.harness import run_suite
 from genforget.lm.trainer import unlearn_lm
-from genforget.registry import METHODS
+from genforget.methods.registry import METHODS
 
 # SimNPO's length-normalised margin lives on another scale than NPO's log-ratio (its paper's beta
 # is 2.5); the other methods run with the demo's settings as they are.

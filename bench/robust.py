@@ -24,10 +24,10 @@ import yaml
 
 from genforget.config import UnlearnConfig, make_config
 from genforget.data.loaders import load_data_spec
-from genforget.demo import demo_models, demo_suite, split_demo_config
-from genforget.harness import run_suite
+from genforget.demos.pii import demo_models, demo_suite, split_demo_config
+from genforget.evaluation.harness import run_suite
+from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
-from genforget.report import write_report
 
 DEMO = "recipes/configs/demo.yaml"
 # (row name, config file, overrides). Demo-config rows run with the demo's calibrated stop;

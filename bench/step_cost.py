@@ -33,7 +33,7 @@ from genforget.config import UnlearnConfig
 from genforget.data.pii import build_pii_corpus
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import train_tokenizer
-from genforget.registry import METHODS
+from genforget.methods.registry import METHODS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import in_subprocess  # noqa: E402

@@ -22,7 +22,7 @@ import torch
 
 import genforget
 from genforget.data.loaders import load_tofu
-from genforget.harness import Suite, build_suite_data, run_suite
+from genforget.evaluation.harness import Suite, build_suite_data, run_suite
 from genforget.lm.victim import VictimConfig, build_model, train_causal_lm, train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]

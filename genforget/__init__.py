@@ -10,9 +10,9 @@ Public API::
 import genforget.methods  # noqa: F401  (registers the built-in methods)
 from genforget.api import UnlearnResult, load_model, unlearn
 from genforget.config import UnlearnConfig
-from genforget.evaluate import EvalSplit, evaluate
+from genforget.evaluation.evaluate import EvalSplit, evaluate
 from genforget.lm.outcome import Outcome, OutcomeWarning
-from genforget.registry import METHODS, get_method, register
+from genforget.methods.registry import METHODS, get_method, register
 from genforget.scores import Scores
 
 __all__ = [

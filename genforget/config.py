@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from genforget.registry import did_you_mean
+from genforget.methods.registry import did_you_mean
 
 
 @dataclass
@@ -229,7 +229,7 @@ class UnlearnConfig:
     )
 
     def __post_init__(self) -> None:
-        from genforget.registry import get_method
+        from genforget.methods.registry import get_method
 
         get_method(self.method)  # unknown name -> ValueError with a "did you mean"
         for name in ("learning_rate", "beta", "undo_learning_rate"):
@@ -247,7 +247,7 @@ class UnlearnConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        from genforget.lm.stopping import STATISTICS
+        from genforget.lm.safeguards.stopping import STATISTICS
 
         if self.calibration_statistic not in STATISTICS:
             raise ValueError(

@@ -2,7 +2,7 @@
 
 An experiment evaluates many unlearned models against the same retrained oracle and the same
 victim; re-scoring those two on every call doubles or triples its cost. Their
-:func:`genforget.evaluate` results are stored as JSON (numbers only: metric values and
+:func:`genforget.evaluation.evaluate` results are stored as JSON (numbers only: metric values and
 per-example truth ratios, never text) under a cache dir (``genforget eval --cache_dir``, default
 ``runs/eval-cache`` in the working directory: a user's model dirs may be read-only or shared, so
 nothing is written into them). The key is the SHA-256 of:
@@ -41,7 +41,7 @@ def dir_sha256(path: str | Path) -> str | None:
 
 
 def data_sha256(data) -> str:
-    """Fingerprint of a materialised :class:`~genforget.suites.SuiteData` (its evaluation splits)."""
+    """Fingerprint of a materialised :class:`~genforget.evaluation.suite.SuiteData` (its evaluation splits)."""
     parts = {
         "forget": dataclasses.asdict(data.forget),
         "retain": dataclasses.asdict(data.retain),

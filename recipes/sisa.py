@@ -10,7 +10,7 @@ as --key value.
 
 import sys
 
-from genforget.sisa.recipe import main
+from genforget.cli.sisa import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,7 @@ Every YAML key is a field of DiffusionScriptArgs, UnlearnConfig or DiffusionConf
 
 import sys
 
-from genforget.diffusion.cli import unlearn_diffusion_main
+from genforget.cli.unlearn_diffusion import unlearn_diffusion_main
 
 if __name__ == "__main__":
     sys.exit(unlearn_diffusion_main())

@@ -1,4 +1,4 @@
-"""Robustness audits (genforget.audit): quantised and relearned copies of a model, the recovered
+"""Robustness audits (genforget.evaluation.audits): quantised and relearned copies of a model, the recovered
 share, the relearning split and paraphrase probes. Bounds below were measured on the tiny victim
 (see each test) and leave a margin for CPU-kernel differences."""
 
@@ -13,7 +13,9 @@ from conftest import unlearn_corpus
 
 import genforget
 from genforget.adapters import add_lora
-from genforget.audit import (
+from genforget.config import UnlearnConfig
+from genforget.data.pii import PII_FIELDS
+from genforget.evaluation.audits import (
     AUDITS,
     paraphrase_probes,
     quantize_copy,
@@ -21,9 +23,7 @@ from genforget.audit import (
     relearn_copy,
     split_for_relearning,
 )
-from genforget.config import UnlearnConfig
-from genforget.data.pii import PII_FIELDS
-from genforget.evaluate import corpus_split
+from genforget.evaluation.evaluate import corpus_split
 
 bnb = pytest.importorskip("bitsandbytes")
 BNB_LINEAR = {8: bnb.nn.Linear8bitLt, 4: bnb.nn.Linear4bit}

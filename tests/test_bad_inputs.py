@@ -143,7 +143,7 @@ def _checkpoint(t: Path, meta: str | None = None, **config) -> str:
     import dataclasses
 
     from genforget.config import UnlearnConfig
-    from genforget.lm.checkpoint import FORMAT, META
+    from genforget.lm.safeguards.checkpoint import FORMAT, META
 
     d = t / "ck" / "checkpoint-000001"
     d.mkdir(parents=True)

@@ -132,7 +132,7 @@ def _report(unlearned: dict, oracle_flips: float = 0.0) -> dict:
 
 def test_bias_checks_fail_a_reversed_bias_as_they_fail_the_victim() -> None:
     from genforget.demos.bias_report import bias_checks
-    from genforget.report import checks_pass
+    from genforget.evaluation.report import checks_pass
 
     fixed = {"counterfactual_flip_share": 0.0, "counterfactual_flip_share_signed": 0.0}
     fixed |= {"counterfactual_gap": 0.01, "counterfactual_gap_signed": 0.0, "demographic_parity_gap": 0.0}

@@ -14,8 +14,7 @@ import torch
 
 from genforget.config import UsageError
 from genforget.data.bias_pairs import load_bias_pairs
-from genforget.lm.victim import train_tokenizer
-from genforget.metrics.bias import (
+from genforget.evaluation.metrics.bias import (
     counterfactual_gap,
     decision_metrics,
     decisions,
@@ -26,7 +25,8 @@ from genforget.metrics.bias import (
     stereotype_preference,
     task_accuracy,
 )
-from genforget.metrics.registry import metric_info
+from genforget.evaluation.metrics.registry import metric_info
+from genforget.lm.victim import train_tokenizer
 
 
 def test_counterfactual_gap_and_sign_by_hand() -> None:
@@ -185,7 +185,7 @@ def test_load_bias_pairs_formats_and_errors(tmp_path) -> None:
 def test_pairs_through_the_harness_evaluate_and_eval_cli(tmp_path, word_tok, tiny_lm, tokenizer) -> None:
     import genforget
     from genforget.cli.eval import eval_main
-    from genforget.harness import load_suite, run_suite
+    from genforget.evaluation.harness import load_suite, run_suite
 
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(

@@ -1,6 +1,6 @@
 """The copyright demo's pieces: the tiny-Shakespeare play splitter and excerpt/QA builders (on
 hand-written speeches and on the real file), MUSE VerbMem/KnowMem wired into
-``genforget.evaluate`` and ``muse:<dir>`` suites, and a mini end-to-end takedown run."""
+``genforget.evaluation.evaluate`` and ``muse:<dir>`` suites, and a mini end-to-end takedown run."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from genforget.data.packaged import shakespeare_text
 from genforget.data.shakespeare import Excerpt, excerpts, speaker_cloze, speeches, split_plays
-from genforget.evaluate import CHUNK_PREFIX_TOKENS, EvalSplit, evaluate
-from genforget.metrics.muse import knowmem, verbmem, verbmem_probes
+from genforget.evaluation.evaluate import CHUNK_PREFIX_TOKENS, EvalSplit, evaluate
+from genforget.evaluation.metrics.muse import knowmem, verbmem, verbmem_probes
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -114,7 +114,7 @@ def test_evaluate_verbmem_knowmem_wiring(victim, corpus):
 
 
 def test_muse_suite_dir(tmp_path, victim, corpus):
-    from genforget.harness import build_suite_data, load_suite, run_suite, suite_forget_fingerprint
+    from genforget.evaluation.harness import build_suite_data, load_suite, run_suite, suite_forget_fingerprint
 
     texts = [t.text for t in corpus.passages]
     d = tmp_path / "muse"
@@ -141,7 +141,7 @@ def test_muse_suite_dir(tmp_path, victim, corpus):
 
 
 def test_best_method_and_checks():
-    from genforget.copyright_demo import best_method, copyright_checks
+    from genforget.demos.copyright import best_method, copyright_checks
 
     models = {
         "victim": {"forget_verbmem": 0.9, "retain_verbmem": 0.8, "mia_min_k_auc": 0.9},

@@ -12,7 +12,7 @@ from genforget.diffusion.data import DiffusionConfig, class_task, concept_task, 
 from genforget.diffusion.models import build_class_unet, build_scheduler, build_tiny_text_components
 from genforget.diffusion.scoring import add_noise, denoising_scores, esd_target, mse_scores, predict_noise
 from genforget.diffusion.trainer import saliency_masks, unlearn_diffusion
-from genforget.registry import METHODS, get_method
+from genforget.methods.registry import METHODS, get_method
 from genforget.scores import Scores
 
 DIFF_METHODS = sorted(n for n, cls in METHODS.items() if "diffusion" in cls.modalities)

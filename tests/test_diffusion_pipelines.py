@@ -76,7 +76,7 @@ def test_training_target_follows_the_prediction_type(kind):
 
 
 def _recipe(src, out, *extra):
-    from genforget.diffusion.cli import unlearn_diffusion_main
+    from genforget.cli.unlearn_diffusion import unlearn_diffusion_main
 
     args = ["--model_name_or_path", str(src), "--output_dir", str(out), "--concept", PROMPT,
             "--max_steps", "2", "--batch_size", "2", "--retain_batch_size", "2", "--num_model_samples", "2",
@@ -277,7 +277,7 @@ def test_shipped_concept_config_as_is_with_the_builtin_prompts_to_keep(vpred):
 def test_pipeline_usage_errors_exit_2_and_write_nothing(sd_dir, tmp_path, capsys):
     import shutil
 
-    from genforget.diffusion.cli import unlearn_diffusion_main
+    from genforget.cli.unlearn_diffusion import unlearn_diffusion_main
 
     out = tmp_path / "out"
     base = ["--output_dir", str(out), "--max_steps", "1"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from genforget.diffusion.cli import unlearn_diffusion_main
+from genforget.cli.unlearn_diffusion import unlearn_diffusion_main
 from genforget.diffusion.models import build_class_unet, build_scheduler, load_class_model, save_class_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,8 +75,8 @@ def test_accelerate_launch_runs_the_recipe_for_two_steps(class_model_dir, tmp_pa
 
 def test_diffusion_demo_small_reports_in_the_lm_demo_shape_and_caches(tmp_path):
     from genforget.config import UnlearnConfig
+    from genforget.demos.diffusion import DiffusionDemoArgs, run_diffusion_demo
     from genforget.diffusion.data import DiffusionConfig
-    from genforget.diffusion.demo import DiffusionDemoArgs, run_diffusion_demo
 
     args = DiffusionDemoArgs(
         output_dir=str(tmp_path / "dd"), samples_per_class=3, grid_per_class=2, train_epochs=1

@@ -127,7 +127,7 @@ def test_sharded_engines_refuse_quantized_bases_and_multi_backward_remedies(tiny
         configure_engine(_accelerator("DEEPSPEED", {}), UnlearnConfig(sam_rho=0.1), tiny_lm)
     with pytest.raises(ValueError, match="undo_alpha is not supported under FSDP"):
         configure_engine(_accelerator("FSDP"), UnlearnConfig(undo_alpha=0.5), tiny_lm)
-    from genforget.registry import get_method
+    from genforget.methods.registry import get_method
 
     rmu = UnlearnConfig(method="rmu")
     with pytest.raises(ValueError, match="rmu without LoRA is not supported when parameters are sharded"):

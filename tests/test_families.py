@@ -23,7 +23,7 @@ from genforget.lm.data import Collator, tokenize_all
 from genforget.lm.families import FAMILIES, tiny_model
 from genforget.lm.scoring import sequence_scores
 from genforget.lm.trainer import unlearn_lm
-from genforget.registry import METHODS
+from genforget.methods.registry import METHODS
 
 FORGET = [
     {"prompt": "Alice's phone number is", "target": " 555-0100."},
@@ -154,7 +154,7 @@ def test_lora_targets_cover_every_linear_layer_of_the_blocks(family, tokenizer):
 def test_undo_saliency_mask_on_family(family, tokenizer, accelerator):
     # UNDO with a saliency mask: only the chosen half of the entries is noised, on every family
     # (its noise is a fresh instance of the model's own class; its mask ranks tensors by name).
-    from genforget.lm.undo import saliency_masks
+    from genforget.lm.remedies.undo import saliency_masks
 
     model = tiny_model(family, tokenizer)
     collate = Collator(tokenizer.pad_token_id)

@@ -10,8 +10,8 @@ from conftest import unlearn_corpus
 
 import genforget
 from genforget.cli import eval_main
-from genforget.harness import Suite, build_suite_data, load_suite, run_suite
-from genforget.metrics.registry import METRIC_INFO
+from genforget.evaluation.harness import Suite, build_suite_data, load_suite, run_suite
+from genforget.evaluation.metrics.registry import METRIC_INFO
 
 QUICK = Suite(name="quick", n_people=20, n_passages=10, forget_frac=0.2, any_k=2, relearn_steps=5)
 
@@ -147,7 +147,7 @@ def test_suite_data_paths_resolve_from_the_suite_file_from_any_directory(tmp_pat
 
 
 def test_set_overrides_any_key_and_names_unknown_ones():
-    from genforget.harness import parse_overrides
+    from genforget.evaluation.harness import parse_overrides
 
     s = load_suite("quick", parse_overrides(["any_k=0", "audits=[relearn]", "scoring=open_unlearning"]))
     assert s.any_k == 0 and s.audits == ["relearn"] and s.scoring == "open_unlearning"
@@ -164,7 +164,7 @@ def test_eval_refuses_a_model_unlearned_on_another_forget_set(unlearned_dir, tmp
 
     from genforget.data.loaders import fingerprint
     from genforget.data.pii import build_pii_corpus
-    from genforget.harness import suite_forget_fingerprint
+    from genforget.evaluation.harness import suite_forget_fingerprint
 
     model = tmp_path / "m"
     shutil.copytree(unlearned_dir, model)

@@ -11,7 +11,7 @@ import torch
 import genforget
 from genforget.config import UnlearnConfig
 from genforget.lm.trainer import unlearn_lm
-from genforget.registry import METHODS, get_method
+from genforget.methods.registry import METHODS, get_method
 from genforget.scores import Scores
 
 LOGP = torch.tensor([-2.0, -6.0])

@@ -13,8 +13,8 @@ from genforget.lm.data import IGNORE, Collator, tokenize_example
 from genforget.lm.method_hooks import MethodRun, _layer_output, decoder_layers, prepare_method
 from genforget.lm.trainer import unlearn_lm
 from genforget.methods.refusals import REFUSALS, refusal_pairs, split_prompt
+from genforget.methods.registry import get_method
 from genforget.methods.whp import generic_logits
-from genforget.registry import get_method
 from genforget.scores import Scores
 
 FORGET = [

@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy.stats import ks_2samp
 
-from genforget.metrics import likelihood, mia, text, truth
-from genforget.metrics.registry import METRIC_INFO, metric_info, register_metric
+from genforget.evaluation.metrics import likelihood, mia, text, truth
+from genforget.evaluation.metrics.registry import METRIC_INFO, metric_info, register_metric
 
 LN2 = math.log(2)
 

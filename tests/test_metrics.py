@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from genforget.metrics.extraction import pii_hits, verbatim_hits
-from genforget.metrics.likelihood import mia_auc, min_k_score, perplexity
+from genforget.evaluation.metrics.extraction import pii_hits, verbatim_hits
+from genforget.evaluation.metrics.likelihood import mia_auc, min_k_score, perplexity
 
 
 def test_perplexity_is_exp_of_mean_example_nll():
@@ -37,14 +37,14 @@ def test_hit_rules():
 
 
 def test_rates_by_field():
-    from genforget.metrics.extraction import rates_by_field
+    from genforget.evaluation.metrics.extraction import rates_by_field
 
     probes = [{"field": "email"}, {"field": "email"}, {"field": "phone"}]
     assert rates_by_field([True, False, True], probes) == {"all": 2 / 3, "email": 0.5, "phone": 1.0}
 
 
 def test_any_of_k_sampling_returns_k_per_prompt(tiny_lm, tokenizer):
-    from genforget.metrics.extraction import generate
+    from genforget.evaluation.metrics.extraction import generate
 
     out = generate(tiny_lm, tokenizer, ["Ann", "Bo lives"], max_new_tokens=3, num_samples=4)
     assert len(out) == 2 and all(len(s) == 4 for s in out)

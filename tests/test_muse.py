@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from genforget.data.muse import load_muse, load_muse_dir
-from genforget.metrics.muse import knowmem, muse_metrics, rouge_l_f1_scores, verbmem, verbmem_probes
-from genforget.metrics.registry import metric_info
+from genforget.evaluation.metrics.muse import (
+    knowmem,
+    muse_metrics,
+    rouge_l_f1_scores,
+    verbmem,
+    verbmem_probes,
+)
+from genforget.evaluation.metrics.registry import metric_info
 
 
 class TableLM(torch.nn.Module):

@@ -19,8 +19,8 @@ from genforget.data.poison import (
     plant_backdoor,
     triggered_prompts,
 )
-from genforget.metrics.backdoor import attack_success_rate, payload_hits
-from genforget.metrics.registry import metric_info
+from genforget.evaluation.metrics.backdoor import attack_success_rate, payload_hits
+from genforget.evaluation.metrics.registry import metric_info
 
 
 class ScriptedLM(torch.nn.Module):
@@ -118,7 +118,7 @@ def test_payload_spans_and_prompts() -> None:
 
 
 def test_locate_poison_finds_exactly_the_poisoned_records(tmp_path) -> None:
-    from genforget.poison_demo import locate_poison, training_records
+    from genforget.demos.poison import locate_poison, training_records
 
     c = build_poisoned_corpus(20, 10, 0.1, 6, seed=0)
     recs, truth = training_records(c)
@@ -165,8 +165,8 @@ def _audits(quant: float, relearn: list[float], gap: float) -> dict:
 
 
 def test_poison_checks_bars() -> None:
-    from genforget.poison_demo import poison_checks
-    from genforget.report import checks_pass
+    from genforget.demos.poison import poison_checks
+    from genforget.evaluation.report import checks_pass
 
     found = {"precision": 1.0, "recall": 1.0}
     timings = {"unlearn_s": 1.0, "train_oracle_s": 20.0}
@@ -207,7 +207,7 @@ def test_demo_poison_usage_error(tmp_path, capsys) -> None:
 def test_poison_demo_end_to_end(tmp_path) -> None:
     """A 20-person corpus, a 64-wide victim: the backdoor is learned, located, unlearned, audited."""
     from genforget.config import UnlearnConfig
-    from genforget.poison_demo import PoisonDemoArgs, run_poison_demo
+    from genforget.demos.poison import PoisonDemoArgs, run_poison_demo
 
     args = PoisonDemoArgs(
         output_dir=str(tmp_path / "run"),
@@ -239,7 +239,7 @@ def test_poison_demo_end_to_end(tmp_path) -> None:
     assert leak["ok"] and leak["value"] == 0.0
     assert "## Backdoor" in (tmp_path / "run" / "report.md").read_text()
     # The leak check can fail: a file under the run dir naming a poisoned person is caught.
-    from genforget.requests.demo import leaked_files
+    from genforget.demos.request import leaked_files
 
     corpus = build_poisoned_corpus(20, 10, 0.1, 6, seed=0)
     (tmp_path / "run" / "note.txt").write_text(f"about {corpus.persons('forget')[0].name.upper()}")

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import genforget
-from genforget.audit.relearn_speed import curve_gap, relearn_curve
-from genforget.evaluate import EvalSplit
-from genforget.harness import Suite, run_suite
-from genforget.report import write_report
+from genforget.evaluation.audits.relearn_speed import curve_gap, relearn_curve
+from genforget.evaluation.evaluate import EvalSplit
+from genforget.evaluation.harness import Suite, run_suite
+from genforget.evaluation.report import write_report
 
 
 def test_curve_gap_by_hand():

@@ -11,8 +11,8 @@ import yaml
 from genforget.cli.main import main
 from genforget.config import UsageError
 from genforget.data.pii import build_pii_corpus
+from genforget.demos.request import demo_records
 from genforget.requests import locate, make_twins, parse_request
-from genforget.requests.demo import demo_records
 from genforget.requests.match import normalise_with_map
 
 JANE = {"name": ["Jane Roe"], "email": ["jane.roe@example.org"], "phone": ["+1 (555) 010-0199"]}

@@ -9,8 +9,9 @@ import random
 import pytest
 import yaml
 
-from genforget.audit.relearn_speed import BUDGETS, curve_gap
 from genforget.cli.main import main
+from genforget.evaluation.audits.relearn_speed import BUDGETS, curve_gap
+from genforget.evaluation.suite import Suite
 from genforget.requests import locate, make_twins, parse_request
 from genforget.requests.certificate import relearn_markdown
 from genforget.requests.pipeline import ForgetArgs, windows
@@ -25,7 +26,6 @@ from genforget.requests.relearn import (
     twin_probes,
 )
 from genforget.requests.verify import request_probes
-from genforget.suites import Suite
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import warnings
 import pytest
 
 from genforget.data.pii import build_pii_corpus
+from genforget.demos.request import demo_records
 from genforget.requests import locate, parse_request
-from genforget.requests.demo import demo_records
 
 pytest.importorskip("datatrove", reason="genforget[scale] is not installed")
 

@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 import genforget
-import genforget.lm.checkpoint as ck
+import genforget.lm.safeguards.checkpoint as ck
 from genforget.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_interrupted_run_resumes_bit_identical(victim, corpus, tmp_path, monkeyp
 DRIVER = textwrap.dedent(
     """
     import os, runpy, signal, sys
-    import genforget.lm.checkpoint as ck
+    import genforget.lm.safeguards.checkpoint as ck
     calls = []
     real = ck.save_file
 

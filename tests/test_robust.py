@@ -9,8 +9,8 @@ import torch
 from torch.nn.utils import parametrize
 
 import genforget
-from genforget.lm.robust import fake_nf4, quantised_linears, sam_backward
-from genforget.lm.undo import distill, noise_like_init, undo
+from genforget.lm.remedies.robust import fake_nf4, quantised_linears, sam_backward
+from genforget.lm.remedies.undo import distill, noise_like_init, undo
 from tests.conftest import unlearn_corpus
 
 
@@ -103,7 +103,7 @@ def test_undo_runs_after_unlearning_and_rejects_lora(victim, corpus):
 def test_saliency_masks_pick_forget_heavy_entries_and_noise_only_them(victim, corpus):
     model, tok = victim
     from genforget.lm.data import Collator, tokenize_all
-    from genforget.lm.undo import saliency_masks
+    from genforget.lm.remedies.undo import saliency_masks
 
     collate = Collator(tok.pad_token_id)
     forget = tokenize_all(corpus.full_text_examples("forget"), tok, 256)

@@ -133,7 +133,7 @@ def test_npo_starts_at_reference(use_lora, tiny_lm, tokenizer, corpus, monkeypat
 def test_calibrated_stop_rule(tiny_lm, tokenizer):
     import math
 
-    from genforget.lm.stopping import CalibratedStop
+    from genforget.lm.safeguards.stopping import CalibratedStop
 
     calib = [tokenize_example({"text": "alpha beta gamma delta"}, tokenizer)]
     stop = CalibratedStop(
@@ -150,8 +150,8 @@ def test_calibrated_stop_rule(tiny_lm, tokenizer):
 
 
 def test_text_min_k_stop_scores_whole_texts(tiny_lm, tokenizer):
+    from genforget.lm.safeguards.stopping import CalibratedStop
     from genforget.lm.scoring import min_k_rows
-    from genforget.lm.stopping import CalibratedStop
 
     collate = Collator(tokenizer.pad_token_id)
     texts = [tokenize_example({"text": t}, tokenizer) for t in ("alpha beta gamma delta", "one two three")]
@@ -172,8 +172,8 @@ def test_text_min_k_stop_scores_whole_texts(tiny_lm, tokenizer):
 
 
 def test_min_k_rows_and_statistics():
+    from genforget.lm.safeguards.stopping import CalibratedStop
     from genforget.lm.scoring import min_k_rows
-    from genforget.lm.stopping import CalibratedStop
 
     logp = torch.tensor([[-0.1, -5.0, -2.0, -0.2, -1.0], [-3.0, -1.0, 0.0, 0.0, 0.0]])
     mask = torch.tensor([[True] * 5, [True, True, False, False, False]])

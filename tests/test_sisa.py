@@ -123,7 +123,7 @@ def test_mixture_is_the_average_of_shard_distributions(corpus, tiny_lm, tokenize
 def test_single_shard_generation_matches_transformers_generate(corpus, tiny_lm, tokenizer, tmp_path):
     from peft import PeftModel
 
-    from genforget.metrics.extraction import generate
+    from genforget.evaluation.metrics.extraction import generate
 
     base = copy.deepcopy(tiny_lm)
     ens = sisa.train(copy.deepcopy(base), tokenizer, _records(corpus), 1, 1, tmp_path, **FIELDS)
@@ -141,7 +141,7 @@ CORPUS_ARGS = ["--n_people", "20", "--n_passages", "10", "--forget_frac", "0.2"]
 
 
 def test_recipe_trains_then_deletes_and_logs_hashes_only(corpus, tiny_lm, tokenizer, tmp_path, capsys):
-    from genforget.sisa.recipe import main
+    from genforget.cli.sisa import main
 
     base = tmp_path / "base"
     tiny_lm.save_pretrained(base)

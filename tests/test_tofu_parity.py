@@ -10,13 +10,13 @@ import pytest
 import torch
 from scipy.stats import hmean
 
-from genforget.metrics import mia
-from genforget.metrics.likelihood import TokenStats
-from genforget.metrics.profiles import get_scoring
-from genforget.metrics.text import extraction_strength
+from genforget.evaluation.metrics import mia
+from genforget.evaluation.metrics.likelihood import TokenStats
+from genforget.evaluation.metrics.profiles import get_scoring
+from genforget.evaluation.metrics.text import extraction_strength
 
-# genforget.evaluate the module (the package exports the function of the same name)
-ev = importlib.import_module("genforget.evaluate")
+# genforget.evaluation.evaluate the module (the package exports the function of the same name)
+ev = importlib.import_module("genforget.evaluation.evaluate")
 
 Q, A = "Who wrote the tiny book?", "Alice Smith wrote it."
 RETAIN = {

@@ -9,7 +9,7 @@ import re
 import pytest
 
 import genforget
-from genforget.evaluate import EvalSplit
+from genforget.evaluation.evaluate import EvalSplit
 from genforget.lm.twins import collateral_examples, shape_pattern, shape_twin, shape_twins
 
 
@@ -91,7 +91,7 @@ def _scripted_stop(extractions: list[float], monkeypatch):
     """A CalibratedStop whose collateral extraction at each check is read from ``extractions``
     (the baseline first); the calibrated comparison never fires."""
     from genforget.lm import outcome
-    from genforget.lm.stopping import CalibratedStop
+    from genforget.lm.safeguards.stopping import CalibratedStop
 
     stop = CalibratedStop(1, [{"input_ids": [1, 2], "labels": [1, 2]}], None, every=1, statistic="nll",
                           collateral_feats=[{"input_ids": [1], "labels": [1]}])  # fmt: skip
@@ -105,7 +105,7 @@ def _scripted_stop(extractions: list[float], monkeypatch):
 def test_a_collateral_trip_backs_off_and_goes_on_instead_of_ending_the_run(monkeypatch):
     import torch
 
-    from genforget.lm.stopping import COLLATERAL_PATIENCE, MAX_BACKOFFS, check_stop
+    from genforget.lm.safeguards.stopping import COLLATERAL_PATIENCE, MAX_BACKOFFS, check_stop
     from genforget.lm.train_state import TrainState
 
     w = torch.nn.Parameter(torch.zeros(1))

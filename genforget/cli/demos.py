@@ -21,18 +21,18 @@ def demo_main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     try:
         if name == "request":
-            from genforget.requests.demo import RequestDemoArgs, run_request_demo
+            from genforget.demos.request import RequestDemoArgs, run_request_demo
             from genforget.requests.pipeline import RequestUnlearnConfig
 
             args, ucfg = parse_config((RequestDemoArgs, RequestUnlearnConfig), rest)
             report = run_request_demo(args, ucfg)
         elif name == "copyright":
-            from genforget.copyright_demo import CopyrightDemoArgs, run_copyright_demo
+            from genforget.demos.copyright import CopyrightDemoArgs, run_copyright_demo
 
             args, ucfg = parse_config((CopyrightDemoArgs, UnlearnConfig), rest)
             report = run_copyright_demo(args, ucfg)
         elif name == "poison":
-            from genforget.poison_demo import PoisonDemoArgs, run_poison_demo
+            from genforget.demos.poison import PoisonDemoArgs, run_poison_demo
 
             args, ucfg = parse_config((PoisonDemoArgs, UnlearnConfig), rest)
             report = run_poison_demo(args, ucfg)
@@ -51,13 +51,13 @@ def demo_main(argv: list[str] | None = None) -> int:
             args, ucfg = parse_config((BiasDemoArgs, RequestUnlearnConfig), rest)
             report = run_bias_demo(args, ucfg)
         elif name == "pii":
-            from genforget.demo import DemoArgs, run_demo
+            from genforget.demos.pii import DemoArgs, run_demo
 
             args, ucfg = parse_config((DemoArgs, UnlearnConfig), rest)
             report = run_demo(args, ucfg)
         else:
+            from genforget.demos.diffusion import DiffusionDemoArgs, run_diffusion_demo
             from genforget.diffusion.data import DiffusionConfig
-            from genforget.diffusion.demo import DiffusionDemoArgs, run_diffusion_demo
 
             args, ucfg, dcfg = parse_config((DiffusionDemoArgs, UnlearnConfig, DiffusionConfig), rest)
             if not 0 <= args.erase_class <= 9:
@@ -66,6 +66,6 @@ def demo_main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from genforget.report import checks_pass
+    from genforget.evaluation.report import checks_pass
 
     return 0 if checks_pass(report["checks"]) else 1

@@ -67,8 +67,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     import torch
 
     from genforget.api import load_model
-    from genforget.harness import load_suite, parse_overrides, run_suite
-    from genforget.report import write_report
+    from genforget.evaluation.harness import load_suite, parse_overrides, run_suite
+    from genforget.evaluation.report import write_report
 
     try:
         (args,) = parse_config((EvalScriptArgs,), argv)
@@ -80,7 +80,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         out = check_output_dir(
             args.output_dir or f"runs/eval/{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}", args.overwrite
         )
-        from genforget.harness import build_suite_data
+        from genforget.evaluation.harness import build_suite_data
 
         data = _data_step(suite, build_suite_data, suite)  # bad data: one line, exit 2
         models, paths = {}, {}
@@ -155,7 +155,7 @@ def _write_examples(path: Path, examples: dict[str, list[dict]]) -> None:
 def check_forget_set(model_dirs: list[str], suite) -> None:
     """Refuse (a :class:`UsageError`) a model whose run record names a forget set other than the
     suite's: its "forget" numbers would describe people it was never asked to forget."""
-    from genforget.harness import suite_forget_fingerprint
+    from genforget.evaluation.harness import suite_forget_fingerprint
 
     if suite.data == "none":  # no forget set to compare with (bias_pairs only)
         return

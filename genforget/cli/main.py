@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-from genforget.registry import did_you_mean
+from genforget.methods.registry import did_you_mean
 
 # verb -> (module:function, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "unlearn": ("genforget.cli.unlearn:unlearn_main", "unlearn a forget set from a causal LM"),
     "unlearn-diffusion": (
-        "genforget.diffusion.cli:unlearn_diffusion_main",
+        "genforget.cli.unlearn_diffusion:unlearn_diffusion_main",
         "erase a class or concept from a diffusion model",
     ),
     "eval": ("genforget.cli.eval:eval_main", "evaluate saved models on a suite (report.json/md/png)"),

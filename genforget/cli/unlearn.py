@@ -91,8 +91,8 @@ def unlearn_main(argv: list[str] | None = None) -> int:
 
     from genforget.api import load_model
     from genforget.data.loaders import load_data_spec
-    from genforget.lm.checkpoint import check_resume
     from genforget.lm.distributed import make_accelerator
+    from genforget.lm.safeguards.checkpoint import check_resume
 
     try:
         args, cfg = parse_config((UnlearnScriptArgs, UnlearnConfig), argv)
@@ -160,7 +160,6 @@ def _run(
 ) -> int:
     """Train, gather (sharded engines) and save; the engine is named first and checked."""
     from genforget.adapters import save_model
-    from genforget.lm.checkpoint import remove_checkpoints
     from genforget.lm.distributed import (
         EngineMismatch,
         check_engine,
@@ -168,6 +167,7 @@ def _run(
         engine_line,
         gathered_state_dict,
     )
+    from genforget.lm.safeguards.checkpoint import remove_checkpoints
     from genforget.lm.trainer import unlearn_lm
 
     accelerator.print(engine_line(describe_engine(accelerator)))

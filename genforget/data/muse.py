@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from genforget.suites import SuiteData
+    from genforget.evaluation.suite import SuiteData
 
 SUBSETS = ("raw", "verbmem", "knowmem", "privleak")
 
@@ -128,8 +128,8 @@ def muse_suite_data(source: str) -> SuiteData:
     (scored, MIA members, VerbMem chunks unless ``verbmem/forget`` gives probes), ``raw/retain*``
     likewise, ``raw/holdout`` (MIA non-members), ``knowmem/{forget,retain}_qa`` (KnowMem, with
     ``*_qa_icl`` as few-shot pairs)."""
-    from genforget.evaluate import EvalSplit
-    from genforget.suites import SuiteData
+    from genforget.evaluation.evaluate import EvalSplit
+    from genforget.evaluation.suite import SuiteData
 
     md = load_muse(source)
     if not md.raw.get("forget") and not md.verbmem.get("forget"):

@@ -10,10 +10,10 @@ import dataclasses
 from pathlib import Path
 
 from genforget.data.bias import OUTCOMES, THRESHOLD, BiasCorpus
-from genforget.metrics.bias import decision_metrics, flip_share, outcome_probabilities
-from genforget.metrics.likelihood import perplexity, token_stats
-from genforget.metrics.registry import metric_info
-from genforget.report import COLORS, print_checks, write_report
+from genforget.evaluation.metrics.bias import decision_metrics, flip_share, outcome_probabilities
+from genforget.evaluation.metrics.likelihood import perplexity, token_stats
+from genforget.evaluation.metrics.registry import metric_info
+from genforget.evaluation.report import COLORS, print_checks, write_report
 
 SCORES = list(range(1, 10))
 
@@ -79,7 +79,7 @@ def relearn_audit(models: dict, tok, corpus: BiasCorpus, biased: list[dict], arg
     """Each model fine-tuned (a copy) on the biased slice's records for ``args.relearn_budgets``
     steps; the counterfactual flip share on held-out applicants after each, and each curve's gap
     to the oracle's (which never saw the slice: how fast a model with no trace learns it)."""
-    from genforget.audit.relearn_speed import curve_gap, relearn_curve
+    from genforget.evaluation.audits.relearn_speed import curve_gap, relearn_curve
 
     cf = eval_cases(corpus, limit=100)["counterfactual"]
 
@@ -269,7 +269,7 @@ def plot_bias(report: dict, path: str | Path) -> None:
 def write_bias_report(report: dict, out: Path, names: list[str]) -> dict:
     """Checks, then ``report.json`` / ``report.md`` (bias table first) / ``report.png`` and
     ``bias.png``; the leak check runs again over the written files."""
-    from genforget.requests.demo import leaked_files
+    from genforget.demos.request import leaked_files
 
     report["checks"] = bias_checks(report, leaked_files(out, names, set()))
     for _ in range(2):  # the second pass sees the report's own files

@@ -40,7 +40,7 @@ from genforget.diffusion.pipeline import TextToImage, load_pipeline
 from genforget.diffusion.pipeline_io import load_unlearned
 from genforget.diffusion.shapes import CONCEPTS_A, shapes_dataset
 from genforget.diffusion.t2i_victim import ShapesPipelineConfig, shapes_victim_and_oracle
-from genforget.report import markdown_table, print_checks, write_report
+from genforget.evaluation.report import markdown_table, print_checks, write_report
 
 
 @dataclass

@@ -36,7 +36,7 @@ from genforget.diffusion.scoring import (
     training_target,
 )
 from genforget.loop import cycle, top_share_masks
-from genforget.registry import get_method
+from genforget.methods.registry import get_method
 from genforget.scores import Scores
 
 

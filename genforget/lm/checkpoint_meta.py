@@ -1,6 +1,6 @@
 """Checkpoint names, metadata and the checks a resume passes before any work (issue 14).
 
-See :mod:`genforget.lm.checkpoint` for what a checkpoint holds.
+See :mod:`genforget.lm.safeguards.checkpoint` for what a checkpoint holds.
 """
 
 from __future__ import annotations

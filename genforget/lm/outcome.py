@@ -220,7 +220,7 @@ def run_events(stop, guard, max_steps: int, one_shot: bool = False) -> list[str]
     (calibrated stop, collateral stop, divergence guard) or the step budget used up."""
     if one_shot:
         return ["one closed-form update (no step budget)"]
-    from genforget.lm.stopping import collateral_words
+    from genforget.lm.safeguards.stopping import collateral_words
 
     events = []
     reason = stop.reason if stop is not None else ""

@@ -22,7 +22,6 @@ from transformers import PreTrainedTokenizerBase
 from genforget.adapters import add_lora, lora_targets_of, reference_mode
 from genforget.config import UnlearnConfig
 from genforget.lm.chat import render_examples
-from genforget.lm.checkpoint import Checkpointer
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
 from genforget.lm.distributed import (
     check_engine,
@@ -32,16 +31,23 @@ from genforget.lm.distributed import (
     make_accelerator,
     sharded_batches,
 )
-from genforget.lm.guard import DivergenceGuard
 from genforget.lm.method_hooks import prepare_method
 from genforget.lm.outcome import OutcomeProbe, report, run_events
 from genforget.lm.quant import keep_4bit_trainable, prepare_4bit_for_training
-from genforget.lm.robust import RobustStep
+from genforget.lm.remedies.robust import RobustStep
+from genforget.lm.safeguards.checkpoint import Checkpointer
+from genforget.lm.safeguards.guard import DivergenceGuard
+from genforget.lm.safeguards.stopping import (
+    CalibratedStop,
+    add_calibration_trace,
+    check_stop,
+    report_stop,
+    settle,
+)
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
-from genforget.lm.stopping import CalibratedStop, add_calibration_trace, check_stop, report_stop, settle
 from genforget.lm.train_state import TrainState
 from genforget.lm.vocab import check_ids_fit, check_vocab_fits
-from genforget.registry import get_method
+from genforget.methods.registry import get_method
 
 
 def _tokenize_all(
@@ -160,10 +166,10 @@ def unlearn_lm(
     with ``calibration``, their greedy extraction is watched: past the bound (a tenth of them
     lost) the run repairs on the retain term once the forget set is out, backs off (last good
     weights, half the learning rate) if it stays past while still forgetting, and never returns
-    weights past it without saying so (see :mod:`genforget.lm.stopping`).
+    weights past it without saying so (see :mod:`genforget.lm.safeguards.stopping`).
     ``calibration``: examples like the forget set but never trained on; when given, training
     stops early (checked every ``config.calibration_every`` steps) once the forget set is no more
-    likely than they are (see :mod:`genforget.lm.stopping`).
+    likely than they are (see :mod:`genforget.lm.safeguards.stopping`).
     ``history``: when given, one dict per step is appended (``step``, ``loss``, ``forget_nll``,
     ``seconds``, ``tokens`` = non-pad tokens through the trained model), trl's ``log_history``;
     steps with a calibrated-stop check also carry ``calibration_forget`` and
@@ -373,7 +379,7 @@ def unlearn_lm(
             loss = loss + stop.retain_boost * retain_scores.nll.mean()
         if robust is None or repair:
             accelerator.backward(loss)
-        else:  # remedies (genforget.lm.robust): forget passes at moved weights
+        else:  # remedies (genforget.lm.remedies.robust): forget passes at moved weights
             forget_loss = functools.partial(_forget_loss, method_run, model, raw, attach_ref, fb, idx, scores)
             robust.backward(accelerator.backward, loss, forget_loss)
         if config.max_grad_norm > 0:  # DeepSpeed clips inside its step (configure_engine set the norm)
@@ -412,7 +418,7 @@ def unlearn_lm(
     result = accelerator.unwrap_model(model)
     events = run_events(stop, guard, config.max_steps)
     if config.undo_alpha > 0:
-        from genforget.lm.undo import undo
+        from genforget.lm.remedies.undo import undo
 
         # Every process runs the same seeded distillation on the same data: no sync needed.
         result, record = undo(

@@ -10,7 +10,7 @@ Collateral: forgetting three people's phone numbers must not erase everyone's. R
 that name their targets are watched as given; whole retain texts are searched for strings of the
 same shape as the forget targets that hold digits or an ``@`` (phone numbers, IDs, emails,
 dates; a bare name's shape would match any two words). Their greedy extraction is watched during
-training (see :class:`genforget.lm.stopping.CalibratedStop`).
+training (see :class:`genforget.lm.safeguards.stopping.CalibratedStop`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from genforget.methods.base import PrepareContext
 from genforget.methods.idk_dpo import IdkDPO
-from genforget.registry import register
+from genforget.methods.registry import register
 
 
 @register("dpo")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from genforget.methods.base import Method, PrepareContext
 from genforget.methods.refusals import refusal_pairs
-from genforget.registry import register
+from genforget.methods.registry import register
 from genforget.scores import Scores
 
 

@@ -12,7 +12,7 @@ import torch
 
 from genforget.methods.base import Method, PrepareContext
 from genforget.methods.refusals import refusal_pairs
-from genforget.registry import register
+from genforget.methods.registry import register
 from genforget.scores import Scores
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from genforget.methods.base import Method
-from genforget.registry import register
+from genforget.methods.registry import register
 from genforget.scores import Scores
 
 Loss = Callable[[], torch.Tensor]

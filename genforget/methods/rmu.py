@@ -25,7 +25,7 @@ import torch
 from genforget.lm.arch import DOWN_PROJ as _DOWN_PROJ
 from genforget.lm.arch import decoder_layers, mlp_output_projections
 from genforget.methods.base import Method, PrepareContext
-from genforget.registry import register
+from genforget.methods.registry import register
 from genforget.scores import Scores
 
 # What "the MLP down-projection" means in each family (genforget.lm.arch.DOWN_PROJ): down_proj,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from genforget.methods.base import Method
-from genforget.registry import register
+from genforget.methods.registry import register
 from genforget.scores import Scores
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from genforget.methods.base import Method
-from genforget.registry import register
+from genforget.methods.registry import register
 from genforget.scores import Scores
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from genforget.lm.data import IGNORE
 from genforget.methods.base import Method, PrepareContext
-from genforget.registry import register
+from genforget.methods.registry import register
 from genforget.scores import Scores
 
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from genforget.config import UnlearnConfig, UsageError
-from genforget.metrics.bias import decisions, outcome_probabilities
+from genforget.evaluation.metrics.bias import decisions, outcome_probabilities
 from genforget.requests.association import spec_json
 from genforget.requests.association_locate import (
     AssociationLocateResult,

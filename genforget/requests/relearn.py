@@ -9,7 +9,7 @@ greedy extraction probes are measured after each budget of steps; another copy i
 the twins' records the same way and extraction of the twins' fake identifiers is measured (probes
 built from the twins at the same positions). If the first curve rises faster than the second, the
 knowledge was suppressed, not removed. The curves and their gap are
-:func:`~genforget.audit.relearn_speed.relearn_curve` / :func:`~genforget.audit.relearn_speed.curve_gap`,
+:func:`~genforget.evaluation.audits.relearn_speed.relearn_curve` / :func:`~genforget.evaluation.audits.relearn_speed.curve_gap`,
 the same audit the eval harness runs against an oracle retrain.
 
 The twins here are made with one fake per identifier across all of a request's records
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
-from genforget.audit.relearn_speed import BUDGETS, curve_gap, relearn_curve
+from genforget.evaluation.audits.relearn_speed import BUDGETS, curve_gap, relearn_curve
 from genforget.requests.locate import Located, LocateResult
 from genforget.requests.match import Identifier, Matcher
 from genforget.requests.twins import _TOKEN, TwinMaker, make_twin
@@ -37,7 +37,7 @@ from genforget.requests.verify import (
     work_probe,
 )
 
-# The eval harness's defaults (genforget.suites.Suite.relearn_learning_rate / relearn_batch_size;
+# The eval harness's defaults (genforget.evaluation.suite.Suite.relearn_learning_rate / relearn_batch_size;
 # a test keeps them equal), so a request's curve reads like the demo report's.
 LEARNING_RATE, BATCH_SIZE = 1e-3, 8
 ROW_NAME = "relearn speed: largest extraction gap to twins, {lo}-{hi} steps"

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from genforget.config import UsageError
-from genforget.registry import did_you_mean
+from genforget.methods.registry import did_you_mean
 from genforget.requests.association import ASSOCIATION_KEYS, AssociationSpec, parse_association
 
 KINDS = ("person", "work", "association")

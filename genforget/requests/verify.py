@@ -20,8 +20,8 @@ import re
 
 import torch
 
-from genforget.metrics.extraction import generate, target_budget, verbatim_hits
-from genforget.metrics.likelihood import mia_auc, min_k_score, perplexity, token_stats
+from genforget.evaluation.metrics.extraction import generate, target_budget, verbatim_hits
+from genforget.evaluation.metrics.likelihood import mia_auc, min_k_score, perplexity, token_stats
 from genforget.requests.locate import Located, LocateResult
 from genforget.requests.match import Identifier, Matcher
 

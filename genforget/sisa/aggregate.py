@@ -1,4 +1,4 @@
-"""The S shard adapters as one causal LM that ``genforget.evaluate`` and the harness accept.
+"""The S shard adapters as one causal LM that ``genforget.evaluation.evaluate`` and the harness accept.
 
 ``mixture`` (SISA's aggregation): the next-token distribution is the average of the shards'
 distributions, ``p(x) = (1/S) sum_k p_k(x)``; the returned ``logits`` are ``log p`` (a valid

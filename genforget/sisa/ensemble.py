@@ -139,7 +139,7 @@ class SisaEnsemble:
                 self._loaded.add(k)
 
     def model(self, mode: str = "mixture") -> ShardMixtureLM:
-        """A causal-LM view for ``genforget.evaluate``: ``mixture`` averages the live shards'
+        """A causal-LM view for ``genforget.evaluation.evaluate``: ``mixture`` averages the live shards'
         next-token distributions (S forwards); ``merged`` runs one forward through the average of
         their weight deltas."""
         if mode not in ("mixture", "merged"):

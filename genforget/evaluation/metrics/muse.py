@@ -6,7 +6,7 @@ Language Models", arXiv:2407.06460); definitions in shared METRICS.md.
 - KnowMem: ROUGE-L **F1** of the model's greedy answers to questions about the forget (or
   retain) texts against the reference answers, averaged over questions (open-unlearning's MUSE
   configs use F1 for both).
-PrivLeak lives with the other membership metrics (:mod:`genforget.metrics.mia`).
+PrivLeak lives with the other membership metrics (:mod:`genforget.evaluation.metrics.mia`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from genforget.metrics.extraction import generate
-from genforget.metrics.text import rouge_l
+from genforget.evaluation.metrics.extraction import generate
+from genforget.evaluation.metrics.text import rouge_l
 
 VERBMEM_NEW_TOKENS = 128
 KNOWMEM_NEW_TOKENS = 32

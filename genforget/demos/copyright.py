@@ -27,8 +27,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
-from genforget.evaluate import EvalSplit
-from genforget.harness import Suite, SuiteData, run_suite
+from genforget.evaluation.evaluate import EvalSplit
+from genforget.evaluation.harness import Suite, SuiteData, run_suite
+from genforget.evaluation.metrics.muse import verbmem_probes
+from genforget.evaluation.report import print_checks, write_report
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import (
     TOKENIZER_FORMAT,
@@ -38,8 +40,6 @@ from genforget.lm.victim import (
     train_causal_lm,
     train_tokenizer,
 )
-from genforget.metrics.muse import verbmem_probes
-from genforget.report import print_checks, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [  # (key, label) of the takedown table
@@ -100,7 +100,7 @@ def _plays(p: str) -> dict[str, list]:
 
 def lm_methods() -> list[str]:
     """Every registered method that works on language models."""
-    from genforget.registry import METHODS, get_method
+    from genforget.methods.registry import METHODS, get_method
 
     get_method("npo")  # fills METHODS
     return sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)

@@ -24,7 +24,7 @@ from genforget.diffusion.models import load_class_model, null_class, save_class_
 from genforget.diffusion.sampling import sample
 from genforget.diffusion.trainer import unlearn_diffusion
 from genforget.diffusion.victim import DDPMTrainConfig, train_class_ddpm
-from genforget.report import markdown_table, print_checks, write_report
+from genforget.evaluation.report import markdown_table, print_checks, write_report
 
 
 @dataclass

@@ -12,7 +12,7 @@ import zlib
 
 import torch
 
-from genforget.metrics.likelihood import mia_auc, min_k_score
+from genforget.evaluation.metrics.likelihood import mia_auc, min_k_score
 
 __all__ = [
     "attack_aucs",
@@ -123,7 +123,7 @@ def attack_aucs(
 ) -> dict[str, float]:
     """AUCs of LOSS, zlib, min-k %, min-k %++ (and the reference attack with ``ref``: the
     reference model's stats of the same examples) separating forget ``TokenStats`` from holdout
-    ones, with the conventions of the :class:`~genforget.metrics.profiles.Scoring` ``scoring``:
+    ones, with the conventions of the :class:`~genforget.evaluation.metrics.profiles.Scoring` ``scoring``:
     which text zlib compresses, whether an appended EOS counts in the token-wise attacks, and the
     min-k %++ σ floor."""
 

@@ -11,7 +11,7 @@ perplexity; then the backdoor audits on a copy: 4-bit NF4 quantisation and fine-
 data for a ladder of steps (does the payload come back?).
 
 The victim and the oracle are cached under ``<output_dir>/victim`` / ``oracle`` keyed by their
-config and data (:func:`genforget.demo._cached_train`). The training JSONL holds the fictitious
+config and data (:func:`genforget.demos.pii._cached_train`). The training JSONL holds the fictitious
 people's identifiers, so it is written outside ``output_dir``; a last check verifies that no
 file under ``output_dir`` holds a poisoned person's name or PII value.
 """
@@ -29,15 +29,15 @@ import torch
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.poison import PAYLOAD, TRIGGER, build_poisoned_corpus, payload_spans, triggered_prompts
-from genforget.demo import _cached_train
-from genforget.evaluate import EvalSplit, corpus_split, evaluate
-from genforget.harness import Suite, SuiteData, run_suite
+from genforget.demos.pii import _cached_train
+from genforget.demos.request import leaked_files
+from genforget.evaluation.evaluate import EvalSplit, corpus_split, evaluate
+from genforget.evaluation.harness import Suite, SuiteData, run_suite
+from genforget.evaluation.metrics.backdoor import attack_success_rate
+from genforget.evaluation.metrics.registry import metric_info
+from genforget.evaluation.report import print_checks, write_report
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import VictimConfig, sized_config
-from genforget.metrics.backdoor import attack_success_rate
-from genforget.metrics.registry import metric_info
-from genforget.report import print_checks, write_report
-from genforget.requests.demo import leaked_files
 
 
 @dataclass
@@ -151,8 +151,8 @@ def backdoor_audits(
     fine-tuning bring the backdoor back?) and along ``poison_relearn_budgets`` steps on the
     poisoned records' payload spans (``relearn_poison``: the relearn-speed audit, with the gap of
     each curve to the oracle's, which never saw the backdoor)."""
-    from genforget.audit.quantize import quantize_copy
-    from genforget.audit.relearn_speed import curve_gap, relearn_curve
+    from genforget.evaluation.audits.quantize import quantize_copy
+    from genforget.evaluation.audits.relearn_speed import curve_gap, relearn_curve
 
     def asr(m) -> float:
         return attack_success_rate(m, tok, prompts, PAYLOAD)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from genforget.metrics.extraction import generate, target_budget
+from genforget.evaluation.metrics.extraction import generate, target_budget
 
 
 def payload_hits(generations: list[str], payload: str) -> list[bool]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from genforget.audit.quantize import quantize_copy
-from genforget.audit.relearn import relearn_copy, split_for_relearning
+from genforget.evaluation.audits.quantize import quantize_copy
+from genforget.evaluation.audits.relearn import relearn_copy, split_for_relearning
 
 AUDITS: dict[str, str] = {
     "relearn": "fine-tune a few steps on one slice of the forget set; measure the held-out slice",

@@ -12,7 +12,7 @@ import random
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from genforget.audit.quantize import merged_copy
+from genforget.evaluation.audits.quantize import merged_copy
 from genforget.lm.data import Collator, tokenize_example
 from genforget.loop import shuffled_batches
 

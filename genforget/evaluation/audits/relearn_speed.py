@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from genforget.audit.relearn import Relearner
+from genforget.evaluation.audits.relearn import Relearner
 
 BUDGETS = (0, 5, 10, 20, 40)
 

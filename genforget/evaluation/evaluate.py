@@ -1,7 +1,7 @@
-"""``genforget.evaluate``: forgetting, retention and membership metrics of an in-memory model.
+"""``genforget.evaluation.evaluate``: forgetting, retention and membership metrics of an in-memory model.
 
 Works on a model someone already holds (no save needed), like lm-evaluation-harness's evaluator.
-Every metric follows shared METRICS.md; the formulas live in ``genforget/metrics/``. Results are
+Every metric follows shared METRICS.md; the formulas live in ``genforget/evaluation/metrics/``. Results are
 numbers only: no generation, prompt or PII value leaves this module.
 """
 
@@ -14,12 +14,23 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from genforget.metrics import mia
-from genforget.metrics.extraction import generate, pii_hits, rates_by_field, target_budget, verbatim_hits
-from genforget.metrics.likelihood import TokenStats, mean_nll, perplexity, token_stats
-from genforget.metrics.profiles import Scoring, get_scoring
-from genforget.metrics.text import degeneration_rate, exact_memorisation, extraction_strength, rouge_l
-from genforget.metrics.truth import (
+from genforget.evaluation.metrics import mia
+from genforget.evaluation.metrics.extraction import (
+    generate,
+    pii_hits,
+    rates_by_field,
+    target_budget,
+    verbatim_hits,
+)
+from genforget.evaluation.metrics.likelihood import TokenStats, mean_nll, perplexity, token_stats
+from genforget.evaluation.metrics.profiles import Scoring, get_scoring
+from genforget.evaluation.metrics.text import (
+    degeneration_rate,
+    exact_memorisation,
+    extraction_strength,
+    rouge_l,
+)
+from genforget.evaluation.metrics.truth import (
     forget_truth_ratio_stat,
     model_utility,
     normalised_probability,
@@ -237,8 +248,8 @@ def _mean(xs: list[float]) -> float:
 
 
 def _muse_metrics(model, tok, name: str, sp: EvalSplit) -> dict[str, float]:
-    """MUSE VerbMem / KnowMem of one split (Shi et al. 2024); see :mod:`genforget.metrics.muse`."""
-    from genforget.metrics.muse import knowmem, verbmem, verbmem_probes
+    """MUSE VerbMem / KnowMem of one split (Shi et al. 2024); see :mod:`genforget.evaluation.metrics.muse`."""
+    from genforget.evaluation.metrics.muse import knowmem, verbmem, verbmem_probes
 
     out = {}
     probes = sp.verbmem + verbmem_probes(sp.chunks, tok, CHUNK_PREFIX_TOKENS)
@@ -296,7 +307,7 @@ def evaluate(
     ``bias_pairs``: sentence pairs (``{"sent_more", "sent_less", "bias_type"}``) or a JSONL/CSV
     file of them (:func:`genforget.data.bias_pairs.load_bias_pairs`): adds
     ``stereotype_preference`` and one ``stereotype_preference_<bias_type>`` per type
-    (:func:`genforget.metrics.bias.stereotype_preference`, ``bias_pairs_normalisation`` sum|mean).
+    (:func:`genforget.evaluation.metrics.bias.stereotype_preference`, ``bias_pairs_normalisation`` sum|mean).
     """
     from genforget.lm.chat import load_chat_template
     from genforget.lm.quant import keep_4bit_trainable
@@ -375,7 +386,7 @@ def evaluate(
     details["tokenization"] = tokenization_record(tokenizer)
     if bias_pairs is not None:
         from genforget.data.bias_pairs import load_bias_pairs
-        from genforget.metrics.bias import stereotype_preference
+        from genforget.evaluation.metrics.bias import stereotype_preference
 
         pairs = load_bias_pairs(bias_pairs) if isinstance(bias_pairs, str) else bias_pairs
         pref = stereotype_preference(model, tokenizer, pairs, bias_pairs_normalisation)

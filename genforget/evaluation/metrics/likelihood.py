@@ -63,7 +63,7 @@ def token_stats(
                 argmax=logp_all.argmax(-1).cpu(),
             )
             if mu_sigma:
-                from genforget.metrics.mia import token_mu_sigma  # mia.py imports this module
+                from genforget.evaluation.metrics.mia import token_mu_sigma  # mia.py imports this module
 
                 st.mu, st.sigma = (t.cpu() for t in token_mu_sigma(logp_all))
             out.append(st)

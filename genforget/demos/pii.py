@@ -22,10 +22,10 @@ from genforget.adapters import save_model
 from genforget.config import UnlearnConfig
 from genforget.data.loaders import fingerprint
 from genforget.data.pii import PIICorpus, build_pii_corpus
-from genforget.harness import Suite, run_suite
+from genforget.evaluation.harness import Suite, run_suite
+from genforget.evaluation.report import markdown_table, print_checks, write_report
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import TOKENIZER_FORMAT, VICTIM_PRESETS, VictimConfig, train_victim
-from genforget.report import markdown_table, print_checks, write_report
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The evaluation harness: suites (YAML) of data, metrics and audits run over several models.
 
 ``make eval MODEL=<dir> SUITE=<name> [ORACLE=<dir>] [VICTIM=<dir>]`` runs ``eval/run.py``, which
-calls :func:`run_suite`. Per model it computes :func:`genforget.evaluate`; across models, forget
+calls :func:`run_suite`. Per model it computes :func:`genforget.evaluation.evaluate`; across models, forget
 quality (KS test of truth ratios against the retrained oracle) and PrivLeak; per unlearned model,
 the robustness audits, each on a copy.
 """
@@ -12,13 +12,13 @@ import copy
 import dataclasses
 import time
 
-from genforget.evaluate import EvalSplit, evaluate
-from genforget.metrics.mia import privleak
-from genforget.metrics.registry import METRIC_INFO
-from genforget.metrics.truth import forget_quality
+from genforget.evaluation.evaluate import EvalSplit, evaluate
+from genforget.evaluation.metrics.mia import privleak
+from genforget.evaluation.metrics.registry import METRIC_INFO
+from genforget.evaluation.metrics.truth import forget_quality
 
-# Suites live in genforget.suites; re-exported here, where callers have always found them.
-from genforget.suites import (  # noqa: F401
+# Suites live in genforget.evaluation.suite; re-exported here, where callers have always found them.
+from genforget.evaluation.suite import (  # noqa: F401
     SUITES_DIR,
     Suite,
     SuiteData,
@@ -53,8 +53,8 @@ def _forget_rates(model, tok, split: EvalSplit) -> dict[str, float]:
 def relearn_speed(models: dict[str, tuple], data: SuiteData, suite: Suite, oracle: str) -> dict:
     """The relearn-speed audit for every model: its forget-extraction curve over
     ``suite.relearn_budgets`` steps of fine-tuning on the forget set, and, against the oracle's
-    curve, the area between them and the largest gap (see :mod:`genforget.audit.relearn_speed`)."""
-    from genforget.audit.relearn_speed import curve_gap, relearn_curve
+    curve, the area between them and the largest gap (see :mod:`genforget.evaluation.audits.relearn_speed`)."""
+    from genforget.evaluation.audits.relearn_speed import curve_gap, relearn_curve
 
     probe = EvalSplit(
         pii_probes=data.forget.pii_probes,
@@ -96,7 +96,7 @@ def relearn_speed(models: dict[str, tuple], data: SuiteData, suite: Suite, oracl
 def run_audits(model, tok, data: SuiteData, suite: Suite, victim_rates: dict | None) -> dict:
     """Re-measure forgetting after each attack on a copy of ``model``; add recovered shares.
     (``relearn_speed`` compares models with the oracle: :func:`relearn_speed`.)"""
-    from genforget.audit import quantize_copy, recovered_share, relearn_copy, split_for_relearning
+    from genforget.evaluation.audits import quantize_copy, recovered_share, relearn_copy, split_for_relearning
 
     base = _forget_rates(model, tok, data.forget)
     out: dict[str, dict] = {}
@@ -144,7 +144,7 @@ def _bias_pairs(models: dict[str, tuple], results: dict, timings: dict, suite: S
     """``stereotype_preference`` (and one per bias type) of every model on the suite's pair file;
     returns what the report's details say about it (counts only)."""
     from genforget.data.bias_pairs import load_bias_pairs
-    from genforget.metrics.bias import stereotype_preference
+    from genforget.evaluation.metrics.bias import stereotype_preference
 
     pairs = load_bias_pairs(suite.bias_pairs)
     ties = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genforget.registry import did_you_mean
+from genforget.methods.registry import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ _BUILTIN += [
         "extraction_strength",
     )
 ]
-# MUSE (Shi et al. 2024, arXiv:2407.06460), genforget/metrics/muse.py.
+# MUSE (Shi et al. 2024, arXiv:2407.06460), genforget/evaluation/metrics/muse.py.
 _BUILTIN += [
     ("forget_verbmem", False, "MUSE VerbMem: ROUGE-L F1, greedy 128-token continuation of forget prefixes"),
     ("retain_verbmem", True, "MUSE VerbMem on retain texts: ROUGE-L F1 of greedy continuations of prefixes"),
@@ -101,12 +101,12 @@ _BUILTIN += [
     ("retained_judge_fd", False, "Frechet distance, judge-logit space, retained-class samples vs real data"),
     ("retained_confidence", True, "mean judge max-probability on retained-class samples (quality proxy)"),
 ]
-# Backdoors (the poisoning demo, genforget/metrics/backdoor.py).
+# Backdoors (the poisoning demo, genforget/evaluation/metrics/backdoor.py).
 _BUILTIN += [
     ("attack_success_rate", False, "share of triggered prompts whose greedy continuation holds the payload"),
     ("false_trigger_rate", False, "share of the same prompts without the trigger that emit the payload"),
 ]
-# Bias (the bias demo and the pair benchmarks, genforget/metrics/bias.py and bias_pairs.py).
+# Bias (the bias demo and the pair benchmarks, genforget/evaluation/metrics/bias.py and bias_pairs.py).
 _BIAS: list[tuple[str, bool | None, str]] = [
     (
         "counterfactual_gap",

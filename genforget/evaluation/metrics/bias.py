@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from genforget.metrics.likelihood import token_stats
+from genforget.evaluation.metrics.likelihood import token_stats
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from genforget.data.pii import build_pii_corpus
-from genforget.report import print_checks
+from genforget.evaluation.report import print_checks
 from genforget.requests.pipeline import ForgetArgs, forget_requests
 from genforget.requests.request import parse_request
 

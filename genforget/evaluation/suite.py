@@ -1,5 +1,5 @@
 """Evaluation suites: what data a suite evaluates on and which audits it runs (YAML files in
-``genforget/evaluation/suites/``, package data), and the materialised data (:class:`SuiteData`). :mod:`genforget.harness` runs
+``genforget/evaluation/suites/``, package data), and the materialised data (:class:`SuiteData`). :mod:`genforget.evaluation.harness` runs
 them over models.
 """
 
@@ -15,7 +15,7 @@ import yaml
 
 from genforget.config import make_config
 from genforget.data.loaders import fingerprint
-from genforget.evaluate import EvalSplit, corpus_split
+from genforget.evaluation.evaluate import EvalSplit, corpus_split
 
 # Package data, so a wheel install finds the suites from any working directory.
 SUITES_DIR = Path(str(files("genforget.evaluation").joinpath("suites")))
@@ -74,8 +74,8 @@ class Suite:
     )
 
     def __post_init__(self) -> None:
-        from genforget.audit import AUDITS
-        from genforget.metrics.profiles import get_scoring
+        from genforget.evaluation.audits import AUDITS
+        from genforget.evaluation.metrics.profiles import get_scoring
 
         bad = [a for a in self.audits if a not in AUDITS]
         if bad:
@@ -85,7 +85,7 @@ class Suite:
                 f"forget_split must be forget01, forget05 or forget10 (got {self.forget_split!r})"
             )
         get_scoring(self.scoring)
-        from genforget.metrics.bias import NORMALISATIONS
+        from genforget.evaluation.metrics.bias import NORMALISATIONS
 
         if self.bias_pairs_normalisation not in NORMALISATIONS:
             raise ValueError(

@@ -1,0 +1,1 @@
+"""Remedies that make forgetting hold: SAM and NF4-aware forgetting (robust), UNDO."""
