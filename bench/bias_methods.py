@@ -28,7 +28,7 @@ from genforget.demos.bias import BiasDemoArgs, cached_train, request_document
 from genforget.demos.bias_report import evaluate_models
 from genforget.lm.trainer import unlearn_lm
 from genforget.requests.association_locate import locate_association, unlearning_sets
-from genforget.requests.pipeline import REQUEST_DEFAULTS
+from genforget.requests.options import REQUEST_DEFAULTS
 from genforget.requests.request import parse_request
 
 # (row, UnlearnConfig overrides on top of the demo config's).

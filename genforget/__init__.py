@@ -5,40 +5,57 @@ Public API::
     import genforget
     model = genforget.unlearn(model, tokenizer, forget, retain, method="npo", max_steps=60)
     metrics = genforget.evaluate(model, tokenizer, forget, retain, holdout)
+
+Names are imported on first use (PEP 562), so ``import genforget`` and ``genforget --help`` do
+not pay for torch and transformers until something needs them.
 """
 
-import genforget.methods  # noqa: F401  (registers the built-in methods)
-from genforget.api import UnlearnResult, load_model, unlearn
-from genforget.config import UnlearnConfig
-from genforget.evaluation.evaluate import EvalSplit, evaluate
-from genforget.lm.outcome import Outcome, OutcomeWarning
-from genforget.methods.registry import METHODS, get_method, register
-from genforget.scores import Scores
+from __future__ import annotations
 
-__all__ = [
-    "METHODS",
-    "EvalSplit",
-    "Outcome",
-    "OutcomeWarning",
-    "Scores",
-    "UnlearnConfig",
-    "UnlearnResult",
-    "evaluate",
-    "get_method",
-    "load_model",
-    "register",
-    "unlearn",
-]
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from genforget._version import __version__
+
+# public name -> module that defines it
+_LAZY = {
+    "unlearn": "genforget.api",
+    "load_model": "genforget.api",
+    "UnlearnResult": "genforget.api",
+    "UnlearnConfig": "genforget.config",
+    "evaluate": "genforget.evaluation.evaluate",
+    "EvalSplit": "genforget.evaluation.evaluate",
+    "Outcome": "genforget.lm.outcome",
+    "OutcomeWarning": "genforget.lm.outcome",
+    "METHODS": "genforget.methods.registry",
+    "get_method": "genforget.methods.registry",
+    "register": "genforget.methods.registry",
+    "Scores": "genforget.scores",
+    "forget_requests": "genforget.requests.pipeline",
+    "RecheckCallback": "genforget.requests.recheck",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never run
+    from genforget.api import UnlearnResult, load_model, unlearn  # noqa: F401
+    from genforget.config import UnlearnConfig  # noqa: F401
+    from genforget.evaluation.evaluate import EvalSplit, evaluate  # noqa: F401
+    from genforget.lm.outcome import Outcome, OutcomeWarning  # noqa: F401
+    from genforget.methods.registry import METHODS, get_method, register  # noqa: F401
+    from genforget.requests.pipeline import forget_requests  # noqa: F401
+    from genforget.requests.recheck import RecheckCallback  # noqa: F401
+    from genforget.scores import Scores  # noqa: F401
 
 
-def __getattr__(name: str):
-    # Deletion-request API, imported on first use (it pulls in transformers' Trainer callbacks).
-    if name in ("RecheckCallback", "forget_requests"):
-        import genforget.requests.pipeline as _pipeline
-        import genforget.requests.recheck as _recheck
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genforget' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return {"RecheckCallback": _recheck.RecheckCallback, "forget_requests": _pipeline.forget_requests}[
-            name
-        ]
-    raise AttributeError(f"module 'genforget' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -20,6 +20,9 @@ import yaml
 
 from genforget.methods.registry import did_you_mean
 
+# What the calibrated stop can compare (genforget.lm.safeguards.stopping).
+STATISTICS = ("text_min_k", "min_k", "nll")
+
 
 @dataclass
 class UnlearnConfig:
@@ -247,8 +250,6 @@ class UnlearnConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        from genforget.lm.safeguards.stopping import STATISTICS
-
         if self.calibration_statistic not in STATISTICS:
             raise ValueError(
                 f"calibration_statistic must be one of {STATISTICS} (got {self.calibration_statistic!r})"

@@ -56,7 +56,7 @@ def score_key(
 ) -> str | None:
     """The cache key of one model's scores on a suite, or None when the model is not a local dir.
     ``reference``: the oracle dir when the model is scored against it (the reference attack)."""
-    import genforget
+    from genforget._version import __version__
 
     model_fp = dir_sha256(model_path)
     ref_fp = dir_sha256(reference) if reference else None
@@ -65,7 +65,7 @@ def score_key(
     blob = {
         "reference": ref_fp,
         "cache_version": CACHE_VERSION,
-        "genforget": genforget.__version__,
+        "genforget": __version__,
         "model": model_fp,
         "suite": dataclasses.asdict(suite),
         "data": data_fp,

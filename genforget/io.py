@@ -134,3 +134,17 @@ def check_safe_weights(
             f"{what} {d}: weights only in a pickle file ({pickled[0].name}), which can run code when "
             "loaded; convert it to safetensors, or pass --allow_pickle true if you trust its source"
         )
+
+
+def check_output_dir(path: str, overwrite: bool) -> Path:
+    """Refuse a missing or non-empty output dir (unless ``overwrite``) before any work is done."""
+    from genforget.config import UsageError
+
+    if not path:
+        raise UsageError("output_dir is required: pass --output_dir runs/<name>")
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output_dir {out} is a file")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"output_dir {out} is not empty; choose a new dir or pass --overwrite true")
+    return out

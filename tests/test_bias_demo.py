@@ -11,7 +11,7 @@ import pytest
 
 from genforget.cli.demos import demo_main
 from genforget.demos.bias import BiasDemoArgs, run_bias_demo
-from genforget.requests.pipeline import RequestUnlearnConfig
+from genforget.requests.options import RequestUnlearnConfig
 
 
 def test_demo_bias_usage_errors(tmp_path, capsys) -> None:

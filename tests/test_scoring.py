@@ -10,9 +10,10 @@ import torch.nn.functional as F
 
 import genforget.lm.scoring as scoring
 from genforget.config import UnlearnConfig
+from genforget.lm.batches import cached_reference_logp
 from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_example
 from genforget.lm.scoring import sequence_scores, token_logprobs
-from genforget.lm.trainer import cached_reference_logp, unlearn_lm
+from genforget.lm.trainer import unlearn_lm
 
 
 def test_spans_select_exactly_the_value_tokens(tokenizer):
@@ -239,7 +240,7 @@ def test_lm_head_runs_on_target_positions_only_with_the_same_values_and_gradient
 
 
 def test_packed_forget_retain_forward_equals_two_forwards(tiny_lm, tokenizer, corpus):
-    from genforget.lm.trainer import concat_batches
+    from genforget.lm.batches import concat_batches
 
     collate = Collator(tokenizer.pad_token_id)
     fb = collate([tokenize_example(ex, tokenizer) for ex in corpus.unlearn_examples("forget")[:3]])

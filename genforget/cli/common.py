@@ -7,6 +7,7 @@ from pathlib import Path
 
 from genforget.config import UsageError
 from genforget.data.loaders import fingerprint  # noqa: F401  (re-exported for the verbs)
+from genforget.io import check_output_dir  # noqa: F401  (re-exported for the verbs)
 
 
 @dataclass
@@ -69,18 +70,6 @@ def apply_chat_template_file(tokenizer, path: str) -> str | None:
         raise UsageError(str(e)) from e
     tokenizer.chat_template = template
     return hashlib.sha256(template.encode()).hexdigest()
-
-
-def check_output_dir(path: str, overwrite: bool) -> Path:
-    """Refuse a missing or non-empty output dir (unless ``overwrite``) before any work is done."""
-    if not path:
-        raise UsageError("output_dir is required: pass --output_dir runs/<name>")
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output_dir {out} is a file")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"output_dir {out} is not empty; choose a new dir or pass --overwrite true")
-    return out
 
 
 def raised_here(e: BaseException) -> bool:

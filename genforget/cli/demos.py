@@ -22,7 +22,7 @@ def demo_main(argv: list[str] | None = None) -> int:
     try:
         if name == "request":
             from genforget.demos.request import RequestDemoArgs, run_request_demo
-            from genforget.requests.pipeline import RequestUnlearnConfig
+            from genforget.requests.options import RequestUnlearnConfig
 
             args, ucfg = parse_config((RequestDemoArgs, RequestUnlearnConfig), rest)
             report = run_request_demo(args, ucfg)
@@ -46,7 +46,7 @@ def demo_main(argv: list[str] | None = None) -> int:
             report = run_sd_demo(args, ucfg, dcfg)
         elif name == "bias":
             from genforget.demos.bias import BiasDemoArgs, run_bias_demo
-            from genforget.requests.pipeline import RequestUnlearnConfig
+            from genforget.requests.options import RequestUnlearnConfig
 
             args, ucfg = parse_config((BiasDemoArgs, RequestUnlearnConfig), rest)
             report = run_bias_demo(args, ucfg)

@@ -20,14 +20,13 @@ from genforget.cli.common import (
     QuantArgs,
     apply_chat_template_file,
     check_accelerate_env,
-    check_output_dir,
     fail,
     fingerprint,
     raised_here,
 )
 from genforget.cli.launch import launched, relaunch
 from genforget.config import UnlearnConfig, UsageError, parse_config
-from genforget.io import atomic_dir
+from genforget.io import atomic_dir, check_output_dir
 from genforget.lm.outcome import EXIT_NOT_FORGOTTEN
 
 

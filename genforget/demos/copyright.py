@@ -100,9 +100,8 @@ def _plays(p: str) -> dict[str, list]:
 
 def lm_methods() -> list[str]:
     """Every registered method that works on language models."""
-    from genforget.methods.registry import METHODS, get_method
+    from genforget.methods.registry import METHODS
 
-    get_method("npo")  # fills METHODS
     return sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)
 
 

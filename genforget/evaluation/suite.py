@@ -16,6 +16,7 @@ import yaml
 from genforget.config import make_config
 from genforget.data.loaders import fingerprint
 from genforget.evaluation.evaluate import EvalSplit, corpus_split
+from genforget.evaluation.suite_data import SuiteData
 
 # Package data, so a wheel install finds the suites from any working directory.
 SUITES_DIR = Path(str(files("genforget.evaluation").joinpath("suites")))
@@ -169,19 +170,6 @@ def suite_forget_fingerprint(suite: Suite) -> str:
     return fingerprint(load_tofu(suite.data.split(":", 1)[1], suite.forget_split))
 
 
-@dataclass
-class SuiteData:
-    """Evaluation splits plus what the audits need (never written to a report)."""
-
-    forget: EvalSplit
-    retain: EvalSplit
-    holdout: EvalSplit
-    general: dict[str, EvalSplit]
-    relearn_units: list[tuple[list[dict], EvalSplit]]  # (examples to relearn, what to re-measure)
-    paraphrase: EvalSplit
-    relearn_texts: list[dict] = field(default_factory=list)  # the forget set itself, for relearn_speed
-
-
 def build_suite_data(suite: Suite) -> SuiteData:
     """Materialise a suite's data: the built-in corpus or TOFU files (``none``: empty splits)."""
     if suite.data == "none":
@@ -230,7 +218,7 @@ def build_suite_data(suite: Suite) -> SuiteData:
     if suite.data.startswith("jsonl:"):
         return _jsonl_suite_data(Path(suite.data.split(":", 1)[1]))
     if suite.data.startswith("muse:"):
-        from genforget.data.muse import muse_suite_data
+        from genforget.evaluation.suite_data import muse_suite_data
 
         return muse_suite_data(suite.data.split(":", 1)[1])
     raise ValueError(

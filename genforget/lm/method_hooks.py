@@ -233,7 +233,7 @@ def prepare_method(
         if ctx.chosen_feats is None:
             raise ValueError(f"method {method.name!r} needs_chosen but its prepare() set no chosen_feats")
         if not config.use_lora and ref_copy is None:
-            from genforget.lm.trainer import cached_reference_logp
+            from genforget.lm.batches import cached_reference_logp
 
             run.chosen_ref = cached_reference_logp(model, ctx.chosen_feats, collate)
     return model, config, ctx.forget_feats, run

@@ -220,12 +220,10 @@ def run_events(stop, guard, max_steps: int, one_shot: bool = False) -> list[str]
     (calibrated stop, collateral stop, divergence guard) or the step budget used up."""
     if one_shot:
         return ["one closed-form update (no step budget)"]
-    from genforget.lm.safeguards.stopping import collateral_words
-
     events = []
     reason = stop.reason if stop is not None else ""
     if stop is not None and (stop.backoffs or stop.repair_steps or reason.startswith("collateral")):
-        events.append(f"collateral watch: {collateral_words(stop)}")
+        events.append(f"collateral watch: {stop.collateral_words()}")
     if reason == "collateral":
         events.append(
             f"stopped at step {stop.history[-1][0]} of {max_steps} with the weights of step {stop.restored_step}"

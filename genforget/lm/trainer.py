@@ -14,15 +14,15 @@ import functools
 import time
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator, DistributedType
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import add_lora, lora_targets_of, reference_mode
 from genforget.config import UnlearnConfig
+from genforget.lm.batches import cached_reference_logp, concat_batches, flush_history
 from genforget.lm.chat import render_examples
-from genforget.lm.data import IGNORE, Collator, normalise_example, tokenize_all
+from genforget.lm.data import Collator, normalise_example, tokenize_all
 from genforget.lm.distributed import (
     check_engine,
     configure_engine,
@@ -64,59 +64,6 @@ def _whole_text(ex: dict) -> dict:
 
 # Off only to measure what one packed forget + retain forward saves (bench/step_cost.py).
 PACK_FORGET_RETAIN = True
-
-
-def concat_batches(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], pad_id: int) -> dict:
-    """Rows of ``a`` then ``b`` (``input_ids``/``labels``/``attention_mask``), right-padded to one
-    length: forget and retain examples go through the model in one forward."""
-    n = max(a["input_ids"].shape[1], b["input_ids"].shape[1])
-    fill = {"input_ids": pad_id, "labels": IGNORE, "attention_mask": 0}
-    return {
-        k: torch.cat([F.pad(x[k], (0, n - x[k].shape[1]), value=fill[k]) for x in (a, b)])
-        for k in ("input_ids", "labels", "attention_mask")
-    }
-
-
-@torch.no_grad()
-def cached_reference_logp(
-    model: torch.nn.Module, features: list[dict], collate: Collator, batch_size: int = 32
-) -> torch.Tensor:
-    """``logp`` of every forget example under the model as it is now, computed once.
-
-    LM inputs are deterministic, so the frozen reference's scores never change during
-    unlearning: caching them removes the reference forward pass and the reference model.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = torch.empty(len(features))
-    for i in range(0, len(features), batch_size):
-        batch = {k: v.to(device) for k, v in collate(features[i : i + batch_size]).items()}
-        out[i : i + batch_size] = sequence_scores(model, batch).logp.float().cpu()
-    model.train(was_training)
-    return out
-
-
-def _flush(
-    pending: list[dict], history: list[dict] | None, accelerator: Accelerator | None = None
-) -> list[dict]:
-    """Read the pending steps' device numbers (one sync) into ``history``; empties ``pending``.
-
-    With several processes, ``loss`` and ``forget_nll`` are averaged over them and ``tokens``
-    summed (one collective): the rows then describe the global batch, as one process would.
-    """
-    if pending and accelerator is not None and accelerator.num_processes > 1:
-        keys = ("loss", "forget_nll", "tokens")
-        vals = torch.stack([torch.stack([torch.as_tensor(r[k]).float() for k in keys]) for r in pending])
-        vals = accelerator.reduce(vals.to(accelerator.device), "sum").cpu()
-        vals[:, :2] /= accelerator.num_processes
-        pending[:] = [dict(r, **dict(zip(keys, v, strict=True))) for r, v in zip(pending, vals, strict=True)]
-    rows = [{k: v.item() if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
-    rows = [dict(r, tokens=int(r["tokens"])) for r in rows]
-    if history is not None:
-        history.extend(rows)
-    pending.clear()
-    return rows
 
 
 def _attach_ref(needs_ref: bool, ref_cache, ref_copy, raw, scores, fb: dict, idx: torch.Tensor):
@@ -398,14 +345,14 @@ def unlearn_lm(
             }
         )
         if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
-            rows = _flush(pending, history, accelerator)
+            rows = flush_history(pending, history, accelerator)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
         if guard is not None and guard.check(step + 1, model, state):
             break
         if ckpt.due(step + 1):  # a resumable checkpoint after step + 1 steps (--save_every)
-            _flush(pending, history, accelerator)
+            flush_history(pending, history, accelerator)
             ckpt.save(step + 1)
-    _flush(pending, history, accelerator)
+    flush_history(pending, history, accelerator)
     if stop is not None:  # ended by max_steps or the guard: past the collateral bound, step back
         settle(stop, step + 1, raw, state)
     if history is not None and guard is not None:

@@ -1,20 +1,6 @@
-"""Unlearning methods. Importing this package registers every method in :data:`METHODS`."""
+"""Unlearning methods: one file each, listed in :data:`genforget.methods.registry.BUILTIN` and
+imported only when a run names them (importing this package imports no method)."""
 
-from genforget.methods import (  # noqa: F401
-    dpo,
-    esd,
-    grad_ascent,
-    grad_diff,
-    idk_dpo,
-    idk_nll,
-    newton,
-    npo,
-    rmu,
-    salun,
-    simnpo,
-    wga,
-    whp,
-)
 from genforget.methods.base import Method
 
 __all__ = ["Method"]

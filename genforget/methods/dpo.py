@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from genforget.methods.base import PrepareContext
 from genforget.methods.idk_dpo import IdkDPO
-from genforget.methods.registry import register
 
 
-@register("dpo")
 class DPO(IdkDPO):
     """IdK-DPO's loss (see :class:`~genforget.methods.idk_dpo.IdkDPO`) with ``chosen`` read from
     each forget example instead of a refusal; an example without one is an error."""

@@ -18,11 +18,9 @@ from __future__ import annotations
 import torch
 
 from genforget.methods.base import Method
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
-@register("esd")
 class ESD(Method):
     """``loss = mean(MSE(eps_theta(x_t, c), eps*(x_t) - eta * (eps*(x_t, c) - eps*(x_t))))
     + retain_weight * mean(retain NLL)``."""

@@ -6,11 +6,9 @@ from __future__ import annotations
 import torch
 
 from genforget.methods.base import Method
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
-@register("grad_ascent")
 class GradAscent(Method):
     """``loss = -mean(nll_forget)``; ignores the retain set by definition."""
 

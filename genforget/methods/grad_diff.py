@@ -6,11 +6,9 @@ from __future__ import annotations
 import torch
 
 from genforget.methods.base import Method
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
-@register("grad_diff")
 class GradDiff(Method):
     """``loss = -mean(nll_forget) + retain_weight * mean(nll_retain)``."""
 

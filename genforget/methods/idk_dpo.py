@@ -13,11 +13,9 @@ import torch.nn.functional as F
 
 from genforget.methods.base import Method, PrepareContext
 from genforget.methods.refusals import refusal_pairs
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
-@register("idk_dpo")
 class IdkDPO(Method):
     """``loss = -mean(logsigmoid(beta * ((logp_c - ref_c) - (logp_r - ref_r)))) + retain_weight * nll_retain``
 

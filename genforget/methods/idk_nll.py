@@ -12,11 +12,9 @@ import torch
 
 from genforget.methods.base import Method, PrepareContext
 from genforget.methods.refusals import refusal_pairs
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
-@register("idk_nll")
 class IdkNLL(Method):
     """``loss = mean(nll(refusal | prompt)) + retain_weight * mean(nll_retain)``.
 

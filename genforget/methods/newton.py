@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 import torch
 
 from genforget.methods.base import Method
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 Loss = Callable[[], torch.Tensor]
@@ -140,7 +139,6 @@ def newton_removal(
     }
 
 
-@register("newton")
 class Newton(Method):
     """One influence/Newton step on the trainable weights; a closed-form update, not a loss to
     descend (``one_shot``): the trainer calls :meth:`apply` instead of its optimizer loop."""

@@ -11,11 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from genforget.methods.base import Method
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
-@register("npo")
 class NPO(Method):
     """``loss = -(2/beta) * mean(logsigmoid(-beta * (logp - ref_logp))) + retain_weight * nll_retain``."""
 

@@ -25,7 +25,6 @@ import torch
 from genforget.lm.arch import DOWN_PROJ as _DOWN_PROJ
 from genforget.lm.arch import decoder_layers, mlp_output_projections
 from genforget.methods.base import Method, PrepareContext
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 # What "the MLP down-projection" means in each family (genforget.lm.arch.DOWN_PROJ): down_proj,
@@ -35,7 +34,6 @@ DOWN_PROJ = _DOWN_PROJ
 AUTO_C_SCALE = 5.0
 
 
-@register("rmu")
 class RMU(Method):
     """``loss = mean((h_l(x_f) - c*u)^2) + alpha * mean((h_l(x_r) - h_l^frozen(x_r))^2)``
 

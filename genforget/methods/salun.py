@@ -17,11 +17,9 @@ from __future__ import annotations
 import torch
 
 from genforget.methods.base import Method
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
-@register("salun")
 class SalUn(Method):
     """``loss = mean(MSE(eps_theta(x_t, c), eps*(x_t, c'))) + retain_weight * mean(MSE_retain)``,
     with gradients masked to the salient weights (full fine-tuning; a LoRA adapter is already a

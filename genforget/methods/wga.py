@@ -11,11 +11,9 @@ from __future__ import annotations
 import torch
 
 from genforget.methods.base import Method
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
-@register("wga")
 class WGA(Method):
     """``loss = -sum_t(sg[p_t^beta] * nll_t) / n_tokens + retain_weight * mean(nll_retain)``,
 

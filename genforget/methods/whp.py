@@ -23,7 +23,6 @@ import torch.nn.functional as F
 
 from genforget.lm.data import IGNORE
 from genforget.methods.base import Method, PrepareContext
-from genforget.methods.registry import register
 from genforget.scores import Scores
 
 
@@ -32,7 +31,6 @@ def generic_logits(base: torch.Tensor, reinforced: torch.Tensor, alpha: float) -
     return base - alpha * F.relu(reinforced - base)
 
 
-@register("whp")
 class WHP(Method):
     """``loss = mean(nll(argmax v_generic | text)) + retain_weight * mean(nll_retain)``.
 

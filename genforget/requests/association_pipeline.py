@@ -194,7 +194,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
     requests (all of them of that kind): one certificate and ledger entry per request."""
     import torch
 
-    import genforget
+    from genforget._version import __version__
     from genforget.adapters import save_model
     from genforget.api import load_model
     from genforget.lm.trainer import unlearn_lm
@@ -206,9 +206,9 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
         weights_sha256,
     )
     from genforget.requests.ledger import append_entry
-    from genforget.requests.pipeline import ForgetResult, _cert_paths, _utc, resolve_paths
+    from genforget.requests.options import ForgetResult, cert_paths, resolve_paths, utc_now
 
-    started = _utc()
+    started = utc_now()
     out, ledger_path, key_path = resolve_paths(args)
     if not args.model or not args.data:
         raise UsageError("--model and --data are required (the trained model's dir and its training data)")
@@ -270,7 +270,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
         print("[forget] no records located: nothing to unlearn")
 
     certs, paths = [], []
-    for ri, (req, path) in enumerate(zip(requests, _cert_paths(out, len(requests)), strict=True)):
+    for ri, (req, path) in enumerate(zip(requests, cert_paths(out, len(requests)), strict=True)):
         res = results[ri]
         located = bool(res.located)
         rows = association_rows(plans[ri], before[ri], after[ri], bars) if located and before else []
@@ -316,9 +316,9 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
             },
             "model": {"before_sha256": before_sha, "after_sha256": after_sha, "saved_as": saved_as},
             "method": {"name": cfg.method, "config": dataclasses.asdict(cfg)},
-            "genforget_version": genforget.__version__,
+            "genforget_version": __version__,
             "key_id": key_id(key),
-            "times": {"started_utc": started, "finished_utc": _utc(), **timings},
+            "times": {"started_utc": started, "finished_utc": utc_now(), **timings},
             "verification": rows,
             "relearn_speed": {
                 "measured": False,

@@ -20,10 +20,13 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genforget.requests.neardup import THRESHOLD
 from genforget.requests.records import WORK_NGRAM, Hit, Located, LocateResult, Render, record_text
-from genforget.requests.request import Request
+
+if TYPE_CHECKING:  # annotations only: request.py imports association.py, which reads records
+    from genforget.requests.request import Request
 
 __all__ = ["WORK_NGRAM", "Hit", "LocateResult", "Located", "iter_records", "locate", "record_text"]
 

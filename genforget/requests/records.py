@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from genforget.config import UsageError
 from genforget.requests.match import Identifier, best_anchor, merge_spans, nfkc
-from genforget.requests.request import Request
+
+if TYPE_CHECKING:  # annotations only: request.py imports association.py, which reads records
+    from genforget.requests.request import Request
 
 # 8 words: shorter runs ("one of the most important parts of") recur across unrelated English
 # texts, so 5-6-grams flag innocent records; a copied passage shares a run of 8 words unless it

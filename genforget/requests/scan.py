@@ -27,6 +27,7 @@ import bisect
 import json
 import re
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,10 +53,12 @@ from genforget.requests.records import (
     neighbour_terms,
     record_text,
 )
-from genforget.requests.request import Request
 from genforget.requests.sample import FULL as _FULL
 from genforget.requests.sample import BottomK, record_keys, shard_base
 from genforget.requests.sources import Shard, column_batches, jsonl_blocks, open_shard
+
+if TYPE_CHECKING:  # annotations only: request.py imports association.py, which reads records
+    from genforget.requests.request import Request
 
 CHUNK = 4096  # kept records matched per joined chunk
 

@@ -63,8 +63,6 @@ def token_stats(
                 argmax=logp_all.argmax(-1).cpu(),
             )
             if mu_sigma:
-                from genforget.evaluation.metrics.mia import token_mu_sigma  # mia.py imports this module
-
                 st.mu, st.sigma = (t.cpu() for t in token_mu_sigma(logp_all))
             out.append(st)
     return out
@@ -98,3 +96,18 @@ def mia_auc(member_scores: list[float], nonmember_scores: list[float]) -> float:
 
     labels = [1] * len(member_scores) + [0] * len(nonmember_scores)
     return float(roc_auc_score(labels, [-s for s in member_scores + nonmember_scores]))
+
+
+def token_mu_sigma(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position mean and std of log p under p itself, for logits ``[T, V]``.
+
+    μ_t = Σ_v p_v log p_v, σ_t = sqrt(Σ_v p_v (log p_v)² − μ_t²). In float32: bf16 log-probs
+    lose the small differences that σ_t is made of.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    p = logp.exp()
+    # Masked (-inf) logits have p = 0 and log p = -inf; 0 · inf is NaN, the limit is 0.
+    logp = torch.where(p > 0, logp, torch.zeros_like(logp))
+    mu = (p * logp).sum(-1)
+    var = (p * logp.square()).sum(-1) - mu.square()
+    return mu, var.clamp_min(0.0).sqrt()

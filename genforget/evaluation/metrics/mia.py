@@ -12,7 +12,7 @@ import zlib
 
 import torch
 
-from genforget.evaluation.metrics.likelihood import mia_auc, min_k_score
+from genforget.evaluation.metrics.likelihood import mia_auc, min_k_score, token_mu_sigma
 
 __all__ = [
     "attack_aucs",
@@ -42,21 +42,6 @@ def zlib_score(token_logp: torch.Tensor, text: str) -> float:
     repetitive or formulaic, not because it was trained on.
     """
     return loss_score(token_logp) / len(zlib.compress(text.encode("utf-8")))
-
-
-def token_mu_sigma(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-position mean and std of log p under p itself, for logits ``[T, V]``.
-
-    μ_t = Σ_v p_v log p_v, σ_t = sqrt(Σ_v p_v (log p_v)² − μ_t²). In float32: bf16 log-probs
-    lose the small differences that σ_t is made of.
-    """
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    p = logp.exp()
-    # Masked (-inf) logits have p = 0 and log p = -inf; 0 · inf is NaN, the limit is 0.
-    logp = torch.where(p > 0, logp, torch.zeros_like(logp))
-    mu = (p * logp).sum(-1)
-    var = (p * logp.square()).sum(-1) - mu.square()
-    return mu, var.clamp_min(0.0).sqrt()
 
 
 def min_k_pp_score(

@@ -52,13 +52,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from genforget.config import STATISTICS
 from genforget.lm.data import Collator
 from genforget.lm.scoring import min_k_rows, scores_from_tokens, token_logprobs
 
 if TYPE_CHECKING:
     from genforget.lm.train_state import TrainState
 
-STATISTICS = ("text_min_k", "min_k", "nll")
 COLLATERAL_MAX_LOSS = 0.10  # share of the watched values extractable at the start that may go
 COLLATERAL_PATIENCE = 20  # checks past the bound, forget set not yet out, before a trip
 MAX_BACKOFFS = 3  # collateral trips answered by restore + half the learning rate, then a stop
@@ -231,6 +231,23 @@ class CalibratedStop:
             return True
         return False
 
+    def collateral_words(self) -> str:
+        """The collateral watch's trips in words (numbers only), for logs and the outcome's reason."""
+        base, now = self.collateral_base or 0.0, self.collateral_history[-1][1]
+        text = (
+            f"other people's same-shaped targets went from extraction {base:.2f} to {now:.2f} "
+            f"(bound: lose at most {self.collateral_max_loss:g})"
+        )
+        if self.repair_steps:
+            text += (
+                f"; {len(self.repair_steps)} repair step(s) on the retain term alone (forget set out, others "
+                f"past the bound), from step {self.repair_steps[0]}"
+            )
+        if self.backoffs:
+            lrs = ", ".join(f"{b['lr']:.2g} at step {b['step']}" for b in self.backoffs)
+            text += f"; backed off {len(self.backoffs)}x (learning rate lowered to {lrs})"
+        return text
+
 
 def check_stop(
     stop: CalibratedStop,
@@ -332,7 +349,7 @@ def report_stop(accelerator, stop: CalibratedStop, step: int, history: list | No
     """Say why training stopped (``accelerator.print``: once, on the main process)."""
     if stop.reason == "collateral":
         accelerator.print(
-            f"collateral stop after {step} steps: {collateral_words(stop)}; weights of step "
+            f"collateral stop after {step} steps: {stop.collateral_words()}; weights of step "
             f"{stop.restored_step} restored"
         )
         return
@@ -341,21 +358,3 @@ def report_stop(accelerator, stop: CalibratedStop, step: int, history: list | No
         f"calibrated stop after {step} steps: forget {stop.statistic} {forget_value:.3f} "
         f">= unseen {unseen_value:.3f}"
     )
-
-
-def collateral_words(stop: CalibratedStop) -> str:
-    """The collateral watch's trips in words (numbers only), for logs and the outcome's reason."""
-    base, now = stop.collateral_base or 0.0, stop.collateral_history[-1][1]
-    text = (
-        f"other people's same-shaped targets went from extraction {base:.2f} to {now:.2f} "
-        f"(bound: lose at most {stop.collateral_max_loss:g})"
-    )
-    if stop.repair_steps:
-        text += (
-            f"; {len(stop.repair_steps)} repair step(s) on the retain term alone (forget set out, others "
-            f"past the bound), from step {stop.repair_steps[0]}"
-        )
-    if stop.backoffs:
-        lrs = ", ".join(f"{b['lr']:.2g} at step {b['step']}" for b in stop.backoffs)
-        text += f"; backed off {len(stop.backoffs)}x (learning rate lowered to {lrs})"
-    return text
