@@ -26,7 +26,36 @@ STATISTICS = ("text_min_k", "min_k", "nll")
 
 @dataclass
 class UnlearnConfig:
-    """How to unlearn. Every field can be set in YAML or as ``--name value``."""
+    """How to unlearn: the fields every method shares. Every field can be set in YAML or as
+    ``--name value``.
+
+    A method's own hyperparameters live in its own dataclass, a subclass of this one, in the
+    method's file (``RMUConfig`` in ``genforget/methods/rmu.py``), named by its class's
+    ``config_class``. ``UnlearnConfig(method="rmu", rmu_layer=3)`` builds that class: the call
+    site never names it. A field of another method is refused by name (``beta`` is NPO's, not
+    RMU's), except when :func:`dataclasses.replace` switches the method, which drops the old
+    method's fields (how one config is reused across methods).
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> UnlearnConfig:
+        defaults = getattr(cls, "DEFAULTS", None)
+        if args:  # positional fields: the class asked for, as dataclasses build it
+            return super().__new__(cls)
+        method = kwargs.get("method", cls.__dataclass_fields__["method"].default)
+        target = method_config_class(method)
+        if cls is target and not defaults:
+            return super().__new__(cls)  # the class asked for has the method's fields
+        names = {f.name for f in dataclasses.fields(target)}
+        asked = {f.name for f in dataclasses.fields(cls)}
+        for key in kwargs:
+            if key not in names and key not in asked:
+                raise ValueError(foreign_field_message(key, method, names))
+        values = {k: v for k, v in (defaults or {}).items() if k in names}
+        values.update({k: v for k, v in kwargs.items() if k in names})
+        obj = super().__new__(target)
+        if not issubclass(target, cls):
+            obj.__init__(**values)  # Python calls __init__ itself only on an instance of cls
+        return obj
 
     method: str = field(
         default="npo",
@@ -40,59 +69,6 @@ class UnlearnConfig:
     batch_size: int = field(default=8, metadata={"help": "forget examples per step (per process)"})
     retain_batch_size: int = field(default=16, metadata={"help": "retain examples per step (per process)"})
     retain_weight: float = field(default=1.0, metadata={"help": "weight of the retain NLL term"})
-    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO/IdK-DPO inverse temperature"})
-    gamma: float = field(default=0.0, metadata={"help": "SimNPO margin"})
-    esd_eta: float = field(
-        default=1.0,
-        metadata={"help": "ESD negative-guidance scale: target = uncond - eta * (cond - uncond) (diffusion)"},
-    )
-    saliency_ratio: float = field(
-        default=0.5,
-        metadata={
-            "help": "SalUn: share of weights (largest forget-loss gradients) that may change (diffusion)"
-        },
-    )
-    rmu_layer: int = field(
-        default=-1,
-        metadata={
-            "help": "RMU: decoder layer whose output is steered (-1: round(7/32 * n_layers), the paper's "
-            "depth, at least 1)"
-        },
-    )
-    rmu_c: float = field(
-        default=0.0,
-        metadata={"help": "RMU: steering coefficient c (0: 5x the frozen mean activation norm at the layer)"},
-    )
-    rmu_alpha: float = field(default=100.0, metadata={"help": "RMU: weight of the retain activation term"})
-    rmu_modules: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "RMU: names (ends of module or expert-weight names inside a decoder block) of what trains "
-            "in the steered layer and the two before it (empty: the MLP output projection: down_proj, "
-            "mlp.c_proj, fc2, dense_4h_to_h, w2 or Mamba's mixer.out_proj)"
-        },
-    )
-    whp_alpha: float = field(
-        default=5.0, metadata={"help": "WHP: v_generic = v_base - alpha * ReLU(v_reinforced - v_base)"}
-    )
-    whp_reinforce_steps: int = field(
-        default=20,
-        metadata={"help": "WHP: steps of LoRA fine-tuning on the forget set for the reinforced model"},
-    )
-    wga_beta: float = field(
-        default=1.0, metadata={"help": "WGA: forget-token NLL weighted by p(token)^wga_beta (detached)"}
-    )
-    newton_damping: float = field(
-        default=0.1, metadata={"help": "newton: damping lambda added to the retain Hessian (H + lambda I)"}
-    )
-    newton_cg_iters: int = field(default=10, metadata={"help": "newton: conjugate-gradient iterations"})
-    newton_hessian_examples: int = field(
-        default=32,
-        metadata={"help": "newton: retain examples sampled for the Hessian (0 = all; cost is linear)"},
-    )
-    newton_n_remaining: int = field(
-        default=0, metadata={"help": "newton: size of the remaining training set (0 = the retain set's size)"}
-    )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
     reference: str = field(
@@ -231,11 +207,18 @@ class UnlearnConfig:
         },
     )
 
-    def __post_init__(self) -> None:
-        from genforget.methods.registry import get_method
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        # copy and pickle rebuild the same class from its fields, without the method dispatch
+        return (_restore, (type(self), dict(self.__dict__)))
 
-        get_method(self.method)  # unknown name -> ValueError with a "did you mean"
-        for name in ("learning_rate", "beta", "undo_learning_rate"):
+    def __post_init__(self) -> None:
+        method_config_class(self.method)  # unknown name -> ValueError with a "did you mean"
+        if not isinstance(self, method_config_class(self.method)):
+            raise ValueError(
+                f"{type(self).__name__} cannot hold method {self.method!r}, whose fields are in "
+                f"{method_config_class(self.method).__name__}: build it with UnlearnConfig(method=...)"
+            )
+        for name in ("learning_rate", "undo_learning_rate"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 (got {getattr(self, name)})")
         for name in (
@@ -256,20 +239,11 @@ class UnlearnConfig:
             )
         if self.reference not in ("auto", "copy"):
             raise ValueError(f"reference must be 'auto' or 'copy' (got {self.reference!r})")
-        if not 0 < self.saliency_ratio <= 1:
-            raise ValueError(f"saliency_ratio must be in (0, 1] (got {self.saliency_ratio})")
-        if self.rmu_layer < -1:
-            raise ValueError(f"rmu_layer must be >= 0, or -1 for auto (got {self.rmu_layer})")
-        non_negative = ("rmu_c", "rmu_alpha", "whp_alpha", "whp_reinforce_steps", "wga_beta", "retain_weight")
-        non_negative += ("sam_rho", "quant_aware_weight", "undo_nll_weight")
+        non_negative = ("retain_weight", "sam_rho", "quant_aware_weight", "undo_nll_weight")
         non_negative += ("weight_decay", "max_grad_norm", "lora_alpha")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
-        if min(self.newton_damping, self.newton_n_remaining, self.newton_hessian_examples) < 0:
-            raise ValueError("newton_damping, newton_n_remaining and newton_hessian_examples must be >= 0")
-        if self.newton_cg_iters < 1:
-            raise ValueError(f"newton_cg_iters must be >= 1 (got {self.newton_cg_iters})")
         if self.save_every < 0:
             raise ValueError(f"save_every must be >= 0 (0 = no checkpoints; got {self.save_every})")
         if self.divergence_ratio <= 1:
@@ -291,11 +265,67 @@ class UnlearnConfig:
             raise ValueError(f"undo_mask_ratio must be in (0, 1] (got {self.undo_mask_ratio})")
 
 
+def _restore(cls: type, state: dict) -> Any:
+    obj = object.__new__(cls)
+    obj.__dict__.update(state)
+    return obj
+
+
+def method_config_class(method: str) -> type[UnlearnConfig]:
+    """The config dataclass of a registered method (its class's ``config_class``; the shared
+    :class:`UnlearnConfig` when it has no hyperparameter of its own)."""
+    from genforget.methods.registry import get_method
+
+    return getattr(get_method(method), "config_class", None) or UnlearnConfig
+
+
+def method_field_owners() -> dict[str, list[str]]:
+    """``field -> methods whose config has it``, for every field not shared by all methods."""
+    from genforget.methods.registry import METHODS
+
+    shared = {f.name for f in dataclasses.fields(UnlearnConfig)}
+    owners: dict[str, list[str]] = {}
+    declared: dict[str, str] = {}  # field -> the config class that declares it (NPOConfig: beta)
+    for name in sorted(METHODS):
+        cls = method_config_class(name)
+        for f in dataclasses.fields(cls):
+            if f.name not in shared:
+                owners.setdefault(f.name, []).append(name)
+        for f in cls.__dict__.get("__annotations__", {}):
+            declared[f] = cls.__name__.lower()
+    for f, names in owners.items():  # the method the declaring class is named after first
+        names.sort(key=lambda n: (declared.get(f) != n.replace("_", "") + "config", n))
+    return owners
+
+
+def foreign_field_message(key: str, method: str, names: set[str] | list[str]) -> str:
+    """Why ``key`` is refused for ``method``: another method's field, or a typo."""
+    owners = method_field_owners().get(key)
+    if owners:
+        return (
+            f"{key!r} is a field of {', '.join(owners)}, not of {method!r}: drop it, or set method to "
+            f"{owners[0]!r}"
+        )
+    return f"unknown field {key!r} for method {method!r}.{did_you_mean(key, sorted(names))}"
+
+
+def config_fields(cls: type, method: str | None = None) -> list[dataclasses.Field]:
+    """The fields ``cls`` takes: for an :class:`UnlearnConfig` (sub)class those of ``method``'s
+    config (default: the class's default method)."""
+    if isinstance(cls, type) and issubclass(cls, UnlearnConfig):
+        method = method or cls.__dataclass_fields__["method"].default
+        return list(dataclasses.fields(method_config_class(method)))
+    return list(dataclasses.fields(cls))
+
+
 def make_config(cls: type, values: dict[str, Any]) -> Any:
     """``cls(**values)`` with unknown keys reported by name, with a "did you mean"."""
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in config_fields(cls, values.get("method"))]
     for key in values:
         if key not in names:
+            if issubclass(cls, UnlearnConfig):
+                method = values.get("method") or cls.__dataclass_fields__["method"].default
+                raise ValueError(foreign_field_message(key, method, names))
             raise ValueError(f"unknown {cls.__name__} field {key!r}.{did_you_mean(key, names)}")
     return cls(**values)
 
@@ -316,14 +346,34 @@ def _arg_type(tp: Any) -> tuple[Any, dict]:
     return tp, {}
 
 
+def _unlearn_cls(cls: type) -> bool:
+    return isinstance(cls, type) and issubclass(cls, UnlearnConfig)
+
+
+def _help(f: dataclasses.Field, defaults: dict) -> str:
+    text = f.metadata.get("help") or ""
+    if f.name in defaults:
+        default = defaults[f.name]
+    elif f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return text.replace("%", "%%")
+    return f"{text} (default: {default!r})".replace("%", "%%")
+
+
 def parse_config(classes: tuple[type, ...], argv: list[str] | None = None) -> tuple:
     """Build each dataclass from ``--config`` YAML, then command-line overrides.
 
-    Raises :class:`UsageError` naming the bad key or file.
+    An :class:`UnlearnConfig` among ``classes`` takes the shared fields plus those of the method
+    named by ``--method`` or the YAML's ``method`` (so ``--method rmu --help`` lists RMU's own
+    fields and no other method's). Raises :class:`UsageError` naming the bad key or file.
     """
     argv = sys.argv[1:] if argv is None else argv
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
+    pre.add_argument("--method", default=None)
     known, rest = pre.parse_known_args(argv)
     yaml_values: dict[str, Any] = {}
     if known.config:
@@ -339,35 +389,69 @@ def parse_config(classes: tuple[type, ...], argv: list[str] | None = None) -> tu
             raise UsageError(f"--config {where}: not valid YAML ({problem}); fix that line") from e
         if not isinstance(yaml_values, dict):
             raise UsageError(f"--config {path}: expected a mapping of field: value")
-    hints = {cls: typing.get_type_hints(cls) for cls in classes}
-    all_names = [f.name for cls in classes for f in dataclasses.fields(cls)]
+    method = known.method or yaml_values.get("method")
+    fields: dict[type, list[dataclasses.Field]] = {}
+    hints: dict[type, dict] = {}
+    for cls in classes:
+        try:
+            fields[cls] = config_fields(cls, method)
+        except ValueError as e:  # an unknown method name
+            raise UsageError(f"--method: {e}") from e
+        target = (
+            method_config_class(method or cls.__dataclass_fields__["method"].default)
+            if _unlearn_cls(cls)
+            else cls
+        )
+        hints[cls] = typing.get_type_hints(target)
+    all_names = [f.name for cls in classes for f in fields[cls]]
+    unlearn = next((c for c in classes if _unlearn_cls(c)), None)
+
+    def unknown(key: str, where: str) -> UsageError:
+        if unlearn is not None and key in method_field_owners():
+            m = method or unlearn.__dataclass_fields__["method"].default
+            return UsageError(f"{where}: {foreign_field_message(key, m, all_names)}")
+        return UsageError(f"{where}: unknown key {key!r}.{did_you_mean(key, all_names)}")
+
     for key in yaml_values:
         if key not in all_names:
-            raise UsageError(f"{known.config}: unknown key {key!r}.{did_you_mean(key, all_names)}")
+            raise unknown(key, str(known.config))
     parser = argparse.ArgumentParser(description="genforget recipe", exit_on_error=False)
     parser.add_argument("--config", default=None, help="YAML file whose keys are the fields below")
     for cls in classes:
-        group = parser.add_argument_group(cls.__name__)
-        for f in dataclasses.fields(cls):
-            conv, extra = _arg_type(hints[cls][f.name])
-            group.add_argument(
-                f"--{f.name}",
-                type=conv,
-                default=argparse.SUPPRESS,
-                help=(f.metadata.get("help") or "").replace("%", "%%"),
-                **extra,
-            )
+        defaults = getattr(cls, "DEFAULTS", None) or {}
+        if _unlearn_cls(cls):
+            shared = {f.name for f in dataclasses.fields(UnlearnConfig)}
+            own = [f for f in fields[cls] if f.name not in shared]
+            groups = [
+                (f"{cls.__name__}: shared by every method", [f for f in fields[cls] if f.name in shared])
+            ]
+            if own:
+                m = method or cls.__dataclass_fields__["method"].default
+                groups.append((f"{method_config_class(m).__name__}: {m}'s own", own))
+        else:
+            groups = [(cls.__name__, fields[cls])]
+        for title, group_fields in groups:
+            group = parser.add_argument_group(title)
+            for f in group_fields:
+                conv, extra = _arg_type(hints[cls][f.name])
+                group.add_argument(
+                    f"--{f.name}", type=conv, default=argparse.SUPPRESS, help=_help(f, defaults), **extra
+                )
     try:
-        ns, unknown = parser.parse_known_args(argv)
+        ns, unknown_args = parser.parse_known_args(argv)
     except argparse.ArgumentError as e:
         raise UsageError(str(e)) from e
-    if unknown:
-        flag = unknown[0].lstrip("-").split("=")[0]
-        raise UsageError(f"unknown option {unknown[0]!r}.{did_you_mean(flag, all_names)}")
+    if unknown_args:
+        flag = unknown_args[0].lstrip("-").split("=")[0]
+        raise (
+            unknown(flag, f"unknown option {unknown_args[0]!r}")
+            if unlearn and flag in method_field_owners()
+            else UsageError(f"unknown option {unknown_args[0]!r}.{did_you_mean(flag, all_names)}")
+        )
     cli = vars(ns)
     out = []
     for cls in classes:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in fields[cls]}
         values = {k: v for k, v in yaml_values.items() if k in names}
         values.update({k: v for k, v in cli.items() if k in names})
         try:

@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "genforget"
-ENTRY_ROOMS = ("genforget.cli", "genforget.demos")  # may import anything; nothing may import them
+ENTRY_ROOMS = (
+    "genforget.cli",
+    "genforget.demos",
+    "genforget.__main__",
+)  # may import anything; nothing may import them
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -68,7 +68,7 @@ def test_npo_needs_reference():
 def test_unknown_method_says_did_you_mean():
     with pytest.raises(ValueError, match="Did you mean 'simnpo'"):
         UnlearnConfig(method="simnpoo")
-    with pytest.raises(ValueError, match="unknown UnlearnConfig field 'lerning_rate'.*learning_rate"):
+    with pytest.raises(ValueError, match="unknown field 'lerning_rate'.*Did you mean 'learning_rate'"):
         genforget.unlearn(None, None, [{"text": "x"}], lerning_rate=1.0)
 
 

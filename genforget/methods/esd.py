@@ -15,15 +15,30 @@ is the paper's ESD.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
+from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
+
+
+@dataclass
+class ESDConfig(UnlearnConfig):
+    """ESD's hyperparameter."""
+
+    esd_eta: float = field(
+        default=1.0,
+        metadata={"help": "ESD negative-guidance scale: target = uncond - eta * (cond - uncond) (diffusion)"},
+    )
 
 
 class ESD(Method):
     """``loss = mean(MSE(eps_theta(x_t, c), eps*(x_t) - eta * (eps*(x_t, c) - eps*(x_t))))
     + retain_weight * mean(retain NLL)``."""
+
+    config_class = ESDConfig
 
     modalities = ("diffusion",)
     diffusion_target = "esd"

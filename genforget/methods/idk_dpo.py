@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from genforget.methods.base import Method, PrepareContext
+from genforget.methods.npo import NPOConfig
 from genforget.methods.refusals import refusal_pairs
 from genforget.scores import Scores
 
@@ -23,6 +24,8 @@ class IdkDPO(Method):
     is ``config.beta`` (TOFU: 0.1). This is the standard DPO loss as in TOFU's code;
     open-unlearning's ``DPO`` multiplies it by ``2 / beta`` (20x at beta = 0.1).
     """
+
+    config_class = NPOConfig  # the same inverse temperature beta
 
     modalities = ("lm",)
     needs_ref = True

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
+from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
 
@@ -139,9 +141,35 @@ def newton_removal(
     }
 
 
+@dataclass
+class NewtonConfig(UnlearnConfig):
+    """Newton's hyperparameters."""
+
+    newton_damping: float = field(
+        default=0.1, metadata={"help": "newton: damping lambda added to the retain Hessian (H + lambda I)"}
+    )
+    newton_cg_iters: int = field(default=10, metadata={"help": "newton: conjugate-gradient iterations"})
+    newton_hessian_examples: int = field(
+        default=32,
+        metadata={"help": "newton: retain examples sampled for the Hessian (0 = all; cost is linear)"},
+    )
+    newton_n_remaining: int = field(
+        default=0, metadata={"help": "newton: size of the remaining training set (0 = the retain set's size)"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if min(self.newton_damping, self.newton_n_remaining, self.newton_hessian_examples) < 0:
+            raise ValueError("newton_damping, newton_n_remaining and newton_hessian_examples must be >= 0")
+        if self.newton_cg_iters < 1:
+            raise ValueError(f"newton_cg_iters must be >= 1 (got {self.newton_cg_iters})")
+
+
 class Newton(Method):
     """One influence/Newton step on the trainable weights; a closed-form update, not a loss to
     descend (``one_shot``): the trainer calls :meth:`apply` instead of its optimizer loop."""
+
+    config_class = NewtonConfig
 
     modalities = ("lm",)
     one_shot = True

@@ -7,15 +7,32 @@ once the model is ``beta``-far below the reference on the forget example.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 
+from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
 
 
+@dataclass
+class NPOConfig(UnlearnConfig):
+    """NPO's hyperparameter (also read by IdK-DPO and DPO: the same inverse temperature)."""
+
+    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO/IdK-DPO inverse temperature"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.beta <= 0:
+            raise ValueError(f"beta must be > 0 (got {self.beta})")
+
+
 class NPO(Method):
     """``loss = -(2/beta) * mean(logsigmoid(-beta * (logp - ref_logp))) + retain_weight * nll_retain``."""
+
+    config_class = NPOConfig
 
     needs_ref = True
 

@@ -20,8 +20,11 @@ shared defaults (1e-3, 60 steps) left it unchanged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
+from genforget.config import UnlearnConfig
 from genforget.lm.arch import DOWN_PROJ as _DOWN_PROJ
 from genforget.lm.arch import decoder_layers, mlp_output_projections
 from genforget.methods.base import Method, PrepareContext
@@ -34,12 +37,48 @@ DOWN_PROJ = _DOWN_PROJ
 AUTO_C_SCALE = 5.0
 
 
+@dataclass
+class RMUConfig(UnlearnConfig):
+    """RMU's hyperparameters."""
+
+    rmu_layer: int = field(
+        default=-1,
+        metadata={
+            "help": "RMU: decoder layer whose output is steered (-1: round(7/32 * n_layers), the paper's "
+            "depth, at least 1)"
+        },
+    )
+    rmu_c: float = field(
+        default=0.0,
+        metadata={"help": "RMU: steering coefficient c (0: 5x the frozen mean activation norm at the layer)"},
+    )
+    rmu_alpha: float = field(default=100.0, metadata={"help": "RMU: weight of the retain activation term"})
+    rmu_modules: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "RMU: names (ends of module or expert-weight names inside a decoder block) of what trains "
+            "in the steered layer and the two before it (empty: the MLP output projection: down_proj, "
+            "mlp.c_proj, fc2, dense_4h_to_h, w2 or Mamba's mixer.out_proj)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.rmu_layer < -1:
+            raise ValueError(f"rmu_layer must be >= 0, or -1 for auto (got {self.rmu_layer})")
+        for name in ("rmu_c", "rmu_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
+
+
 class RMU(Method):
     """``loss = mean((h_l(x_f) - c*u)^2) + alpha * mean((h_l(x_r) - h_l^frozen(x_r))^2)``
 
     means over target-predicting positions and hidden units, as the paper's ``mse_loss``. Config:
     ``rmu_layer`` (-1: auto), ``rmu_c`` (0: auto), ``rmu_alpha``.
     """
+
+    config_class = RMUConfig
 
     modalities = ("lm",)
     needs_hidden = True

@@ -14,16 +14,38 @@ keep, and the retain term is the anchor term on those prompts' samples.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
+from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
+
+
+@dataclass
+class SalUnConfig(UnlearnConfig):
+    """SalUn's hyperparameter."""
+
+    saliency_ratio: float = field(
+        default=0.5,
+        metadata={
+            "help": "SalUn: share of weights (largest forget-loss gradients) that may change (diffusion)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.saliency_ratio <= 1:
+            raise ValueError(f"saliency_ratio must be in (0, 1] (got {self.saliency_ratio})")
 
 
 class SalUn(Method):
     """``loss = mean(MSE(eps_theta(x_t, c), eps*(x_t, c'))) + retain_weight * mean(MSE_retain)``,
     with gradients masked to the salient weights (full fine-tuning; a LoRA adapter is already a
     restricted update, so the mask is not applied there)."""
+
+    config_class = SalUnConfig
 
     modalities = ("diffusion",)
     diffusion_target = "relabel"

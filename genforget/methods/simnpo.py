@@ -7,11 +7,21 @@ which removes NPO's bias toward forgetting short examples hardest.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 
 from genforget.methods.base import Method
+from genforget.methods.npo import NPOConfig
 from genforget.scores import Scores
+
+
+@dataclass
+class SimNPOConfig(NPOConfig):
+    """SimNPO's hyperparameters: NPO's ``beta`` and the margin ``gamma``."""
+
+    gamma: float = field(default=0.0, metadata={"help": "SimNPO margin"})
 
 
 class SimNPO(Method):
@@ -19,6 +29,8 @@ class SimNPO(Method):
 
     ``logp/|y|`` is ``-nll`` (the mean target-token log-prob), so no length is needed.
     """
+
+    config_class = SimNPOConfig
 
     def forget_loss(self, forget: Scores) -> torch.Tensor:
         beta, gamma = self.config.beta, self.config.gamma

@@ -8,10 +8,27 @@ keep pushing what is already forgotten, which is what makes plain gradient ascen
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
+from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
+
+
+@dataclass
+class WGAConfig(UnlearnConfig):
+    """WGA's hyperparameter."""
+
+    wga_beta: float = field(
+        default=1.0, metadata={"help": "WGA: forget-token NLL weighted by p(token)^wga_beta (detached)"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.wga_beta < 0:
+            raise ValueError(f"wga_beta must be >= 0 (got {self.wga_beta})")
 
 
 class WGA(Method):
@@ -20,6 +37,8 @@ class WGA(Method):
     over every target token of the batch (as open-unlearning's ``compute_wga_loss``); ``sg`` is
     stop-gradient, ``beta`` = ``config.wga_beta``.
     """
+
+    config_class = WGAConfig
 
     modalities = ("lm",)  # needs token-level log-probs
 

@@ -18,9 +18,12 @@ where both tokenise to the same length. The paper's token-alignment of unequal l
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 
+from genforget.config import UnlearnConfig
 from genforget.lm.data import IGNORE
 from genforget.methods.base import Method, PrepareContext
 from genforget.scores import Scores
@@ -31,11 +34,32 @@ def generic_logits(base: torch.Tensor, reinforced: torch.Tensor, alpha: float) -
     return base - alpha * F.relu(reinforced - base)
 
 
+@dataclass
+class WHPConfig(UnlearnConfig):
+    """WHP's hyperparameters."""
+
+    whp_alpha: float = field(
+        default=5.0, metadata={"help": "WHP: v_generic = v_base - alpha * ReLU(v_reinforced - v_base)"}
+    )
+    whp_reinforce_steps: int = field(
+        default=20,
+        metadata={"help": "WHP: steps of LoRA fine-tuning on the forget set for the reinforced model"},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("whp_alpha", "whp_reinforce_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
+
+
 class WHP(Method):
     """``loss = mean(nll(argmax v_generic | text)) + retain_weight * mean(nll_retain)``.
 
     Subclass and set ``anchor_terms = {"Hermione": "Jennifer", ...}`` to add term replacement.
     """
+
+    config_class = WHPConfig
 
     modalities = ("lm",)
     anchor_terms: dict[str, str] = {}

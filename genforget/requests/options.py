@@ -3,7 +3,6 @@ requests, the result, and where outputs go (shared by the identifier and associa
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -109,17 +108,14 @@ REQUEST_DEFAULTS = {
     "max_steps": 200,
     "retain_batch_size": 16,
 }
-_HINTS = typing.get_type_hints(UnlearnConfig)
-RequestUnlearnConfig = dataclasses.make_dataclass(
-    "RequestUnlearnConfig",
-    [
-        (f.name, _HINTS[f.name], field(default=REQUEST_DEFAULTS[f.name], metadata=f.metadata))
-        for f in dataclasses.fields(UnlearnConfig)
-        if f.name in REQUEST_DEFAULTS
-    ],
-    bases=(UnlearnConfig,),
-)
-RequestUnlearnConfig.__doc__ = "UnlearnConfig with defaults for deletion requests (REQUEST_DEFAULTS)."
+
+
+@dataclass
+class RequestUnlearnConfig(UnlearnConfig):
+    """UnlearnConfig with the defaults of deletion requests (:data:`REQUEST_DEFAULTS`, applied to
+    whichever method's config is built; ``beta`` only where the method has it)."""
+
+    DEFAULTS: typing.ClassVar[dict] = REQUEST_DEFAULTS
 
 
 @dataclass
