@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install demo demo-diffusion demo-diffusion-sd demo-request demo-copyright demo-poison demo-bias test test-slow lint \
 	clean-demo clean-demo-diffusion clean-demo-diffusion-sd clean-demo-request clean-demo-poison clean-demo-bias eval bench \
-	bench-locate bench-robust docs wheel-check
+	bench-locate bench-robust docs config-docs wheel-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -90,6 +90,9 @@ test-slow: $(STAMP)
 
 # The documentation site (docs/ + mkdocs.yml) into runs/site; --strict: a broken link, an anchor
 # that does not exist or a page missing from the nav fails the build.
+config-docs: $(STAMP)
+	$(BIN)/python -m genforget.cli.config_docs > docs/configuration.md
+
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 

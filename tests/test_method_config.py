@@ -82,3 +82,13 @@ def test_a_method_from_outside_the_package_is_one_class_and_one_register_call():
             UnlearnConfig(method="npo", ga_scale=1.0)
     finally:
         del METHODS["_scaled_ga"]
+
+
+def test_the_configuration_page_is_generated_from_the_code():
+    from pathlib import Path
+
+    from genforget.cli.config_docs import render
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert page.read_text() == render(), "docs/configuration.md is stale: run `make config-docs`"
+    assert "### `RMUConfig` (rmu)" in render() and "`rmu_layer`" in render()
