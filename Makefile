@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 # genforget: every target that runs code first makes .venv and installs into it.
 PY ?= python3
 VENV := .venv
@@ -73,14 +74,10 @@ eval: $(STAMP)
 		$(if $(FORCE),--force $(FORCE)) $(if $(DUMP),--dump_examples $(DUMP))
 
 # Tables (LM quality vs cost, growth, step cost; diffusion methods), JSON in runs/bench/.
+# Each table is also kept in runs/bench/<name>.md, headed by the commit it was measured at.
+BENCHES = quality_cost robust sisa locate growth step_cost diffusion_methods
 bench: $(STAMP)
-	$(BIN)/python bench/quality_cost.py
-	$(BIN)/python bench/robust.py
-	$(BIN)/python bench/sisa.py
-	$(BIN)/python bench/locate.py
-	$(BIN)/python bench/growth.py
-	$(BIN)/python bench/step_cost.py
-	$(BIN)/python bench/diffusion_methods.py
+	set -o pipefail; for b in $(BENCHES); do $(BIN)/python bench/$$b.py | $(BIN)/python bench/stamp.py runs/bench/$$b.md || exit 1; done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
