@@ -5,18 +5,27 @@
 in-process. Usage errors exit with code 2 and write nothing.
 """
 
-from genforget.cli.common import check_output_dir, fingerprint
-from genforget.cli.eval import EvalScriptArgs, eval_main
-from genforget.cli.unlearn import UnlearnScriptArgs, unlearn_main
-from genforget.cli.victim import VictimScriptArgs, train_victim_main
+from __future__ import annotations
 
-__all__ = [
-    "EvalScriptArgs",
-    "UnlearnScriptArgs",
-    "VictimScriptArgs",
-    "check_output_dir",
-    "eval_main",
-    "fingerprint",
-    "train_victim_main",
-    "unlearn_main",
-]
+import importlib
+from typing import Any
+
+# name -> module; imported on first use so that `genforget --help` does not load torch
+_LAZY = {
+    "check_output_dir": "genforget.io",
+    "fingerprint": "genforget.data.loaders",
+    "EvalScriptArgs": "genforget.cli.eval",
+    "eval_main": "genforget.cli.eval",
+    "UnlearnScriptArgs": "genforget.cli.unlearn",
+    "unlearn_main": "genforget.cli.unlearn",
+    "VictimScriptArgs": "genforget.cli.victim",
+    "train_victim_main": "genforget.cli.victim",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genforget.cli' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
