@@ -19,6 +19,7 @@ from genforget.cards import write_model_card
 
 # Keys of a data record that may go on a card: counts and hashes, nothing else.
 _DATA_KEYS = ("forget_examples", "forget_sha256", "retain_examples", "retain_sha256")
+_LOCAL_PATHS = ("logging_dir", "checkpoint_dir", "resume_from")
 
 
 def base_model_name(model: torch.nn.Module) -> str | None:
@@ -87,7 +88,8 @@ def write_lm_card(
         "from genforget import load_model\n\n"
         f"model, tokenizer = load_model({'this_adapter_dir' if adapter else 'this_model_dir'!r})"
     )
-    cfg = {k: v for k, v in config.items() if v not in (None, [], "")}
+    # Local paths (where logs and checkpoints went) say nothing about the model and may name a user.
+    cfg = {k: v for k, v in config.items() if v not in (None, [], "") and k not in _LOCAL_PATHS}
     if training:
         cfg = {"unlearn": cfg, "training": training}
     return write_model_card(
