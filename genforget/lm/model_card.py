@@ -51,20 +51,26 @@ def write_lm_card(
     outcome: dict | None = None,
     metrics: dict | None = None,
     training: dict | None = None,
-    certificate: dict | None = None,
+    certificate: dict | list[dict] | None = None,
+    verification: list[dict] | None = None,
     adapter: bool | None = None,
 ) -> Path:
     """Write ``out_dir/README.md`` for a saved LM (``adapter``: a PEFT adapter dir; default: the
     model is a ``PeftModel``). ``data``: counts and hashes (other keys are dropped, so no text can
     reach the card); ``outcome``: :meth:`~genforget.lm.outcome.Outcome.to_dict`; ``certificate``:
-    ``{"id", "sha256"}`` of a deletion request's certificate."""
+    ``{"id", "sha256"}`` of a deletion request's certificate (a list: one per request);
+    ``verification``: the certificate's figure rows (value, bar, passed)."""
     adapter = is_peft_model(model) if adapter is None else adapter
     method = str(config.get("method", "?"))
     forgotten = {k: data[k] for k in _DATA_KEYS if data.get(k) is not None}
-    if certificate:
-        forgotten["certificate id"] = certificate.get("id")
-        forgotten["certificate SHA-256"] = certificate.get("sha256")
+    certs = [certificate] if isinstance(certificate, dict) else list(certificate or [])
+    for i, cert in enumerate(certs):
+        n = f" {i + 1}" if len(certs) > 1 else ""
+        forgotten[f"certificate{n} id"] = cert.get("id")
+        forgotten[f"certificate{n} SHA-256"] = cert.get("sha256")
     results: dict[str, Any] = {}
+    if verification:
+        results["verification"] = verification
     summary = (
         f"This {'LoRA adapter' if adapter else 'model'} was made to forget a set of examples with `{method}`."
     )
