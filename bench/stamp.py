@@ -28,7 +28,9 @@ def provenance() -> str:
     try:
         import torch
 
-        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU x{torch.get_num_threads()}"
+        device = (
+            torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU x{torch.get_num_threads()}"
+        )
         tv = torch.__version__
     except ImportError:
         device, tv = "CPU", "none"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,15 +17,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from genforget.config import UnlearnConfig
+from genforget.peft_model import is_peft_model  # noqa: F401  (part of this module's API)
 
 if TYPE_CHECKING:
     from peft import PeftModel
-
-
-def is_peft_model(model: object) -> bool:
-    """Whether ``model`` is a ``PeftModel``, without importing peft (none exists before it is)."""
-    peft = sys.modules.get("peft")
-    return peft is not None and isinstance(model, peft.PeftModel)
 
 
 @dataclass
@@ -229,9 +223,14 @@ def save_model(
     output_dir: str | Path,
     save_mode: str = "auto",
     state_dict: dict | None = None,
+    card: dict | None = None,
 ) -> str:
     """Save as a PEFT adapter dir (``adapter``), a merged full model dir (``full``), or by type
     (``auto``: adapter for LoRA models). Returns the mode used.
+
+    ``card``: the run's record for a model card (``README.md``): the keyword arguments of
+    :func:`genforget.lm.model_card.write_lm_card` (``config``, ``data`` counts and hashes,
+    ``outcome``, ``metrics``, ``certificate``).
 
     ``state_dict``: the full weights gathered by ``accelerator.get_state_dict`` when the model is
     sharded (FSDP, DeepSpeed ZeRO-3), where the module's own tensors are only this rank's shard;
@@ -252,6 +251,10 @@ def save_model(
         check_gathered(state_dict if state_dict is not None else model.state_dict(), "model")
     model.save_pretrained(output_dir, **({"state_dict": state_dict} if state_dict is not None else {}))
     tokenizer.save_pretrained(output_dir)
+    if card is not None:
+        from genforget.lm.model_card import write_lm_card
+
+        write_lm_card(output_dir, model, adapter=mode == "adapter", **card)
     return mode
 
 

@@ -123,6 +123,19 @@ class UnlearnConfig:
         default=10, metadata={"help": "steps between progress-bar updates (each reads the device once)"}
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": "experiment trackers (accelerate's): none, tensorboard, wandb, trackio, all, or several "
+            "comma-separated; per-step loss, forget/retain NLL, learning rate, stop and guard state, outcome"
+        },
+    )
+    logging_dir: str = field(
+        default="",
+        metadata={
+            "help": "where local trackers (tensorboard) write (empty: genforget_logs; CLI: <output_dir>.logs)"
+        },
+    )
     plain: bool = field(
         default=False,
         metadata={
@@ -237,6 +250,9 @@ class UnlearnConfig:
             raise ValueError(
                 f"calibration_statistic must be one of {STATISTICS} (got {self.calibration_statistic!r})"
             )
+        from genforget.lm.tracking import tracker_names
+
+        tracker_names(self.report_to)  # a wrong name -> ValueError naming the choices
         if self.reference not in ("auto", "copy"):
             raise ValueError(f"reference must be 'auto' or 'copy' (got {self.reference!r})")
         non_negative = ("retain_weight", "sam_rho", "quant_aware_weight", "undo_nll_weight")

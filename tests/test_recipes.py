@@ -78,20 +78,63 @@ def test_shipped_lm_configs_parse(name):
         assert ucfg.sam_rho > 0 or ucfg.quant_aware_weight > 0 or ucfg.undo_alpha > 0
 
 
+def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the TensorBoard event files under ``log_dir``, read back by TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for run in {p.parent for p in log_dir.rglob("events.out.tfevents.*")}:
+        acc = EventAccumulator(str(run))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return out
+
+
 def test_recipe_writes_full_model_and_run_record(victim_dir, corpus, tmp_path, capsys):
+    from huggingface_hub import ModelCard
+
     out = tmp_path / "run"
-    assert unlearn_main(_args(victim_dir, out)) == 0
+    assert unlearn_main(_args(victim_dir, out, "--report_to", "tensorboard", "--logging_steps", "1")) == 0
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     record = json.loads((out / "genforget_run.json").read_text())
     assert record["method"] == "npo" and record["forget_examples"] == 6 and len(record["forget_sha256"]) == 64
     assert _leaks(out, corpus) == []
     assert not any(v in capsys.readouterr().out for v in corpus.pii_values("forget"))
+    # The model card: Hub metadata, the forget set as its count and hash, the outcome's figures.
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "transformers" and {"npo", "genforget"} <= set(card.data.tags)
+    text = (out / "README.md").read_text()
+    assert record["forget_sha256"] in text and "forget_examples: `6`" in text
+    assert record["outcome"]["status"] in text and str(tmp_path) not in text
+    # report_to tensorboard: per-step scalars beside the output dir, equal to the record's losses.
+    logs = tmp_path / "run.logs"
+    scalars = _scalars(logs)
+    losses = [(r["step"] + 1, r["loss"]) for r in record["losses"]]
+    assert [s for s, _ in scalars["train/loss"]] == [s for s, _ in losses] == [1, 2, 3]
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx([v for _, v in losses], rel=1e-6)
+    assert {"train/forget_nll", "train/retain_nll", "train/learning_rate", "guard/good_step"} <= set(scalars)
+    assert scalars["train/learning_rate"][0][1] == pytest.approx(1e-3)
+    assert "outcome/forget_after_extraction" in scalars
+    assert _leaks(logs, corpus) == []
 
 
-def test_recipe_saves_adapter(victim_dir, tmp_path):
+def test_report_to_names_a_wrong_tracker():
+    with pytest.raises(ValueError, match="report_to 'tensorbord'"):
+        UnlearnConfig(report_to="tensorbord")
+    assert UnlearnConfig(report_to="tensorboard,wandb").report_to == "tensorboard,wandb"
+
+
+def test_recipe_saves_adapter(victim_dir, corpus, tmp_path):
+    from huggingface_hub import ModelCard
+
     out = tmp_path / "lora"
     assert unlearn_main(_args(victim_dir, out, "--use_lora", "true", "--save_mode", "adapter")) == 0
     assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "peft" and "lora" in card.data.tags
+    assert card.data.base_model is None  # a local victim dir is not a Hub repo id
+    assert "retain_sha256" in card.text and _leaks(out, corpus) == []
 
 
 def _mismatched_model(tmp_path, tiny_lm, victim_dir) -> Path:

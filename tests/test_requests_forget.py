@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -88,12 +89,22 @@ def test_forget_writes_certificates_and_ledger(run):
         assert sp["curves"]["located"][0] == greedy["after"] and sp["curves"]["twins"][0] == 0.0
         speed = rows["relearn speed: largest extraction gap to twins, 0-40 steps"]
         assert speed["after"] == sp["max_gap"] and speed["gating"] is False
+    # The model card names each certificate by its request's HMAC and its file's SHA-256, no values.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "model" / "README.md")
+    assert card.data.library_name == "transformers" and "genforget" in card.data.tags
+    text = (out / "model" / "README.md").read_text()
+    for i, c in enumerate(certs):
+        sha = hashlib.sha256((out / f"certificate-{i + 1}.json").read_bytes()).hexdigest()
+        assert c["request"]["ref_hmac"] in text and sha in text
+    for p in run["people"]:
+        assert p.name not in text and not any(v in text for v in p.pii.values())
         assert "## Relearn speed" in (out / f"certificate-{i + 1}.md").read_text()
     assert certs[0]["request"]["identifier_types"] == {"name": 1, "email": 1, "phone": 1, "id_number": 1}
     assert certs[0]["request"]["ref_hmac"] != certs[1]["request"]["ref_hmac"]
     ledger = run["root"] / "ledger.jsonl"  # default: OUT/../ledger.jsonl
     assert verify_ledger(ledger)[0]
-    import hashlib
 
     entries = read_ledger(ledger)
     assert [e["certificate_sha256"] for e in entries] == [

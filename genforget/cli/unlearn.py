@@ -100,6 +100,10 @@ def unlearn_main(argv: list[str] | None = None) -> int:
             return relaunch("unlearn", sys.argv[1:] if argv is None else argv, args.accelerate_config)
         out = check_output_dir(args.output_dir, args.overwrite)
         check_accelerate_env()
+        if (
+            cfg.report_to != "none" and not cfg.logging_dir
+        ):  # beside the output, which appears only at the end
+            cfg = dataclasses.replace(cfg, logging_dir=f"{out}.logs")
         if not args.model_name_or_path:
             raise UsageError("model_name_or_path is required")
         if not args.forget_data:
@@ -203,7 +207,17 @@ def _run(
     if accelerator.is_main_process:
         # Written into a hidden sibling and renamed into place: a kill leaves `out` absent or as it was.
         with atomic_dir(out, args.overwrite) as tmp:
-            mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict)
+            card = {
+                "config": dataclasses.asdict(cfg),
+                "data": {
+                    "forget_examples": len(forget),
+                    "forget_sha256": fingerprint(forget),
+                    "retain_examples": len(retain or []),
+                    "retain_sha256": fingerprint(retain) if retain else None,
+                },
+                "outcome": {k: v for k, v in outcome.items() if k != "lora_targets"} or None,
+            }
+            mode = save_model(model, tokenizer, tmp, args.save_mode, state_dict=state_dict, card=card)
             _write_record(
                 tmp,
                 args,

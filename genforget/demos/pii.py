@@ -208,7 +208,10 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     calibration = corpus.calibration_examples() if args.calibrated_stop else None
     unlearned = unlearn_lm(copy.deepcopy(victim), tok, forget, retain, ucfg, calibration=calibration)
     unlearn_s = time.perf_counter() - t0
-    mode = save_model(unlearned, tok, out / "unlearned")
+    data = {"forget_examples": len(forget), "forget_sha256": fingerprint(forget)}
+    data.update(retain_examples=len(retain), retain_sha256=fingerprint(retain))
+    card = {"config": dataclasses.asdict(ucfg), "data": data}
+    mode = save_model(unlearned, tok, out / "unlearned", card=card)
 
     (out / "unlearned" / "genforget_run.json").write_text(
         json.dumps(

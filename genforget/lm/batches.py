@@ -3,12 +3,17 @@ frozen reference's log-probs cached once, and the per-step numbers read off the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
 from genforget.lm.data import IGNORE, Collator
 from genforget.lm.scoring import sequence_scores
+
+if TYPE_CHECKING:
+    from genforget.lm.tracking import RunTracker
 
 
 def concat_batches(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], pad_id: int) -> dict:
@@ -43,22 +48,29 @@ def cached_reference_logp(
 
 
 def flush_history(
-    pending: list[dict], history: list[dict] | None, accelerator: Accelerator | None = None
+    pending: list[dict],
+    history: list[dict] | None,
+    accelerator: Accelerator | None = None,
+    tracker: RunTracker | None = None,
 ) -> list[dict]:
     """Read the pending steps' device numbers (one sync) into ``history``; empties ``pending``.
 
     With several processes, ``loss`` and ``forget_nll`` are averaged over them and ``tokens``
     summed (one collective): the rows then describe the global batch, as one process would.
+    ``tracker``: the rows also go to the run's experiment trackers (``report_to``).
     """
     if pending and accelerator is not None and accelerator.num_processes > 1:
-        keys = ("loss", "forget_nll", "tokens")
+        keys = ("loss", "forget_nll", "tokens") + (("retain_nll",) if "retain_nll" in pending[0] else ())
         vals = torch.stack([torch.stack([torch.as_tensor(r[k]).float() for k in keys]) for r in pending])
         vals = accelerator.reduce(vals.to(accelerator.device), "sum").cpu()
         vals[:, :2] /= accelerator.num_processes
+        vals[:, 3:] /= accelerator.num_processes
         pending[:] = [dict(r, **dict(zip(keys, v, strict=True))) for r, v in zip(pending, vals, strict=True)]
     rows = [{k: v.item() if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
     rows = [dict(r, tokens=int(r["tokens"])) for r in rows]
     if history is not None:
         history.extend(rows)
+    if tracker is not None:
+        tracker.log_rows(rows)
     pending.clear()
     return rows

@@ -25,6 +25,8 @@ RESUMABLE_CHANGES = (
     "resume_from",
     "checkpoint_dir",
     "keep_checkpoints",
+    "report_to",
+    "logging_dir",
 )
 
 

@@ -45,6 +45,7 @@ from genforget.lm.safeguards.stopping import (
     settle,
 )
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
+from genforget.lm.tracking import RunTracker
 from genforget.lm.train_state import TrainState
 from genforget.lm.vocab import check_ids_fit, check_vocab_fits
 from genforget.methods.registry import get_method
@@ -142,6 +143,7 @@ def unlearn_lm(
     if "lm" not in method.modalities:
         raise ValueError(f"method {config.method!r} is for {method.modalities} models, not language models")
     accelerator = accelerator or make_accelerator()
+    tracker = RunTracker(accelerator, config)  # report_to: accelerate's trackers, main process only
     # Refusals (quantized base, multi-backward remedies, UNDO, RMU's frozen pass) and DeepSpeed's clipping.
     configure_engine(accelerator, config, model, method)
     # save_every / resume_from (issue 14): checks config, data and model against the checkpoint.
@@ -195,7 +197,14 @@ def unlearn_lm(
         if history is not None:
             history.append(record)
         method_run.close()
-        _finish(probe, model, run_events(None, None, config.max_steps, one_shot=True), accelerator, outcome)
+        _finish(
+            probe,
+            model,
+            run_events(None, None, config.max_steps, one_shot=True),
+            accelerator,
+            outcome,
+            tracker,
+        )
         return model.eval()
     if method.needs_ref and not config.use_lora and ref_copy is None:
         # At the training batch size: a larger caching batch would set the peak memory of a small run.
@@ -270,6 +279,7 @@ def unlearn_lm(
         guard.start_run(model, state)
     # Resuming: the checkpoint's weights, optimizer, stop/guard state and RNG; batches replayed.
     start = ckpt.resume(raw, state, g, (forget_it, retain_it), stop, guard, history)
+    tracker.watch(opt, stop, guard)
 
     model.train()
     bar = tqdm(
@@ -335,24 +345,25 @@ def unlearn_lm(
         opt.zero_grad(set_to_none=True)
         if sync_time:
             torch.cuda.synchronize()
-        pending.append(
-            {
-                "step": step,
-                "loss": loss.detach(),
-                "forget_nll": scores.nll.detach().mean(),
-                "seconds": time.perf_counter() - t0,
-                "tokens": batch["attention_mask"].sum(),
-            }
-        )
+        row = {
+            "step": step,
+            "loss": loss.detach(),
+            "forget_nll": scores.nll.detach().mean(),
+            "seconds": time.perf_counter() - t0,
+            "tokens": batch["attention_mask"].sum(),
+        }
+        if tracker.on and retain_scores is not None:
+            row["retain_nll"] = retain_scores.nll.detach().mean()
+        pending.append(row)
         if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
-            rows = flush_history(pending, history, accelerator)
+            rows = flush_history(pending, history, accelerator, tracker)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", forget_nll=f"{rows[-1]['forget_nll']:.2f}")
         if guard is not None and guard.check(step + 1, model, state):
             break
         if ckpt.due(step + 1):  # a resumable checkpoint after step + 1 steps (--save_every)
-            flush_history(pending, history, accelerator)
+            flush_history(pending, history, accelerator, tracker)
             ckpt.save(step + 1)
-    flush_history(pending, history, accelerator)
+    flush_history(pending, history, accelerator, tracker)
     if stop is not None:  # ended by max_steps or the guard: past the collateral bound, step back
         settle(stop, step + 1, raw, state)
     if history is not None and guard is not None:
@@ -386,15 +397,28 @@ def unlearn_lm(
             history.append(dict(record, step=config.max_steps, stage="undo"))
         events.append(f"UNDO: noised {config.undo_alpha:g} toward init, distilled {config.undo_steps} steps")
     # The prepared (possibly sharded) model runs the measuring forwards; UNDO's student is new.
-    _finish(probe, result if config.undo_alpha > 0 else model, events, accelerator, outcome)
+    _finish(
+        probe, result if config.undo_alpha > 0 else model, events, accelerator, outcome, tracker, step + 1
+    )
     return result
 
 
-def _finish(probe: OutcomeProbe, model, events: list[str], accelerator, outcome: dict | None) -> None:
-    """Measure the run's outcome, print it, warn unless forgotten, hand it to the caller."""
+def _finish(
+    probe: OutcomeProbe,
+    model,
+    events: list[str],
+    accelerator,
+    outcome: dict | None,
+    tracker: RunTracker | None = None,
+    step: int = 0,
+) -> None:
+    """Measure the run's outcome, print it, warn unless forgotten, hand it to the caller (and to
+    the trackers, which are then closed)."""
     result = probe.finish(model, events)
     raw = accelerator.unwrap_model(model)
     result.lora_targets = lora_targets_of(raw)
     report(result, accelerator)
     if outcome is not None:
         outcome.update(result.to_dict())
+    if tracker is not None:
+        tracker.finish(result.to_dict(), step)

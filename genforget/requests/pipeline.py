@@ -195,8 +195,9 @@ def forget_requests(
         print("[forget] no records located: nothing to unlearn")
 
     from genforget._version import __version__
+    from genforget.data.loaders import fingerprint
 
-    certs, paths = [], []
+    certs, paths, card_certs = [], [], []
     for ri, (req, path) in enumerate(zip(requests, cert_paths(out, len(requests)), strict=True)):
         counts = res.counts(ri)
         located = counts["records"] > 0
@@ -263,4 +264,26 @@ def forget_requests(
         )
         certs.append(cert)
         paths.append(path)
+        card_certs.append(
+            {"id": cert["request"]["ref_hmac"], "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        )
+    if model_dir is not None:
+        from genforget.lm.model_card import write_lm_card
+
+        # After the certificates: the card names each by its request's HMAC and its file's SHA-256.
+        write_lm_card(
+            model_dir,
+            model,
+            config=dataclasses.asdict(cfg),
+            data={
+                "forget_examples": len(forget),
+                "forget_sha256": fingerprint(forget),
+                "retain_examples": len(retain),
+                "retain_sha256": fingerprint(retain) if retain else None,
+            },
+            outcome={k: v for k, v in outcome.items() if k != "lora_targets"} or None,
+            certificate=card_certs,
+            verification=[r for c in certs for r in c["verification"]],
+            adapter=saved_as == "adapter",
+        )
     return ForgetResult(certs, paths, res, ledger_path, model_dir)
