@@ -71,8 +71,9 @@ def _api_run(model, tok, corpus, **config):
 @pytest.mark.parametrize(
     "method, config, k",
     [
-        # Collateral stop (calibration=None: shape twins + other people's targets) fires at step 4,
-        # after the resume point 2, restoring the weights of step 3 (kept after the resume).
+        # The collateral watch (calibration=None: shape twins + other people's targets) trips after
+        # the resume point 2, backs off, and the run ends on the weights of step 3 (kept across
+        # the resume): what the resumed run must reproduce bit for bit.
         ("npo", {"learning_rate": 2e-4, "max_steps": 6, "calibration_every": 1}, 2),
         ("rmu", {"learning_rate": 1e-3, "max_steps": 4, "calibration": False}, 2),
     ],
@@ -82,7 +83,8 @@ def test_interrupted_run_resumes_bit_identical(victim, corpus, tmp_path, monkeyp
     ref = _api_run(model, tok, corpus, method=method, **config)
     if method == "npo":
         stopped = [r for r in ref.history if r.get("stopped")]
-        assert stopped == [{"step": 4, "stopped": True, "stop_reason": "collateral", "restored_step": 3}]
+        assert len(stopped) == 1 and stopped[0]["stop_reason"].startswith("collateral"), stopped
+        assert stopped[0]["restored_step"] == 3 > k
 
     ckdir = tmp_path / "ck"
     run = {"method": method, "save_every": k, "checkpoint_dir": str(ckdir), **config}
