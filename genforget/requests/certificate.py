@@ -118,7 +118,13 @@ def certificate_markdown(cert: dict) -> str:
         + (", ".join(f"{k} {v}" for k, v in r["identifier_types"].items()) or "–"),
         *_association_lines(cert),
         f"- status: **{cert['status']}**",
-        f"- records scanned: {cert['data']['records_scanned']}; located: {cert['located']['records']}",
+        f"- records scanned: {cert['data']['records_scanned']}; located: {cert['located']['records']}"
+        + (
+            f" (no corpus scanned: zero-shot, {zs['forget_texts']} of the model's {zs['generated']} "
+            "own texts held the person's identifiers)"
+            if (zs := cert["data"].get("zero_shot"))
+            else ""
+        ),
         "- occurrences by type: "
         + (", ".join(f"{k} {v}" for k, v in cert["located"]["occurrences"].items()) or "–"),
         f"- model weights SHA-256 before: `{m['before_sha256']}`",
