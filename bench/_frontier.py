@@ -61,7 +61,7 @@ def plot(points: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    ax.axvspan(BARS["kept"], 1.05, ymin=0, ymax=1, alpha=0.06, color="green")
+    ax.add_patch(plt.Rectangle((BARS["kept"], -1.0), 1.0, 1.0 + BARS["gap"], alpha=0.08, color="green"))
     ax.axhline(BARS["gap"], color="green", lw=0.8, ls="--")
     ax.axvline(BARS["kept"], color="green", lw=0.8, ls="--")
     for r in points:
@@ -71,6 +71,8 @@ def plot(points: list[dict], path: Path, title: str) -> Path:
         ax.annotate(
             f"{r['model']} ({cost:.2f}x)", (kept, gap), fontsize=7, xytext=(4, 4), textcoords="offset points"
         )
+    ax.set_xlim(min(_point(r)[0] for r in points) - 0.05, 1.05)
+    ax.set_ylim(-0.03, max(_point(r)[1] for r in points) + 0.05)
     ax.set_xlabel("retain PII kept (x victim)")
     ax.set_ylabel("largest relearn gap to the retrain")
     ax.set_title(
