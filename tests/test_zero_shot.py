@@ -56,3 +56,33 @@ def test_a_request_without_data_forgets_in_every_probe_family(zero_shot) -> None
     assert "retain extraction (others' identifiers)" in rows
     assert cert["passed"] == all(r["passed"] for r in cert["verification"] if r.get("gating", True))
     assert rc == (0 if cert["passed"] else 1)
+
+
+def test_zero_shot_certificate_says_relearn_was_not_measured(zero_shot) -> None:
+    _, cert, md = zero_shot
+    assert cert["evidence"] == "forgotten, relearn not measured"  # --relearn_speed false
+    assert "evidence: **forgotten, relearn not measured**" in md
+
+
+def _rows(extraction: bool, member: bool, relearn: bool | None) -> list[dict]:
+    rows = [
+        {"name": "forget extraction, greedy", "passed": extraction},
+        {"name": "forget extraction, adversarial: hint", "passed": True},
+        {"name": "membership: min-k located / twins", "passed": member},
+        {"name": "retain extraction (others' identifiers)", "passed": False},  # not evidence of removal
+    ]
+    if relearn is not None:
+        rows.append({"name": "relearn speed: largest extraction gap to twins, 0-40 steps", "passed": relearn})
+    return rows
+
+
+def test_removal_evidence_tells_removed_from_suppressed() -> None:
+    from genforget.requests.certificate import removal_evidence
+
+    measured = {"measured": True}
+    assert removal_evidence(_rows(True, True, True), measured) == "removed"
+    assert removal_evidence(_rows(True, True, False), measured) == "suppressed"
+    assert removal_evidence(_rows(False, True, True), measured) == "not forgotten"
+    assert removal_evidence(_rows(True, False, False), measured) == "not forgotten"
+    assert removal_evidence(_rows(True, True, None), {"measured": False}) == "forgotten, relearn not measured"
+    assert removal_evidence([], None) == "nothing located"

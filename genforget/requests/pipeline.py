@@ -22,6 +22,7 @@ from genforget.requests.certificate import (
     hmac_hex,
     key_id,
     load_or_create_key,
+    removal_evidence,
     weights_sha256,
 )
 from genforget.requests.ledger import append_entry
@@ -229,8 +230,8 @@ def forget_requests(
         render = template_renderer(args.model, args.chat_template)
     except FileNotFoundError as e:
         raise UsageError(f"--chat_template: {e}") from e
-    if not args.data and any(r.kind != "person" for r in requests):
-        raise UsageError("--data is required for kind: work (zero-shot requests name a person)")
+    if not args.data and any(r.kind != "person" for r in requests):  # zero-shot: a person only
+        raise UsageError("--data is required for kind: work (the taken-down text's training copies)")
     res = args.data and locate_any(
         requests, args.data, args.workers, args.executor, args.executor_options, text_field=args.text_field,
         retain_size=args.retain_size, seed=cfg.seed, work_ngram=args.work_ngram, near_dup=args.near_dup,
@@ -383,6 +384,7 @@ def forget_requests(
             "times": {"started_utc": started, "finished_utc": _utc(), **timings},
             "verification": rows,
             "relearn_speed": speed,
+            "evidence": removal_evidence(rows, speed),
             # A row marked "gating": False is shown but does not decide (the relearn row by default).
             "passed": all(r["passed"] for r in rows if r.get("gating", True)),
         }
@@ -391,7 +393,7 @@ def forget_requests(
         path.with_suffix(".md").write_text(certificate_markdown(cert))
         entry = append_entry(ledger_path, cert, hashlib.sha256(text.encode()).hexdigest())
         print(
-            f"[forget] request {ri + 1}: {cert['status']}, passed={cert['passed']}; {path} "
+            f"[forget] request {ri + 1}: {cert['status']}, evidence: {cert['evidence']}, passed={cert['passed']}; {path} "
             f"(ledger entry {entry['seq'] + 1})"
         )
         certs.append(cert)
