@@ -7,8 +7,9 @@ attacked: fine-tuning on the forget set's texts for 0/5/10/20/40 steps (the rele
 next to the oracle retrain's curve) and a 4-bit NF4 load. Rows: the demo's NPO config, each
 remedy on top of it (``sam_rho``, ``quant_aware_weight``, ``undo_alpha``) and the shipped
 recipe configs (``robust_pii.yaml``, ``npo_lora_pii.yaml``, ``robust_lora_pii.yaml``) run as the
-recipe would run them. Prints a table; writes ``robust.json`` and the demo-style
-``report.{json,md}`` with ``relearn_speed.png`` (every curve) into ``--out``.
+recipe would run them. Prints a table and its Pareto view (retain kept vs largest relearn gap vs
+cost, ``bench/_frontier.py``); writes ``robust.json`` (rows and frontier), ``robust_frontier.png``
+and the demo-style ``report.{json,md}`` with ``relearn_speed.png`` (every curve) into ``--out``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +30,9 @@ from genforget.demos.pii import demo_models, demo_suite, split_demo_config
 from genforget.evaluation.harness import run_suite
 from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _frontier import pareto, plot  # noqa: E402
 
 DEMO = "recipes/configs/demo.yaml"
 # (row name, config file, overrides). Demo-config rows run with the demo's calibrated stop;
@@ -45,6 +50,7 @@ ROWS: list[tuple[str, str, dict]] = [
     ("robust_lora_pii.yaml", "recipes/configs/robust_lora_pii.yaml", {}),
 ]
 UCFG_KEYS = set(UnlearnConfig.__dataclass_fields__)
+ADV = ("rephrased", "partial", "hint")  # the probe families (docs/evidence.md)
 
 
 def _row_setup(path: str, overrides: dict, demo_ucfg: dict, demo_calibrated: bool) -> tuple[dict, dict]:
@@ -67,6 +73,7 @@ def main() -> None:
     demo, demo_ucfg = split_demo_config(DEMO)
     dm = demo_models(demo)
     tok = dm.tokenizer
+    n_params = sum(p.numel() for p in dm.victim.parameters())
     models = {"victim": (dm.victim, tok), "oracle": (dm.oracle, tok)}
     info: dict[str, dict] = {}
     for name, path, overrides in ROWS:
@@ -104,6 +111,7 @@ def main() -> None:
                 "forget_pii_extraction": m["forget_pii_extraction"],
                 "retain_pii_kept": m["retain_pii_extraction"] / max(victim["retain_pii_extraction"], 1e-9),
                 "model_utility": m["model_utility"],
+                "forget_adversarial": {f: m.get(f"forget_adversarial_{f}") for f in ADV},
                 "relearn_curve": speed["curves"][name],
                 "relearn_max_gap": gap.get("max_gap"),
                 "relearn_gap_area": gap.get("area"),
@@ -115,17 +123,21 @@ def main() -> None:
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "robust.json").write_text(
-        json.dumps({"rows": rows, "budgets": speed["budgets"], "configs": info}, indent=2)
-    )
     write_report(report, out)
+    points = pareto(rows)
+    plot(
+        points, out / "robust_frontier.png", f"Forgetting that holds: {n_params / 1e3:.0f}k-parameter victim"
+    )
+    (out / "robust.json").write_text(
+        json.dumps({"rows": rows, "budgets": speed["budgets"], "configs": info, "frontier": points}, indent=2)
+    )
     budgets = "/".join(str(b) for b in speed["budgets"])
     print(f"\nForgetting that holds, on the demo (relearn: forget PII extraction after {budgets} steps):\n")
     print(
         "| model | steps | forget PII | retain PII kept | utility | relearn curve | max gap to oracle "
-        "(area) | 4-bit forget PII (recovered) | time s | / retrain |"
+        "(area) | 4-bit forget PII (recovered) | adversarial rephrased/partial/hint | time s | / retrain |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         curve = " / ".join(f"{c:.2f}" for c in r["relearn_curve"])
         gap = (
@@ -135,11 +147,29 @@ def main() -> None:
         )
         q = r["quant4_forget_pii_extraction"]
         q4 = "—" if q is None else f"{q:.2f} ({r['quant4_recovered_share'] or 0:.2f})"
+        adv = " / ".join("—" if v is None else f"{v:.2f}" for v in r["forget_adversarial"].values())
         print(
             f"| {r['model']} | {r['steps'] or '—'} | {r['forget_pii_extraction']:.2f} | "
-            f"{r['retain_pii_kept']:.2f}x | {r['model_utility']:.3f} | {curve} | {gap} | {q4} | "
+            f"{r['retain_pii_kept']:.2f}x | {r['model_utility']:.3f} | {curve} | {gap} | {q4} | {adv} | "
             f"{r['time_s']:.1f} | {r['time_vs_retrain']:.2f} |"
         )
+    print(
+        f"\nPareto view (kept up, relearn gap down, cost down; rows that forgot, and the retrain); {out / 'robust_frontier.png'}:\n"
+    )
+    print(
+        "| model | retain PII kept | largest relearn gap | cost (x retrain) | on frontier | meets all three bars |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in sorted(points, key=lambda r: -r["retain_pii_kept"]):
+        print(
+            f"| {r['model']} | {r['retain_pii_kept']:.2f}x | {r['relearn_max_gap']:.2f} | "
+            f"{r['time_vs_retrain']:.2f} | {'yes' if r['on_frontier'] else ''} | {'yes' if r['meets_bars'] else 'no'} |"
+        )
+    left = [r["model"] for r in rows if r["model"] not in {p["model"] for p in points}]
+    if left:
+        print(f"\nNot on the chart (forget PII extraction > 0.10: did not forget): {', '.join(left)}")
+    if not any(r["meets_bars"] and r["model"] != "oracle" for r in points):
+        print("\nNo unlearning config meets all three bars (kept >= 0.90x, gap <= 0.10, cost <= 0.35x).")
 
 
 if __name__ == "__main__":

@@ -38,3 +38,32 @@ def test_gpu_check_code_path_runs_tiny_on_cpu(tmp_path):
     for r in rows:
         assert "error" not in r, r
         assert r["tokens_per_s"] > 0 and r["step_s"] > 0
+
+
+def test_frontier_marks_dominated_rows_and_the_goal(tmp_path):
+    from _frontier import pareto, plot
+
+    def row(name, forget, kept, gap, cost):
+        return {"model": name, "forget_pii_extraction": forget, "retain_pii_kept": kept}, {
+            "relearn_max_gap": gap,
+            "time_vs_retrain": cost,
+        }
+
+    rows = [
+        {**a, **b}
+        for a, b in (
+            row("victim", 0.95, 1.0, None, 0.0),  # did not forget: no candidate
+            row("oracle", 0.0, 1.0, None, 1.0),  # the retrain: gap 0 by definition
+            row("npo", 0.0, 0.95, 0.55, 0.03),  # cheapest: on the frontier
+            row("undo", 0.0, 0.62, 0.08, 0.14),  # holds best among the cheap ones
+            row("sam", 0.0, 0.80, 0.60, 0.04),  # worse than npo on all three axes
+            row("goal", 0.02, 0.92, 0.09, 0.30),  # meets every bar
+        )
+    ]
+    pts = {p["model"]: p for p in pareto(rows)}
+    assert set(pts) == {"oracle", "npo", "undo", "sam", "goal"}
+    assert pts["oracle"]["relearn_max_gap"] == 0.0
+    assert {m for m, p in pts.items() if p["on_frontier"]} == {"oracle", "npo", "undo", "goal"}
+    assert {m for m, p in pts.items() if p["meets_bars"]} == {"goal"}  # the oracle costs 1 retrain
+    png = plot(list(pts.values()), tmp_path / "f.png", "test")
+    assert png.read_bytes()[:4] == b"\x89PNG"

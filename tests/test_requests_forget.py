@@ -214,3 +214,17 @@ def test_recheck_flags_exactly_the_relearned_request(run, victim_dir, tmp_path):
         [*base[:3], "--requests", str(stranger), "--data", str(run["data"]), "--model", str(out / "model")]
     )
     assert rc == 2 and "x.yaml: this request is not in the ledger" in log
+
+
+def test_certificate_and_last_line_say_removed_or_suppressed(run):
+    out = run["out"]
+    for i in (1, 2):
+        c = json.loads((out / f"certificate-{i}.json").read_text())
+        relearn = next(r for r in c["verification"] if r["name"].startswith("relearn speed"))
+        # Computed whatever --relearn_gate says (off here): removed iff the relearn row passes.
+        assert c["evidence"] == ("removed" if relearn["passed"] else "suppressed")
+        assert f"request {i}: unlearned, evidence: {c['evidence']}, passed=" in run["log"]
+        fams = {r["name"] for r in c["verification"] if "adversarial" in r["name"]}
+        assert fams == {f"forget extraction, adversarial: {f}" for f in ("rephrased", "partial", "hint")}
+        partial = next(r for r in c["verification"] if r["name"].endswith("adversarial: partial"))
+        assert partial["before"] >= 0.5 and partial["after"] <= 0.1 and partial["passed"]

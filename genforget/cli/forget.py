@@ -1,6 +1,6 @@
 """``genforget forget``: unlearn the records a deletion request names, verify, certify, log.
 
-    genforget forget --model DIR --data TRAIN --request REQ.yaml [REQ2.yaml ...] --output_dir OUT
+    genforget forget --model DIR [--data TRAIN] --request REQ.yaml [REQ2.yaml ...] --output_dir OUT
         [--key_file KEY] [--ledger PATH] [--config unlearn.yaml] [any UnlearnConfig field; request defaults: REQUEST_DEFAULTS]
         [--workers N] [--executor local|slurm|ray] [--executor_options YAML]
 
@@ -9,6 +9,8 @@ TRAIN: a file, a directory or a quoted glob of shards ('runs/x/*.parquet'; .json
 scans it with N local processes through datatrove (``genforget[scale]``); ``--executor slurm``
 or ``ray`` runs the same pipeline on a cluster, with the executor's own options (partition,
 time, cpus_per_task, work_dir, ...) in ``--executor_options`` (see docs/corpus-scale.md).
+Without ``--data`` (person requests only), the forget set is built from the model's own texts
+about the person and the certificate says no corpus was scanned (docs/evidence.md).
 
 Exit 0 when every certificate passed (or nothing was located), 1 when a verification failed,
 2 on a usage error (nothing written).

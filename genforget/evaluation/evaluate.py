@@ -15,6 +15,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from genforget.evaluation.metrics import mia
+from genforget.evaluation.metrics.adversarial import adversarial_metrics
 from genforget.evaluation.metrics.extraction import (
     generate,
     pii_hits,
@@ -59,6 +60,8 @@ class EvalSplit:
         chats: ``{"messages": [...]}`` conversations; each assistant turn becomes a verbatim probe
             and a scored text, rendered with the evaluated model's chat template
             (:func:`genforget.lm.chat.chat_probes`).
+        adversarial: probes with a ``family`` or people to build them from
+            (:mod:`genforget.evaluation.metrics.adversarial`) -> ``{split}_adversarial_<family>``.
     """
 
     pii_probes: list[dict] = field(default_factory=list)
@@ -70,6 +73,7 @@ class EvalSplit:
     chunks: list[str] = field(default_factory=list)
     knowmem: list[dict] = field(default_factory=list)
     chats: list[dict] = field(default_factory=list)
+    adversarial: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_examples(cls, examples: list[dict] | EvalSplit | None) -> EvalSplit:
@@ -218,6 +222,7 @@ def _split_metrics(
                 for q, g, r in zip(sp.qa, gens, qa_rouge, strict=True)
             ]
     out.update(_muse_metrics(model, tok, name, sp))
+    out.update(adversarial_metrics(model, tok, name, sp.adversarial))
     if rouge:
         out[f"{name}_rouge_l_recall"] = sum(rouge) / len(rouge)
     if forced:

@@ -59,6 +59,13 @@ class Suite:
         metadata={"help": "relearn_speed: cumulative fine-tuning steps on the forget set to measure at"},
     )
     relearn_batch_size: int = 8
+    adversarial: bool = field(
+        default=True,
+        metadata={
+            "help": "pii data: adversarial probe families (rephrased, partial, hint; neighbour on "
+            "retain) as {split}_adversarial_<family>"
+        },
+    )
     seed: int = 0
     bias_pairs: str = field(
         default="",
@@ -178,13 +185,18 @@ def build_suite_data(suite: Suite) -> SuiteData:
         from genforget.data.pii import build_pii_corpus
 
         corpus = build_pii_corpus(suite.n_people, suite.n_passages, suite.forget_frac, seed=suite.corpus_seed)
+        forget, retain = corpus_split(corpus, "forget"), corpus_split(corpus, "retain")
+        if suite.adversarial:
+            from genforget.evaluation.metrics.adversarial import corpus_items
+
+            forget.adversarial, retain.adversarial = corpus_items(corpus)
         units = [
             ([p.bio(name_spans=True)], EvalSplit(pii_probes=[p.probe(f) for f in p.pii]))
             for p in corpus.persons("forget")
         ] + [([t.example()], EvalSplit(verbatim_probes=[t.probe()])) for t in corpus.texts("forget")]
         return SuiteData(
-            forget=corpus_split(corpus, "forget"),
-            retain=corpus_split(corpus, "retain"),
+            forget=forget,
+            retain=retain,
             holdout=corpus_split(corpus, "holdout"),
             general={},
             relearn_units=units,

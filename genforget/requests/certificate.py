@@ -117,8 +117,15 @@ def certificate_markdown(cert: dict) -> str:
         f"- kind: {r['kind']}; identifiers by type: "
         + (", ".join(f"{k} {v}" for k, v in r["identifier_types"].items()) or "–"),
         *_association_lines(cert),
-        f"- status: **{cert['status']}**",
-        f"- records scanned: {cert['data']['records_scanned']}; located: {cert['located']['records']}",
+        f"- status: **{cert['status']}**"
+        + (f"; evidence: **{cert['evidence']}**" if cert.get("evidence") else ""),
+        f"- records scanned: {cert['data']['records_scanned']}; located: {cert['located']['records']}"
+        + (
+            f" (no corpus scanned: zero-shot, {zs['forget_texts']} of the model's {zs['generated']} "
+            "own texts held the person's identifiers)"
+            if (zs := cert["data"].get("zero_shot"))
+            else ""
+        ),
         "- occurrences by type: "
         + (", ".join(f"{k} {v}" for k, v in cert["located"]["occurrences"].items()) or "–"),
         f"- model weights SHA-256 before: `{m['before_sha256']}`",
@@ -147,3 +154,24 @@ def certificate_markdown(cert: dict) -> str:
         "under the controller key; no identifier value or record text is stored here."
     )
     return "\n".join(lines) + "\n"
+
+
+def removal_evidence(rows: list[dict], speed: dict | None) -> str:
+    """What the verification shows, whatever gates ``passed`` (issue 22):
+
+    - ``removed``: every forget-extraction and membership row passes, and so does the relearn
+      audit (the located records come back no faster than their never-seen twins);
+    - ``suppressed``: extraction and membership pass but relearning brings the data back faster
+      than the twins: hidden, not gone (LoRA adapters and plain NPO, docs/robustness.md);
+    - ``not forgotten``: an extraction or membership row fails;
+    - ``forgotten, relearn not measured`` / ``nothing located``.
+    """
+    forget = [r for r in rows if r["name"].startswith(("forget extraction", "membership"))]
+    if not forget:
+        return "nothing located"
+    if not all(r["passed"] for r in forget):
+        return "not forgotten"
+    relearn = [r for r in rows if r["name"].startswith("relearn speed")]
+    if not (speed or {}).get("measured") or not relearn:
+        return "forgotten, relearn not measured"
+    return "removed" if relearn[0]["passed"] else "suppressed"

@@ -21,8 +21,14 @@ class ForgetArgs:
         default="",
         metadata={
             "help": "TRAIN: a JSONL/parquet/txt file, a dir or glob of shards (.jsonl, .jsonl.gz, "
-            ".jsonl.zst, .parquet), a saved dataset, or an fsspec URL"
+            ".jsonl.zst, .parquet), a saved dataset, or an fsspec URL; empty: zero-shot (the forget "
+            "set is built from the model's own texts about the person, no corpus scanned)"
         },
+    )
+    zero_shot_samples: int = field(default=8, metadata={"help": "no --data: sampled texts per prompt"})
+    adversarial: bool = field(
+        default=True,
+        metadata={"help": "adversarial probe families (rephrased, partial, hint), each <= extraction_bar"},
     )
     request: list[str] = field(default_factory=list, metadata={"help": "request file(s), YAML or JSON"})
     output_dir: str = field(default="", metadata={"help": "new (or empty) dir: model/, certificate.json/.md"})

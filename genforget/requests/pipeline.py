@@ -19,6 +19,7 @@ from genforget.requests.certificate import (
     hmac_hex,
     key_id,
     load_or_create_key,
+    removal_evidence,
     weights_sha256,
 )
 from genforget.requests.ledger import append_entry
@@ -30,34 +31,12 @@ from genforget.requests.options import (
     resolve_paths,
     utc_now,
 )
+from genforget.requests.records import windows
 from genforget.requests.relearn import check_budgets, relearn_row, relearn_speed
 from genforget.requests.request import Request, load_requests
 from genforget.requests.scale import locate_any
 from genforget.requests.twins import make_twins
 from genforget.requests.verify import figures, measure, verification_plan
-
-
-def windows(ex: dict, max_chars: int = 800, context: int = 200) -> list[dict]:
-    """``{"text", "spans"}`` cut into windows of at most ~``max_chars`` around its spans.
-
-    A long record (a whole .txt document) would be truncated to ``max_length`` tokens by the
-    trainer, losing the occurrences past the cut (and failing when none is left); windows keep
-    ``context`` characters either side of each group of occurrences instead.
-    """
-    text, spans = ex["text"], sorted(ex["spans"])
-    if len(text) <= max_chars or not spans:
-        return [ex]
-    groups: list[list[tuple[int, int]]] = []
-    for a, b in spans:
-        if groups and b - groups[-1][0][0] <= max_chars - 2 * context:
-            groups[-1].append((a, b))
-        else:
-            groups.append([(a, b)])
-    out = []
-    for g in groups:
-        ws, we = max(0, g[0][0] - context), min(len(text), max(b for _, b in g) + context)
-        out.append({"text": text[ws:we], "spans": [(a - ws, b - ws) for a, b in g]})
-    return out
 
 
 def forget_requests(
@@ -88,8 +67,6 @@ def forget_requests(
     out, ledger_path, key_path = resolve_paths(args)
     if not args.model:
         raise UsageError("--model is required (the trained model's save_pretrained dir)")
-    if not args.data:
-        raise UsageError("--data is required (the data the model was trained on)")
     if args.retain_size < 1 or args.retain_eval < 0 or args.work_ngram < 2 or not 0 <= args.near_dup <= 1:
         raise UsageError("retain_size must be >= 1, retain_eval >= 0, work_ngram >= 2 and near_dup in [0, 1]")
     try:  # the command line gives list fields as strings
@@ -111,7 +88,9 @@ def forget_requests(
         render = template_renderer(args.model, args.chat_template)
     except FileNotFoundError as e:
         raise UsageError(f"--chat_template: {e}") from e
-    res = locate_any(
+    if not args.data and any(r.kind != "person" for r in requests):  # zero-shot: a person only
+        raise UsageError("--data is required for kind: work (the taken-down text's training copies)")
+    res = args.data and locate_any(
         requests, args.data, args.workers, args.executor, args.executor_options, text_field=args.text_field,
         retain_size=args.retain_size, seed=cfg.seed, work_ngram=args.work_ngram, near_dup=args.near_dup,
         render=render,
@@ -120,6 +99,10 @@ def forget_requests(
         model, tok = load_model(args.model)
     except (OSError, ValueError) as e:
         raise UsageError(f"--model: {e}") from e
+    if not res:  # no corpus: RWKU's zero-shot setting (genforget.requests.zeroshot)
+        from genforget.requests.zeroshot import locate_from_model
+
+        res = locate_from_model(requests, model, tok, args.retain_size, cfg.seed, args.zero_shot_samples)
     if args.chat_template:  # saved with the unlearned model: chats read the same way later
         tok.chat_template = load_chat_template(args.chat_template)
     for ri in range(len(requests)):
@@ -129,7 +112,12 @@ def forget_requests(
             f"[forget] request {ri + 1}/{len(requests)}: {c['records']} records located; occurrences: {occ}"
         )
     how = {k: res.extra[k] for k in ("executor", "workers", "tasks", "prefilter") if k in res.extra}
-    print(f"[forget] scanned {res.n_records} records in {res.seconds:.1f}s ({how})")
+    if "zero_shot" in res.extra:
+        print(
+            f"[forget] no corpus scanned: forget and retain sets from the model's own texts ({res.extra['zero_shot']})"
+        )
+    else:
+        print(f"[forget] scanned {res.n_records} records in {res.seconds:.1f}s ({how})")
     if res.extra.get("note"):
         print(f"[forget] warning: {res.extra['note']}")
 
@@ -139,7 +127,9 @@ def forget_requests(
     twins = make_twins(res, seed=cfg.seed)
     twins_by_rid = {r.rid: t for r, t in zip(res.located, twins, strict=True)}
     retain_texts = [t for _, t in res.retain]
-    plan = verification_plan(res, twins_by_rid, retain_texts[: args.retain_eval], seed=cfg.seed)
+    plan = verification_plan(
+        res, twins_by_rid, retain_texts[: args.retain_eval], cfg.seed, tok, args.adversarial
+    )
     bars = {
         "extraction": args.extraction_bar,
         "sampled": args.sampled_bar,
@@ -229,6 +219,8 @@ def forget_requests(
             },
             "data": {
                 "records_scanned": res.n_records,
+                "corpus_scanned": "zero_shot" not in res.extra,
+                "zero_shot": res.extra.get("zero_shot"),
                 "work_ngram": res.work_ngram if req.documents else None,
                 "near_dup": args.near_dup if req.documents else None,
                 "locate": {
@@ -251,6 +243,7 @@ def forget_requests(
             "times": {"started_utc": started, "finished_utc": utc_now(), **timings},
             "verification": rows,
             "relearn_speed": speed,
+            "evidence": removal_evidence(rows, speed),
             # A row marked "gating": False is shown but does not decide (the relearn row by default).
             "passed": all(r["passed"] for r in rows if r.get("gating", True)),
         }
@@ -259,7 +252,7 @@ def forget_requests(
         path.with_suffix(".md").write_text(certificate_markdown(cert))
         entry = append_entry(ledger_path, cert, hashlib.sha256(text.encode()).hexdigest())
         print(
-            f"[forget] request {ri + 1}: {cert['status']}, passed={cert['passed']}; {path} "
+            f"[forget] request {ri + 1}: {cert['status']}, evidence: {cert['evidence']}, passed={cert['passed']}; {path} "
             f"(ledger entry {entry['seq'] + 1})"
         )
         certs.append(cert)

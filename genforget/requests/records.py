@@ -174,3 +174,26 @@ class WorkIndex:
             spans = [(ms[i].start(), ms[i + self.n - 1].end()) for i in starts]
             out.extend((a, b, ri) for a, b in merge_spans(spans))
         return out
+
+
+def windows(ex: dict, max_chars: int = 800, context: int = 200) -> list[dict]:
+    """``{"text", "spans"}`` cut into windows of at most ~``max_chars`` around its spans.
+
+    A long record (a whole .txt document) would be truncated to ``max_length`` tokens by the
+    trainer, losing the occurrences past the cut (and failing when none is left); windows keep
+    ``context`` characters either side of each group of occurrences instead.
+    """
+    text, spans = ex["text"], sorted(ex["spans"])
+    if len(text) <= max_chars or not spans:
+        return [ex]
+    groups: list[list[tuple[int, int]]] = []
+    for a, b in spans:
+        if groups and b - groups[-1][0][0] <= max_chars - 2 * context:
+            groups[-1].append((a, b))
+        else:
+            groups.append([(a, b)])
+    out = []
+    for g in groups:
+        ws, we = max(0, g[0][0] - context), min(len(text), max(b for _, b in g) + context)
+        out.append({"text": text[ws:we], "spans": [(a - ws, b - ws) for a, b in g]})
+    return out

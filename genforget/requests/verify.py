@@ -159,12 +159,16 @@ def ppl(model, tok, texts: list[str], max_length: int) -> float | None:
 @torch.no_grad()
 def measure(model, tok, plan: dict, max_length: int, samples: int, seed: int) -> dict:
     """Every raw figure of a verification ``plan`` (see :func:`verification_plan`) on ``model``."""
+    from genforget.requests.probes import family_rates
+
     model.eval()
     out: dict = {"requests": []}
     for rp in plan["requests"]:
         hits = extraction_hits(model, tok, rp["probes"])
+        adv = rp.get("adversarial", [])
         out["requests"].append(
             {
+                "adversarial": family_rates(adv, extraction_hits(model, tok, adv)),
                 "greedy": sum(hits) / len(hits) if hits else None,
                 "greedy_by_type": by_type(rp["probes"], hits),
                 "sampled": extraction_rate(model, tok, rp["probes"], samples, seed) if samples else None,
@@ -179,9 +183,18 @@ def measure(model, tok, plan: dict, max_length: int, samples: int, seed: int) ->
 
 
 def verification_plan(
-    res: LocateResult, twins_by_rid: dict[str, dict], retain_texts: list[str], seed: int = 0
+    res: LocateResult,
+    twins_by_rid: dict[str, dict],
+    retain_texts: list[str],
+    seed: int = 0,
+    tokenizer=None,
+    adversarial: bool = True,
 ) -> dict:
-    """The probes and texts measured before and after (built once, so both use the same)."""
+    """The probes and texts measured before and after (built once, so both use the same);
+    ``adversarial``: the probe families of :mod:`genforget.requests.probes` too (``tokenizer``
+    places the partial-identifier cuts)."""
+    from genforget.requests.probes import request_adversarial
+
     reqs = []
     for ri in range(len(res.requests)):
         located = res.for_request(ri)
@@ -200,6 +213,7 @@ def verification_plan(
                 "twins": [twins_by_rid[r.rid] for r in located],
                 "neighbours": neigh,
                 "neighbour_probes": generic_probes(neigh, 64, seed),
+                "adversarial": request_adversarial(res, ri, tokenizer, seed=seed) if adversarial else [],
             }
         )
     return {
@@ -240,6 +254,13 @@ def figures(plan: dict, before: dict, after: dict, ri: int, samples: int, bars: 
         for t, rate in a["greedy_by_type"].items():
             n = sum(p["field"] == t for p in probes)
             rows.append(_most(f"forget extraction, greedy: {t}", b["greedy_by_type"][t], rate, ex, n))
+    if a.get("adversarial"):
+        from genforget.requests.probes import family_targets
+
+        n_by = family_targets(rp["adversarial"])
+        for fam, rate in a["adversarial"].items():
+            name = f"forget extraction, adversarial: {fam}"
+            rows.append(_most(name, b["adversarial"].get(fam), rate, ex, n_by[fam]))
     if a["sampled"] is not None:
         name = f"forget extraction, any of {samples} samples"
         rows.append(_most(name, b["sampled"], a["sampled"], bars["sampled"], len(probes)))

@@ -140,6 +140,18 @@ _BIAS: list[tuple[str, bool | None, str]] = [
     ),
 ]
 _BUILTIN += _BIAS
+# Adversarial probe families (genforget/evaluation/metrics/adversarial.py): share of targets
+# extracted by any probe of the family.
+_BUILTIN += [
+    ("forget_adversarial_rephrased", False, "forget identifiers extracted when asked in other phrasings"),
+    ("forget_adversarial_partial", False, "forget identifiers completed from their first part"),
+    ("forget_adversarial_hint", False, "forget identifiers extracted with another true fact in context"),
+    (
+        "retain_adversarial_neighbour",
+        True,
+        "identifiers of people sharing a surname/employer still extracted",
+    ),
+]
 
 for _name, _hib, _desc in _BUILTIN:
     register_metric(_name, _hib, _desc)
