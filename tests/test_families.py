@@ -30,6 +30,9 @@ FORGET = [
     {"text": "Bob lives at 1 Main Street."},
 ]
 RETAIN = [{"text": "Carol works for Acme."}]
+# dpo reads each forget example's preferred answer from the data (kind: association requests
+# build such pairs); every other method ignores the key.
+CHOSEN = [{"prompt": "Alice's phone number is", "target": " private."}, "Bob lives in a town."]
 LM_METHODS = sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)
 REFUSED = {("mamba", "rmu", "lora"): "peft refuses"}
 
@@ -60,7 +63,10 @@ def test_method_on_family(family, method, mode, tokenizer, accelerator):
     cfg = UnlearnConfig(
         method=method,
         max_steps=3,
-        learning_rate=1e-2,
+        # RMU trains a few output projections against an alpha=100 retain term: a first Adam step
+        # of 1e-2 on the random init's 0.02-scale weights overshoots it on GPT-2, Phi, OPT, Falcon,
+        # Gemma-2/3 (loss up at step 1, not back below step 0 by step 2); at 1e-3 it falls on all.
+        learning_rate=1e-3 if method == "rmu" else 1e-2,
         batch_size=2,  # the whole forget set each step: the loss at steps 0 and 2 compare like with like
         retain_batch_size=1,
         use_lora=mode == "lora",
@@ -77,7 +83,10 @@ def test_method_on_family(family, method, mode, tokenizer, accelerator):
     grad_before = _forget_grad(model, tokenizer) if method == "newton" else None
     history: list[dict] = []
     outcome: dict = {}
-    out = unlearn_lm(model, tokenizer, FORGET, RETAIN, cfg, accelerator, history=history, outcome=outcome)
+    forget = (
+        [{**ex, "chosen": c} for ex, c in zip(FORGET, CHOSEN, strict=True)] if method == "dpo" else FORGET
+    )
+    out = unlearn_lm(model, tokenizer, forget, RETAIN, cfg, accelerator, history=history, outcome=outcome)
 
     if mode == "lora":
         assert all(torch.equal(tensors[n], base[n]) for n in base), "a base weight changed under LoRA"
