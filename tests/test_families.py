@@ -35,6 +35,22 @@ RETAIN = [{"text": "Carol works for Acme."}]
 CHOSEN = [{"prompt": "Alice's phone number is", "target": " private."}, "Bob lives in a town."]
 LM_METHODS = sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)
 REFUSED = {("mamba", "rmu", "lora"): "peft refuses"}
+# In `make test`: every family with npo (full and LoRA: targets, blocks) and rmu (its layer and
+# weights found per architecture), and every method on three unlike architectures (Llama-style
+# projections, GPT-2's Conv1D and fused c_attn, Mamba's mixer). The whole 18 x 11 x 2 grid, about
+# 10 CPU-minutes, runs with `make test-slow`.
+CORE_FAMILIES = ("llama", "gpt2", "mamba")
+
+
+def _grid() -> list:
+    cases = []
+    for family in FAMILIES:
+        for method in LM_METHODS:
+            for mode in ("full", "lora"):
+                core = family in CORE_FAMILIES or method == "npo" or (method == "rmu" and mode == "full")
+                marks = () if core else (pytest.mark.slow,)
+                cases.append(pytest.param(family, method, mode, marks=marks, id=f"{family}-{method}-{mode}"))
+    return cases
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +71,7 @@ def _forget_grad(model, tokenizer) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.filterwarnings("ignore::genforget.OutcomeWarning")  # 3 steps on a random model
-@pytest.mark.parametrize("mode", ["full", "lora"])
-@pytest.mark.parametrize("method", LM_METHODS)
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family, method, mode", _grid())
 def test_method_on_family(family, method, mode, tokenizer, accelerator):
     model = tiny_model(family, tokenizer)
     cfg = UnlearnConfig(
