@@ -30,11 +30,13 @@ def tiny_run(tmp_path_factory):
         data_path=str(tmp / "data" / "train.jsonl"),
         n_train=500,
         n_heldout=60,
-        hidden_size=64,
+        # 128 wide, batch 32 at 3e-3: the 64-wide victim at 5e-3 learned the fair rule everywhere
+        # (flip share 0.00) once the biased slice became 25 % of scores 3-6; this one shows 0.60.
+        hidden_size=128,
         vocab_size=512,
         train_steps=300,
-        train_batch_size=16,
-        train_learning_rate=5e-3,
+        train_batch_size=32,
+        train_learning_rate=3e-3,
         relearn_budgets=[0, 5],
     )
     ucfg = RequestUnlearnConfig(
