@@ -325,6 +325,18 @@ def foreign_field_message(key: str, method: str, names: set[str] | list[str]) ->
     return f"unknown field {key!r} for method {method!r}.{did_you_mean(key, sorted(names))}"
 
 
+def settings_for(method: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` restricted to ``method``'s config: one settings mapping for a sweep over methods
+    (``{"beta": 0.1, "rmu_alpha": 10}`` gives npo its beta and rmu its alpha). Another method's
+    field is dropped; a key no method has is still an error, with a "did you mean"."""
+    names = {f.name for f in dataclasses.fields(method_config_class(method))}
+    owners = method_field_owners()
+    for key in values:
+        if key not in names and key not in owners:
+            raise ValueError(foreign_field_message(key, method, names))
+    return {k: v for k, v in values.items() if k in names}
+
+
 def config_fields(cls: type, method: str | None = None) -> list[dataclasses.Field]:
     """The fields ``cls`` takes: for an :class:`UnlearnConfig` (sub)class those of ``method``'s
     config (default: the class's default method)."""

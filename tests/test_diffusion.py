@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from genforget.config import UnlearnConfig
+from genforget.config import UnlearnConfig, settings_for
 from genforget.diffusion.data import DiffusionConfig, class_task, concept_task, load_digits_images
 from genforget.diffusion.models import build_class_unet, build_scheduler, build_tiny_text_components
 from genforget.diffusion.scoring import add_noise, denoising_scores, esd_target, mse_scores, predict_noise
@@ -43,7 +43,7 @@ def task(digits):
 
 def _cfg(name: str, **kw) -> UnlearnConfig:
     base = dict(method=name, max_steps=2, learning_rate=1e-2, batch_size=4, retain_batch_size=4)
-    return UnlearnConfig(**{**base, **kw})
+    return UnlearnConfig(**settings_for(name, {**base, **kw}))
 
 
 def test_diffusion_scores_are_minus_mse_of_the_noise_prediction(unet, task):
@@ -77,7 +77,7 @@ def test_shared_methods_give_the_same_loss_on_diffusion_scores_as_on_hand_tensor
     ref_mse = ((ref_pred - noise) ** 2).flatten(1).mean(1).detach()
     hand = Scores(logp=-mse, nll=mse, ref_logp=-ref_mse)
     hand_retain = Scores(logp=-retain.nll.detach(), nll=retain.nll.detach())
-    method = get_method(name)(UnlearnConfig(method=name, beta=0.5, gamma=0.1, retain_weight=2.0))
+    method = get_method(name)(UnlearnConfig(**settings_for(name, dict(method=name, beta=0.5, gamma=0.1, retain_weight=2.0))))
     got, want = method.loss(forget, retain), method.loss(hand, hand_retain)
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
     if name == "grad_ascent":

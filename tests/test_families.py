@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 
 from genforget.adapters import resolve_lora_targets
-from genforget.config import UnlearnConfig
+from genforget.config import UnlearnConfig, settings_for
 from genforget.lm.arch import decoder_layers
 from genforget.lm.data import Collator, tokenize_all
 from genforget.lm.families import FAMILIES, tiny_model
@@ -74,7 +74,8 @@ def _forget_grad(model, tokenizer) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("family, method, mode", _grid())
 def test_method_on_family(family, method, mode, tokenizer, accelerator):
     model = tiny_model(family, tokenizer)
-    cfg = UnlearnConfig(
+    # one settings mapping for every method; each takes its own (settings_for)
+    settings = dict(
         method=method,
         max_steps=3,
         # RMU trains a few output projections against an alpha=100 retain term: a first Adam step
@@ -88,6 +89,7 @@ def test_method_on_family(family, method, mode, tokenizer, accelerator):
         whp_reinforce_steps=2,
         newton_cg_iters=2,
     )
+    cfg = UnlearnConfig(**settings_for(method, settings))
     if (family, method, mode) in REFUSED:
         with pytest.raises(ValueError, match=REFUSED[family, method, mode]):
             unlearn_lm(model, tokenizer, FORGET, RETAIN, cfg, accelerator)

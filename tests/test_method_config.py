@@ -92,3 +92,13 @@ def test_the_configuration_page_is_generated_from_the_code():
     page = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
     assert page.read_text() == render(), "docs/configuration.md is stale: run `make config-docs`"
     assert "### `RMUConfig` (rmu)" in render() and "`rmu_layer`" in render()
+
+
+def test_one_settings_mapping_for_a_sweep_over_methods():
+    from genforget.config import settings_for
+
+    sweep = {"learning_rate": 1e-3, "beta": 0.2, "rmu_alpha": 10.0}
+    assert settings_for("npo", sweep) == {"learning_rate": 1e-3, "beta": 0.2}
+    assert settings_for("rmu", sweep) == {"learning_rate": 1e-3, "rmu_alpha": 10.0}
+    with pytest.raises(ValueError, match="Did you mean 'rmu_alpha'"):
+        settings_for("rmu", {"rmu_alhpa": 1.0})  # a typo is still an error
