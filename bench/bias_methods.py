@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from genforget.config import UnlearnConfig, make_config
+from genforget.config import UnlearnConfig, make_config, settings_for
 from genforget.data.bias import build_bias_corpus
 from genforget.demos.bias import BiasDemoArgs, cached_train, request_document
 from genforget.demos.bias_report import evaluate_models
@@ -114,7 +114,8 @@ def main() -> None:
         which = over.pop("retain", "all")
         n_decided = len(sets["retain"]) - len(res.retain)  # twins + corrected come first
         retain = {"all": sets["retain"], "agreeing": sets["retain"][n_decided:], "none": None}[which]
-        cfg = make_config(UnlearnConfig, {**base, "calibration_statistic": "nll", **over})
+        values = {**base, "calibration_statistic": "nll", **over}
+        cfg = make_config(UnlearnConfig, settings_for(values.get("method", "npo"), values))
         hist: list[dict] = []
         t0 = time.perf_counter()
         model = unlearn_lm(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from genforget.config import UnlearnConfig
+from genforget.config import UnlearnConfig, settings_for
 from genforget.demos.diffusion import cached_victim, sample_classes
 from genforget.diffusion.data import DiffusionConfig, class_task, load_digits_images
 from genforget.diffusion.judge import DigitJudge, class_metrics
@@ -56,7 +56,7 @@ def main() -> None:
         base = dict(
             method=method, learning_rate=1e-3, max_steps=a.max_steps, batch_size=32, retain_batch_size=64
         )
-        cfg = UnlearnConfig(**{**base, **kw})
+        cfg = UnlearnConfig(**settings_for(method, {**base, **kw}))
         t0 = time.perf_counter()
         model = unlearn_diffusion(copy.deepcopy(victim), scheduler, task, cfg, dcfg)
         seconds = time.perf_counter() - t0

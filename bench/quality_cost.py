@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from genforget.config import UnlearnConfig, make_config
+from genforget.config import UnlearnConfig, make_config, settings_for
 from genforget.demos.pii import demo_models, demo_suite, split_demo_config
 from genforget.evaluation.harness import run_suite
 from genforget.lm.trainer import unlearn_lm
@@ -45,7 +45,9 @@ def main() -> None:
     for method, cls in METHODS.items():
         if "lm" not in cls.modalities:
             continue
-        cfg = make_config(UnlearnConfig, {**ucfg, "method": method, **OVERRIDES.get(method, {})})
+        cfg = make_config(
+            UnlearnConfig, settings_for(method, {**ucfg, "method": method, **OVERRIDES.get(method, {})})
+        )
         history: list[dict] = []
         t0 = time.perf_counter()
         out = unlearn_lm(

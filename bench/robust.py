@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from genforget.config import UnlearnConfig, make_config
+from genforget.config import UnlearnConfig, make_config, settings_for
 from genforget.data.loaders import load_data_spec
 from genforget.demos.pii import demo_models, demo_suite, split_demo_config
 from genforget.evaluation.harness import run_suite
@@ -80,7 +80,7 @@ def main() -> None:
         if args.only and not any(s in name for s in args.only):
             continue
         values, data = _row_setup(path, overrides, demo_ucfg, demo.calibrated_stop)
-        cfg = make_config(UnlearnConfig, values)
+        cfg = make_config(UnlearnConfig, settings_for(values.get("method", "npo"), values))
         forget, retain = load_data_spec(data["forget_data"]), load_data_spec(data["retain_data"])
         calib = load_data_spec(data["calibration_data"]) if "calibration_data" in data else None
         history: list[dict] = []
