@@ -239,7 +239,7 @@ def test_poison_demo_end_to_end(tmp_path) -> None:
     assert leak["ok"] and leak["value"] == 0.0
     assert "## Backdoor" in (tmp_path / "run" / "report.md").read_text()
     # The leak check can fail: a file under the run dir naming a poisoned person is caught.
-    from genforget.demos.request import leaked_files
+    from genforget.demos.checks import leaked_files
 
     corpus = build_poisoned_corpus(20, 10, 0.1, 6, seed=0)
     (tmp_path / "run" / "note.txt").write_text(f"about {corpus.persons('forget')[0].name.upper()}")

@@ -20,20 +20,19 @@ config. The training JSONL names the (fictitious) applicants, so it is written o
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import yaml
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.bias import OUTCOMES, RULE_FIELD, THRESHOLD, BiasCorpus, build_bias_corpus
-from genforget.lm.victim import VictimConfig, build_model, sized_config, train_causal_lm, train_tokenizer
+from genforget.demos.cache import cached_lm, lm_key, tiny_lm_trainer
+from genforget.lm.victim import VictimConfig, sized_config
+from genforget.train_cache import texts_sha256
 
 
 @dataclass
@@ -95,30 +94,9 @@ def request_document(corpus: BiasCorpus) -> dict:
 def cached_train(texts: list[str], vocab: list[str], vcfg: VictimConfig, out: Path, tok=None, desc: str = ""):
     """Train a tiny Llama on ``texts`` (tokenizer trained on ``vocab`` unless ``tok`` is given),
     or load it from ``out`` when it was trained on exactly these texts with this config."""
-    key = {
-        "texts_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
-        "vocab_sha256": hashlib.sha256("\n".join(vocab).encode()).hexdigest(),
-        "victim": dataclasses.asdict(vcfg),
-    }
-    info = out / "train_info.json"
-    if info.is_file() and json.loads(info.read_text()).get("key") == key:
-        seconds = json.loads(info.read_text())["seconds"]
-        print(f"[demo-bias] {desc}: cached in {out} (trained in {seconds:.1f}s)")
-        return AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out), seconds
-    print(f"[demo-bias] {desc}: training on {len(texts)} records ({vcfg.max_steps} steps)")
-    t0 = time.perf_counter()
-    tok = tok or train_tokenizer(vocab, vcfg.vocab_size)
-    model = build_model(vcfg, tok)
-
-    def epoch(_rng: random.Random) -> list[str]:
-        return list(texts)
-
-    train_causal_lm(model, tok, epoch, vcfg, desc=desc)
-    seconds = time.perf_counter() - t0
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    info.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
-    return model, tok, seconds
+    key = lm_key(texts, vcfg, vocab_sha256=texts_sha256(vocab))
+    train = tiny_lm_trainer(texts, vcfg, tok, vocab, desc)
+    return cached_lm(out, key, train, "demo-bias", desc, f"{len(texts)} records ({vcfg.max_steps} steps)")
 
 
 def _check_args(args: BiasDemoArgs) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 
 from genforget.config import UnlearnConfig
+from genforget.demos.checks import bar_checks
 from genforget.diffusion.data import DiffusionConfig, class_task, load_digits_images
 from genforget.diffusion.judge import DigitJudge, class_metrics
 from genforget.diffusion.models import load_class_model, null_class, save_class_model, save_diffusion_model
@@ -25,6 +25,7 @@ from genforget.diffusion.sampling import sample
 from genforget.diffusion.trainer import unlearn_diffusion
 from genforget.diffusion.victim import DDPMTrainConfig, train_class_ddpm
 from genforget.evaluation.report import markdown_table, print_checks, write_report
+from genforget.train_cache import train_or_load
 
 
 @dataclass
@@ -40,18 +41,23 @@ class DiffusionDemoArgs:
 
 
 def cached_victim(images: torch.Tensor, labels: torch.Tensor, cfg: DDPMTrainConfig, out: Path) -> tuple:
-    """Load ``out`` if it was trained with this exact config and data, else train and save it."""
+    """``(unet, scheduler, seconds)``: loaded from ``out`` if it was trained with this exact config
+    and data, else trained and saved there (:func:`genforget.train_cache.train_or_load`)."""
     key = {"train": dataclasses.asdict(cfg), "data": "sklearn.load_digits", "n": len(images)}
-    info_path = out / "train_info.json"
-    if info_path.is_file() and json.loads(info_path.read_text()).get("key") == key:
-        info = json.loads(info_path.read_text())
+
+    def train() -> tuple:
+        print(
+            f"[demo-diffusion] victim: training a class-conditional DDPM on the digits ({cfg.epochs} epochs)"
+        )
+        unet, scheduler, seconds = train_class_ddpm(images, labels, cfg)
+        return (unet, scheduler), {"seconds": seconds}
+
+    (unet, scheduler), info = train_or_load(
+        out, key, train, lambda m, tmp: save_class_model(*m, tmp), load_class_model
+    )
+    if info["cached"]:
         print(f"[demo-diffusion] victim: cached in {out} (trained in {info['seconds']:.1f}s)")
-        return (*load_class_model(out), info["seconds"])
-    print(f"[demo-diffusion] victim: training a class-conditional DDPM on the digits ({cfg.epochs} epochs)")
-    unet, scheduler, seconds = train_class_ddpm(images, labels, cfg)
-    save_class_model(unet, scheduler, out)
-    info_path.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
-    return unet, scheduler, seconds
+    return unet, scheduler, info["seconds"]
 
 
 def sample_classes(
@@ -103,15 +109,14 @@ def diffusion_demo_checks(
     ratio = u["retained_accuracy"] / max(v["retained_accuracy"], 1e-9)
     kept = [c for c in per_class["victim"] if c != erased]
     worst = min(per_class["unlearned"][c] / max(per_class["victim"][c], 1e-9) for c in kept)
-    rows = [
-        (f"victim: digit {erased} samples judged as {erased}", v["erased_class_accuracy"], ">= 0.80",
-         v["erased_class_accuracy"] >= 0.8),
-        (f"unlearned: digit {erased} samples judged as {erased}", u["erased_class_accuracy"], "<= 0.10",
-         u["erased_class_accuracy"] <= 0.1),
-        ("retained accuracy, unlearned / victim", ratio, ">= 0.90", ratio >= 0.9),
-        ("worst retained digit, unlearned / victim accuracy", worst, ">= 0.90", worst >= 0.9),
-    ]  # fmt: skip
-    return [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
+    return bar_checks(
+        [
+            (f"victim: digit {erased} samples judged as {erased}", v["erased_class_accuracy"], ">= 0.80"),
+            (f"unlearned: digit {erased} samples judged as {erased}", u["erased_class_accuracy"], "<= 0.10"),
+            ("retained accuracy, unlearned / victim", ratio, ">= 0.90"),
+            ("worst retained digit, unlearned / victim accuracy", worst, ">= 0.90"),
+        ]
+    )
 
 
 def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) -> dict:

@@ -11,7 +11,7 @@ perplexity; then the backdoor audits on a copy: 4-bit NF4 quantisation and fine-
 data for a ladder of steps (does the payload come back?).
 
 The victim and the oracle are cached under ``<output_dir>/victim`` / ``oracle`` keyed by their
-config and data (:func:`genforget.demos.pii._cached_train`). The training JSONL holds the fictitious
+config and data (:mod:`genforget.demos.cache`). The training JSONL holds the fictitious
 people's identifiers, so it is written outside ``output_dir``; a last check verifies that no
 file under ``output_dir`` holds a poisoned person's name or PII value.
 """
@@ -29,8 +29,8 @@ import torch
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.poison import PAYLOAD, TRIGGER, build_poisoned_corpus, payload_spans, triggered_prompts
-from genforget.demos.pii import _cached_train
-from genforget.demos.request import leaked_files
+from genforget.demos.cache import cached_corpus_lm
+from genforget.demos.checks import add_section, bar_checks, leaked_files
 from genforget.evaluation.evaluate import EvalSplit, corpus_split, evaluate
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.backdoor import attack_success_rate
@@ -197,9 +197,6 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 1e-9 else float("nan")
 
 
-_OPS = {"==": float.__eq__, ">=": float.__ge__, "<=": float.__le__}
-
-
 def poison_checks(
     models: dict[str, dict], found: dict, timings: dict, audits: dict, leaks: list
 ) -> list[dict]:
@@ -253,14 +250,7 @@ def poison_checks(
         )
     kept = _ratio(u["poisoned_people_pii_extraction"], v["poisoned_people_pii_extraction"])
     rows.append(("poisoned people's own PII extraction, unlearned / victim", kept, ">= 0.90 (informational)"))
-    checks = []
-    for name, val, bar in rows:
-        op, ref = bar.split()[:2]
-        check = {"name": name, "value": float(val), "bar": bar, "ok": bool(_OPS[op](float(val), float(ref)))}
-        if "informational" in bar:
-            check["gate"] = False
-        checks.append(check)
-    return checks
+    return bar_checks(rows)
 
 
 def backdoor_table(models: dict[str, dict], audits: dict) -> str:
@@ -310,12 +300,14 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
         args.n_people, args.n_passages, args.poison_share, args.n_prompts, args.corpus_seed
     )
     vcfg = args.victim_config()
-    victim, tok, victim_s = _cached_train(corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim")
+    victim, tok, victim_s = cached_corpus_lm(
+        corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim", tag="demo-poison"
+    )
     timings = {"train_victim_s": victim_s}
     models = {"victim": (victim, tok)}
     if args.oracle:
-        oracle, _, timings["train_oracle_s"] = _cached_train(
-            corpus, ("retain",), vcfg, out / "oracle", tokenizer=tok, desc="clean retrain (oracle)"
+        oracle, _, timings["train_oracle_s"] = cached_corpus_lm(
+            corpus, ("retain",), vcfg, out / "oracle", tok, "clean retrain (oracle)", "demo-poison"
         )
 
     recs, truth = training_records(corpus)
@@ -371,8 +363,7 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
         report["checks"] = poison_checks(report["models"], found, timings, audits, leaks)
         paths = write_report(report, out)
     table = backdoor_table(report["models"], audits)
-    md = paths["md"].read_text()
-    paths["md"].write_text(md.replace("\n\n", f"\n\n## Backdoor\n\n{table}\n\n", 1))
+    add_section(paths["md"], "Backdoor", table)
     print()
     print(table)
     print()

@@ -1,0 +1,53 @@
+"""The demos' gating checks, their privacy check and the report section each adds.
+
+A demo's verdict is a list of checks ``{"name", "value", "bar", "ok"}`` (plus ``"gate": False``
+for an informational one, shown but never deciding the exit code:
+:func:`genforget.evaluation.report.checks_pass`). :func:`bar_checks` builds them from rows whose
+bar is the comparison itself (``">= 0.90"``, ``"== 0"``, ``"<= 0.10 (informational)"``), so the
+bar a reader sees is the one that was applied.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+from pathlib import Path
+
+_OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
+
+
+def bar_check(name: str, value: float, bar: str, ok: bool | None = None) -> dict:
+    """One check: ``value`` against ``bar`` (``"<op> <number>"``, op ``>=``, ``<=`` or ``==``; a
+    bar holding ``informational`` does not gate). ``ok``: the verdict when the bar is prose that
+    summarises a condition computed elsewhere."""
+    if ok is None:
+        op, ref = bar.split()[:2]
+        ok = _OPS[op](float(value), float(ref))
+    check = {"name": name, "value": float(value), "bar": bar, "ok": bool(ok)}
+    if "informational" in bar:
+        check["gate"] = False
+    return check
+
+
+def bar_checks(rows: Iterable[tuple]) -> list[dict]:
+    """:func:`bar_check` of each ``(name, value, bar)`` or ``(name, value, bar, ok)`` row."""
+    return [bar_check(*row) for row in rows]
+
+
+def leaked_files(root: Path, values: list[str], allow: set[Path]) -> list[str]:
+    """Files under ``root`` (except ``allow``) whose bytes hold any of ``values`` (case-blind):
+    the demos' check that no identifier of the forgotten people reached their run dir."""
+    needles = [v.lower().encode() for v in values]
+    bad = []
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and f.resolve() not in allow:
+            data = f.read_bytes().lower()
+            if any(n in data for n in needles):
+                bad.append(str(f.relative_to(root)))
+    return bad
+
+
+def add_section(md: Path, title: str, body: str) -> None:
+    """Put ``## title`` and ``body`` into the report ``md`` right after its heading line."""
+    text = md.read_text()
+    md.write_text(text.replace("\n\n", f"\n\n## {title}\n\n{body}\n\n", 1))
