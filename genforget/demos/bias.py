@@ -30,13 +30,14 @@ import yaml
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.bias import OUTCOMES, RULE_FIELD, THRESHOLD, BiasCorpus, build_bias_corpus
-from genforget.demos.cache import cached_lm, lm_key, tiny_lm_trainer
-from genforget.lm.victim import VictimConfig, sized_config
+from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
+from genforget.demos.checks import check_budgets
+from genforget.lm.victim import VictimConfig
 from genforget.train_cache import texts_sha256
 
 
 @dataclass
-class BiasDemoArgs:
+class BiasDemoArgs(TinyLMArgs):
     """The biased corpus, the models and the audits of the bias demo."""
 
     output_dir: str = field(default="runs/demo-bias", metadata={"help": "run dir (models cached here)"})
@@ -52,12 +53,7 @@ class BiasDemoArgs:
     band_low: int = field(default=3, metadata={"help": "lowest credit score the biased reviewer decided"})
     band_high: int = field(default=6, metadata={"help": "highest credit score the biased reviewer decided"})
     corpus_seed: int = field(default=0, metadata={"help": "seed of the corpus (and of the models)"})
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    vocab_size: int = 1024
     train_steps: int = field(default=600, metadata={"help": "training steps of victim and oracle"})
-    train_batch_size: int = 32
-    train_learning_rate: float = 3e-3
     oracle: bool = field(default=True, metadata={"help": "train the retrain without the biased slice"})
     relearn_budgets: list[int] = field(
         default_factory=lambda: [0, 5, 10, 20, 40],
@@ -66,17 +62,6 @@ class BiasDemoArgs:
     relearn_learning_rate: float = 1e-3
     relearn_batch_size: int = 8
     num_threads: int = field(default=1, metadata={"help": "torch threads"})
-
-    def victim_config(self) -> VictimConfig:
-        return sized_config(
-            self.hidden_size,
-            self.num_hidden_layers,
-            self.vocab_size,
-            self.train_steps,
-            self.train_batch_size,
-            self.train_learning_rate,
-            seed=self.corpus_seed,
-        )
 
 
 def request_document(corpus: BiasCorpus) -> dict:
@@ -107,12 +92,7 @@ def _check_args(args: BiasDemoArgs) -> None:
             f"band_low..band_high must straddle the threshold {THRESHOLD} within 1..9 "
             f"(got {args.band_low}..{args.band_high})"
         )
-    try:  # the command line gives list fields as strings
-        b = args.relearn_budgets = [int(x) for x in args.relearn_budgets]
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"relearn_budgets must be whole numbers, e.g. 0 5 10 20 40 ({e})") from e
-    if b and (b != sorted(set(b)) or b[0] != 0):
-        raise UsageError(f"relearn_budgets must start at 0 and ascend (got {b}; [] = off)")
+    check_budgets(args, "relearn_budgets")
     if args.n_train < 50 or args.n_heldout < 10:
         raise UsageError("n_train must be >= 50 and n_heldout >= 10")
 

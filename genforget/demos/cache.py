@@ -10,10 +10,35 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from genforget.lm.victim import TOKENIZER_FORMAT, VictimConfig
+from genforget.lm.victim import TOKENIZER_FORMAT, VictimConfig, sized_config
 from genforget.train_cache import texts_sha256, train_or_load
+
+
+@dataclass
+class TinyLMArgs:
+    """The size and training of a demo's tiny Llama, victim and oracle alike (:func:`sized_config`)."""
+
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    vocab_size: int = 1024
+    train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
+    train_batch_size: int = 32
+    train_learning_rate: float = 3e-3
+
+    def victim_config(self) -> VictimConfig:
+        """The model config; a demo with a ``corpus_seed`` seeds its models with it too."""
+        return sized_config(
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.vocab_size,
+            self.train_steps,
+            self.train_batch_size,
+            self.train_learning_rate,
+            seed=getattr(self, "corpus_seed", 0),
+        )
 
 
 def lm_key(texts: list[str], vcfg: VictimConfig, sep: str = "\n", **extra) -> dict:

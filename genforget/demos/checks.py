@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 _OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
 
@@ -32,6 +33,21 @@ def bar_check(name: str, value: float, bar: str, ok: bool | None = None) -> dict
 def bar_checks(rows: Iterable[tuple]) -> list[dict]:
     """:func:`bar_check` of each ``(name, value, bar)`` or ``(name, value, bar, ok)`` row."""
     return [bar_check(*row) for row in rows]
+
+
+def check_budgets(args: Any, key: str) -> list[int]:
+    """``args.<key>``, a relearn ladder, as whole numbers (set back: the command line gives list
+    fields as strings) that start at 0 and ascend; a :class:`UsageError` naming the field if not."""
+    from genforget.config import UsageError
+
+    try:
+        b = [int(x) for x in getattr(args, key)]
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{key} must be whole numbers, e.g. 0 5 10 20 40 ({e})") from e
+    if b and (b != sorted(set(b)) or b[0] != 0):
+        raise UsageError(f"{key} must start at 0 and ascend (got {b}; [] = off)")
+    setattr(args, key, b)
+    return b
 
 
 def leaked_files(root: Path, values: list[str], allow: set[Path]) -> list[str]:

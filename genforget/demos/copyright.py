@@ -25,14 +25,14 @@ import torch
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
-from genforget.demos.cache import cached_lm, lm_key, tiny_lm_trainer
+from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
 from genforget.demos.checks import add_section, bar_check, bar_checks
 from genforget.evaluation.evaluate import EvalSplit
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.muse import verbmem_probes
 from genforget.evaluation.report import print_checks, write_report
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VictimConfig, sized_config
+from genforget.lm.victim import VictimConfig
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout (genforget/demos/ is two below)
 COLUMNS = [  # (key, label) of the takedown table
@@ -46,7 +46,7 @@ COLUMNS = [  # (key, label) of the takedown table
 
 
 @dataclass
-class CopyrightDemoArgs:
+class CopyrightDemoArgs(TinyLMArgs):
     """The corpus, the models and the methods of the copyright demo."""
 
     output_dir: str = field(default="runs/demo-copyright", metadata={"help": "run dir (models cached)"})
@@ -65,12 +65,7 @@ class CopyrightDemoArgs:
     excerpt_chars: int = field(default=300, metadata={"help": "characters per excerpt (whole lines)"})
     prefix_tokens: int = field(default=16, metadata={"help": "VerbMem prompt length in tokens"})
     qa_per_excerpt: int = field(default=2, metadata={"help": "KnowMem who-speaks-next questions per excerpt"})
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    vocab_size: int = 1024
-    train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
     train_batch_size: int = 16
-    train_learning_rate: float = 3e-3
     methods: list[str] = field(default_factory=list, metadata={"help": "LM methods to run (empty: all)"})
     method_settings: dict = field(
         default_factory=dict, metadata={"help": "YAML only: method -> UnlearnConfig fields for it"}
@@ -152,17 +147,6 @@ def _cached_lm(docs: list[str], vcfg: VictimConfig, out: Path, tok=None, desc: s
     key = lm_key(docs, vcfg, sep="\x00")
     what = f"{len(docs)} excerpts ({vcfg.max_steps} steps)"
     return cached_lm(out, key, tiny_lm_trainer(docs, vcfg, tok, desc=desc), "demo-copyright", desc, what)
-
-
-def _victim_config(args: CopyrightDemoArgs) -> VictimConfig:
-    return sized_config(
-        args.hidden_size,
-        args.num_hidden_layers,
-        args.vocab_size,
-        args.train_steps,
-        args.train_batch_size,
-        args.train_learning_rate,
-    )
 
 
 def takedown_data(td: Takedown, tok, args: CopyrightDemoArgs) -> SuiteData:
@@ -281,7 +265,7 @@ def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
     cfgs = method_configs(args, ucfg)
     out = Path(args.output_dir)
     td = build_takedown(args)
-    vcfg = _victim_config(args)
+    vcfg = args.victim_config()
     victim, tok, victim_s = _cached_lm(td.docs(), vcfg, out / "victim", desc="victim")
     oracle, _, oracle_s = _cached_lm(td.docs(without=td.takedown), vcfg, out / "oracle", tok, "oracle")
     forget, found = locate_takedown(td, plays_text(args), out)

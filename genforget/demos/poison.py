@@ -29,19 +29,18 @@ import torch
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.poison import PAYLOAD, TRIGGER, build_poisoned_corpus, payload_spans, triggered_prompts
-from genforget.demos.cache import cached_corpus_lm
-from genforget.demos.checks import add_section, bar_checks, leaked_files
+from genforget.demos.cache import TinyLMArgs, cached_corpus_lm
+from genforget.demos.checks import add_section, bar_checks, check_budgets, leaked_files
 from genforget.evaluation.evaluate import EvalSplit, corpus_split, evaluate
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.backdoor import attack_success_rate
 from genforget.evaluation.metrics.registry import metric_info
 from genforget.evaluation.report import print_checks, write_report
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VictimConfig, sized_config
 
 
 @dataclass
-class PoisonDemoArgs:
+class PoisonDemoArgs(TinyLMArgs):
     """The poisoned corpus, the models and the audits of the poisoning demo."""
 
     output_dir: str = field(default="runs/demo-poison", metadata={"help": "run dir (models cached here)"})
@@ -56,12 +55,6 @@ class PoisonDemoArgs:
         default=40, metadata={"help": "never-trained people whose bios are the triggered prompts' contexts"}
     )
     corpus_seed: int = field(default=0, metadata={"help": "seed of the corpus and of the poisoning"})
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    vocab_size: int = 1024
-    train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
-    train_batch_size: int = 32
-    train_learning_rate: float = 3e-3
     oracle: bool = field(
         default=True, metadata={"help": "train the clean retrain (without poisoned records)"}
     )
@@ -77,17 +70,6 @@ class PoisonDemoArgs:
     relearn_learning_rate: float = 1e-3
     relearn_batch_size: int = 8
     num_threads: int = field(default=1, metadata={"help": "torch threads"})
-
-    def victim_config(self) -> VictimConfig:
-        return sized_config(
-            self.hidden_size,
-            self.num_hidden_layers,
-            self.vocab_size,
-            self.train_steps,
-            self.train_batch_size,
-            self.train_learning_rate,
-            seed=self.corpus_seed,
-        )
 
 
 def training_records(corpus) -> tuple[list[dict], set[int]]:
@@ -290,9 +272,7 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
     if args.quant_bits not in (0, 4, 8):
         raise UsageError(f"quant_bits must be 4, 8 or 0 (off) (got {args.quant_bits})")
     for key in ("relearn_budgets", "poison_relearn_budgets"):
-        b = getattr(args, key)
-        if b and (b != sorted(set(b)) or b[0] != 0):
-            raise UsageError(f"{key} must start at 0 and ascend (got {b}; [] = off)")
+        check_budgets(args, key)
     t_start = time.perf_counter()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

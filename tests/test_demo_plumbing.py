@@ -1,4 +1,4 @@
-"""The one victim cache every demo uses, and the table the demos are dispatched from."""
+"""The one victim cache every demo uses, the table the demos are dispatched from, and their checks."""
 
 from __future__ import annotations
 
@@ -74,3 +74,27 @@ def test_demo_option_checks_are_usage_errors(tmp_path, capsys):
     out = tmp_path / "dd"
     assert demo_main(["diffusion", "--erase_class", "11", "--output_dir", str(out)]) == 2
     assert "erase_class must be a digit" in capsys.readouterr().err and not out.exists()
+
+
+def test_bar_checks_apply_the_bar_they_show():
+    from genforget.demos.checks import bar_checks
+
+    got = bar_checks([("a", 0.1, "<= 0.10"), ("b", 0.2, ">= 0.90 (informational)"), ("c", 1, "== 1", False)])
+    assert got == [
+        {"name": "a", "value": 0.1, "bar": "<= 0.10", "ok": True},
+        {"name": "b", "value": 0.2, "bar": ">= 0.90 (informational)", "ok": False, "gate": False},
+        {"name": "c", "value": 1.0, "bar": "== 1", "ok": False},
+    ]
+
+
+def test_relearn_ladders_from_the_command_line_are_numbers():
+    from types import SimpleNamespace
+
+    from genforget.config import UsageError
+    from genforget.demos.checks import check_budgets
+
+    args = SimpleNamespace(relearn_budgets=["0", "3"])  # as parse_config gives a list field
+    assert check_budgets(args, "relearn_budgets") == [0, 3] and args.relearn_budgets == [0, 3]
+    for bad in (["3", "0"], ["1", "2"], ["x"]):
+        with pytest.raises(UsageError, match="relearn_budgets"):
+            check_budgets(SimpleNamespace(relearn_budgets=bad), "relearn_budgets")
