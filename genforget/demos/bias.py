@@ -19,7 +19,6 @@ config. The training JSONL names the (fictitious) applicants, so it is written o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import yaml
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.bias import OUTCOMES, RULE_FIELD, THRESHOLD, BiasCorpus, build_bias_corpus
 from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
-from genforget.demos.checks import check_budgets
+from genforget.demos.checks import as_dicts, check_budgets
 from genforget.lm.victim import VictimConfig
 from genforget.train_cache import texts_sha256
 
@@ -181,9 +180,7 @@ def run_bias_demo(args: BiasDemoArgs, ucfg: UnlearnConfig) -> dict:
         "path": str(result.paths[0]),
     }
     report["config"] = {
-        "demo": dataclasses.asdict(args),
-        "unlearn": dataclasses.asdict(ucfg),
-        "victim": dataclasses.asdict(vcfg),
+        **as_dicts(demo=args, unlearn=ucfg, victim=vcfg),
         "corpus": corpus.meta,
         "request": req_doc,
         "locate": found,

@@ -9,6 +9,7 @@ bar a reader sees is the one that was applied.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +34,17 @@ def bar_check(name: str, value: float, bar: str, ok: bool | None = None) -> dict
 def bar_checks(rows: Iterable[tuple]) -> list[dict]:
     """:func:`bar_check` of each ``(name, value, bar)`` or ``(name, value, bar, ok)`` row."""
     return [bar_check(*row) for row in rows]
+
+
+def oracle_gap_rows(audit: dict | None, label: str) -> list[tuple]:
+    """The informational row of a relearn audit: the unlearned model's largest gap to the oracle's
+    curve (``label, 0-<top> steps``), or none when the audit did not run or had no oracle. Shown,
+    not gating: plain NPO hides rather than removes, and the remedies that hold cost retained
+    data on these tiny models (docs: "Forgetting that holds")."""
+    gap = (audit or {}).get("gap_to_oracle", {}).get("unlearned")
+    if gap is None:
+        return []
+    return [(f"{label}, 0-{audit['budgets'][-1]} steps", gap["max_gap"], "<= 0.10 (informational)")]
 
 
 def check_budgets(args: Any, key: str) -> list[int]:
@@ -61,6 +73,21 @@ def leaked_files(root: Path, values: list[str], allow: set[Path]) -> list[str]:
             if any(n in data for n in needles):
                 bad.append(str(f.relative_to(root)))
     return bad
+
+
+def as_dicts(**configs: Any) -> dict[str, dict]:
+    """Each dataclass as a dict, under its name: a report's ``config`` block."""
+    return {k: dataclasses.asdict(v) for k, v in configs.items()}
+
+
+def show_report(report: dict, table: str | None = None) -> None:
+    """Print a demo's table (default: metrics x models) and its checks."""
+    from genforget.evaluation.report import markdown_table, print_checks
+
+    print()
+    print(table if table is not None else markdown_table(report["models"]))
+    print()
+    print_checks(report["checks"])
 
 
 def add_section(md: Path, title: str, body: str) -> None:

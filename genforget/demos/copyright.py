@@ -26,11 +26,11 @@ import torch
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
 from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
-from genforget.demos.checks import add_section, bar_check, bar_checks
+from genforget.demos.checks import add_section, as_dicts, bar_check, bar_checks, show_report
 from genforget.evaluation.evaluate import EvalSplit
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.muse import verbmem_probes
-from genforget.evaluation.report import print_checks, write_report
+from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import VictimConfig
 
@@ -291,9 +291,8 @@ def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
         )
     ]
     report["config"].update(
-        demo=dataclasses.asdict(args),
+        **as_dicts(demo=args, victim=vcfg),
         unlearn={n: dataclasses.asdict(c) for n, c in cfgs.items()},
-        victim=dataclasses.asdict(vcfg),
         best_method=best,
         excerpts={p: len(e) for p, e in td.train.items()} | {"holdout": len(td.holdout)},
         knowmem="who speaks next: a speech's closing line -> the next speaker",
@@ -302,10 +301,7 @@ def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
     paths = write_report(report, out)
     table = takedown_table(report["models"], report["timings"])
     add_section(paths["md"], f"Takedown of {td.takedown}", table)
-    print()
-    print(table)
-    print()
-    print_checks(report["checks"])
+    show_report(report, table)
     print(
         f"\n[demo-copyright] best method {best}; total {report['timings']['total_s']:.0f}s; report: {paths['md']}"
     )

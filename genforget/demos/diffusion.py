@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 
 from genforget.config import UnlearnConfig
-from genforget.demos.checks import bar_checks
+from genforget.demos.checks import as_dicts, bar_checks, show_report
 from genforget.diffusion.data import DiffusionConfig, class_task, load_digits_images
 from genforget.diffusion.judge import DigitJudge, class_metrics
 from genforget.diffusion.models import load_class_model, null_class, save_class_model, save_diffusion_model
 from genforget.diffusion.sampling import sample
 from genforget.diffusion.trainer import unlearn_diffusion
 from genforget.diffusion.victim import DDPMTrainConfig, train_class_ddpm
-from genforget.evaluation.report import markdown_table, print_checks, write_report
+from genforget.evaluation.report import write_report
 from genforget.train_cache import train_or_load
 
 
@@ -156,10 +156,7 @@ def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: Diffu
         "method": ucfg.method,
         "suite": "digits",
         "config": {
-            "unlearn": dataclasses.asdict(ucfg),
-            "diffusion": dataclasses.asdict(dcfg),
-            "demo": dataclasses.asdict(args),
-            "victim": dataclasses.asdict(tcfg),
+            **as_dicts(unlearn=ucfg, diffusion=dcfg, demo=args, victim=tcfg),
             "saved_as": mode,
             "quality_proxy": "retained_judge_fd: Frechet distance in the judge's 10-logit space "
             "(retained-class samples vs real digits of those classes); retained_confidence: mean judge max-prob",
@@ -180,10 +177,7 @@ def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: Diffu
         "checks": diffusion_demo_checks(models, per_class, args.erase_class),
     }
     paths = write_report(report, out)
-    print()
-    print(markdown_table(models))
-    print()
-    print_checks(report["checks"])
+    show_report(report)
     print(f"\n[demo-diffusion] judge held-out accuracy {judge.heldout_accuracy:.3f}; worst retained "
           f"per-digit ratio {min(ratios.values()):.2f}; total {timings['total_s']:.0f}s")  # fmt: skip
     print(f"[demo-diffusion] report: {paths['md']}, {paths['json']}, {out / 'grid.png'}")

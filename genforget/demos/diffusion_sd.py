@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from genforget.config import UnlearnConfig
+from genforget.demos.checks import as_dicts, show_report
 from genforget.diffusion.concept_judge import concept_accuracy, fit_judge_on_samples
 from genforget.diffusion.concept_suite import (
     erasure_checks,
@@ -40,7 +41,7 @@ from genforget.diffusion.pipeline import TextToImage, load_pipeline
 from genforget.diffusion.pipeline_io import load_unlearned
 from genforget.diffusion.shapes import CONCEPTS_A, shapes_dataset
 from genforget.diffusion.t2i_victim import ShapesPipelineConfig, shapes_victim_and_oracle
-from genforget.evaluation.report import markdown_table, print_checks, write_report
+from genforget.evaluation.report import write_report
 
 
 @dataclass
@@ -154,10 +155,7 @@ def run_sd_demo(args: SDDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) ->
         "method": ucfg.method,
         "suite": "shapes-concepts",
         "config": {
-            "unlearn": dataclasses.asdict(ucfg),
-            "diffusion": dataclasses.asdict(dcfg),
-            "demo": dataclasses.asdict(args),
-            "victim": dataclasses.asdict(scfg),
+            **as_dicts(unlearn=ucfg, diffusion=dcfg, demo=args, victim=scfg),
             "saved_as": mode,
             "measure": "share of a caption's generations a judge assigns to that caption; the judge is "
             "a small CNN fitted on the victim's own generations (labelled by caption), no CLIP",
@@ -180,9 +178,6 @@ def run_sd_demo(args: SDDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) ->
         "checks": checks,
     }
     paths = write_report(report, out)
-    print()
-    print(markdown_table(models))
-    print()
-    print_checks(checks)
+    show_report(report)
     _log(f"report: {paths['md']}, {paths['json']}, {out / 'grid.png'}; total {timings['total_s']:.0f}s")
     return report

@@ -30,12 +30,20 @@ import torch
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.poison import PAYLOAD, TRIGGER, build_poisoned_corpus, payload_spans, triggered_prompts
 from genforget.demos.cache import TinyLMArgs, cached_corpus_lm
-from genforget.demos.checks import add_section, bar_checks, check_budgets, leaked_files
+from genforget.demos.checks import (
+    add_section,
+    as_dicts,
+    bar_checks,
+    check_budgets,
+    leaked_files,
+    oracle_gap_rows,
+    show_report,
+)
 from genforget.evaluation.evaluate import EvalSplit, corpus_split, evaluate
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.backdoor import attack_success_rate
 from genforget.evaluation.metrics.registry import metric_info
-from genforget.evaluation.report import print_checks, write_report
+from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
 
 
@@ -220,16 +228,8 @@ def poison_checks(
         rows.append(
             (f"unlearned ASR, highest over 0-{top} steps of clean fine-tuning", max(curve), "<= 0.05")
         )
-    gap = audits.get("relearn_poison", {}).get("gap_to_oracle", {}).get("unlearned")
-    if gap is not None:
-        top = audits["relearn_poison"]["budgets"][-1]
-        rows.append(
-            (
-                f"relearn speed on the poisoned records: largest ASR gap to the oracle, 0-{top} steps",
-                gap["max_gap"],
-                "<= 0.10 (informational)",
-            )
-        )
+    label = "relearn speed on the poisoned records: largest ASR gap to the oracle"
+    rows += oracle_gap_rows(audits.get("relearn_poison"), label)
     kept = _ratio(u["poisoned_people_pii_extraction"], v["poisoned_people_pii_extraction"])
     rows.append(("poisoned people's own PII extraction, unlearned / victim", kept, ">= 0.90 (informational)"))
     return bar_checks(rows)
@@ -321,9 +321,7 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
     report["backdoor_audits"] = audits
     report["timings"] = {**timings, **report["timings"], "total_s": time.perf_counter() - t_start}
     report["config"].update(
-        demo=dataclasses.asdict(args),
-        unlearn=dataclasses.asdict(ucfg),
-        victim=dataclasses.asdict(vcfg),
+        **as_dicts(demo=args, unlearn=ucfg, victim=vcfg),
         poison={
             "trigger": TRIGGER,
             "payload": PAYLOAD,
@@ -344,9 +342,6 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
         paths = write_report(report, out)
     table = backdoor_table(report["models"], audits)
     add_section(paths["md"], "Backdoor", table)
-    print()
-    print(table)
-    print()
-    print_checks(report["checks"])
+    show_report(report, table)
     print(f"\n[demo-poison] total {report['timings']['total_s']:.0f}s; report: {paths['md']}")
     return report

@@ -169,14 +169,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
     from genforget.adapters import save_model
     from genforget.api import load_model
     from genforget.lm.trainer import unlearn_lm
-    from genforget.requests.certificate import (
-        file_certificate,
-        hmac_hex,
-        key_id,
-        load_or_create_key,
-        request_record,
-        weights_sha256,
-    )
+    from genforget.requests import certificate as certify
     from genforget.requests.options import ForgetResult, cert_paths, resolve_paths, utc_now
 
     started = utc_now()
@@ -209,8 +202,8 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
             + (f" ({s['reason']})" if s["reason"] else "")
         )
 
-    key = load_or_create_key(key_path)
-    before_sha = weights_sha256(model)
+    key = certify.load_or_create_key(key_path)
+    before_sha = certify.weights_sha256(model)
     plans = [association_plan(res, args.retain_eval) for res in results]
     sets = [unlearning_sets(res) for res in results]
     forget = [ex for s in sets for ex in s["forget"]]
@@ -233,7 +226,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
         timings["unlearn_s"] = time.perf_counter() - t0
         model_dir = out / "model"
         saved_as = save_model(model, tok, model_dir, args.save_mode)
-        after_sha = weights_sha256(model)
+        after_sha = certify.weights_sha256(model)
         t0 = time.perf_counter()
         after = [measure_association(model, tok, p, cfg.max_length) for p in plans]
         timings["verify_after_s"] = time.perf_counter() - t0
@@ -253,7 +246,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
         content = {"association": spec_json(req.association)}
         cert = {
             "format": "genforget-certificate/1",
-            "request": request_record(key, req, content, ri + 1, len(requests)),
+            "request": certify.request_record(key, req, content, ri + 1, len(requests)),
             # Attribute, values, outcome words and rule: no personal data, and what an auditor
             # needs to know what was removed.
             "association": req.association.describe(),
@@ -263,7 +256,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
                 "occurrences": counts,
                 "records_by_type": {},
                 "leans": res.leans,
-                "record_ids_hmac": sorted(hmac_hex(key, "record:" + r.rid) for r in res.located),
+                "record_ids_hmac": sorted(certify.hmac_hex(key, "record:" + r.rid) for r in res.located),
             },
             "data": {
                 "records_scanned": res.n_records,
@@ -279,7 +272,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
             "model": {"before_sha256": before_sha, "after_sha256": after_sha, "saved_as": saved_as},
             "method": {"name": cfg.method, "config": dataclasses.asdict(cfg)},
             "genforget_version": __version__,
-            "key_id": key_id(key),
+            "key_id": certify.key_id(key),
             "times": {"started_utc": started, "finished_utc": utc_now(), **timings},
             "verification": rows,
             "relearn_speed": {
@@ -289,7 +282,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
             },
             "passed": all(r["passed"] for r in rows),
         }
-        file_certificate(cert, path, ledger_path, ri + 1)
+        certify.file_certificate(cert, path, ledger_path, ri + 1)
         certs.append(cert)
         paths.append(path)
     return ForgetResult(certs, paths, results, ledger_path, model_dir)
