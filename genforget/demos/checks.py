@@ -80,6 +80,23 @@ def as_dicts(**configs: Any) -> dict[str, dict]:
     return {k: dataclasses.asdict(v) for k, v in configs.items()}
 
 
+def diffusion_report(
+    method: str, suite: str, config: dict, *, timings: dict, models: dict, details: dict, checks: list
+) -> dict:
+    """A diffusion demo's report in the shape of the LM demos' (what
+    :func:`~genforget.evaluation.report.write_report` reads); diffusion demos run no audits."""
+    return {
+        "method": method,
+        "suite": suite,
+        "config": config,
+        "timings": timings,
+        "models": models,
+        "audits": {},
+        "details": details,
+        "checks": checks,
+    }
+
+
 def show_report(report: dict, table: str | None = None) -> None:
     """Print a demo's table (default: metrics x models) and its checks."""
     from genforget.evaluation.report import markdown_table, print_checks

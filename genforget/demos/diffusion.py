@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from genforget.config import UnlearnConfig
-from genforget.demos.checks import as_dicts, bar_checks, show_report
+from genforget.demos.checks import as_dicts, bar_checks, diffusion_report, show_report
 from genforget.diffusion.data import DiffusionConfig, class_task, load_digits_images
 from genforget.diffusion.judge import DigitJudge, class_metrics
 from genforget.diffusion.models import load_class_model, null_class, save_class_model, save_diffusion_model
@@ -152,19 +152,19 @@ def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: Diffu
     save_grid(before, after, args.grid_per_class, args.erase_class, out / "grid.png")
     timings = {"train_victim_s": train_s, "sample_s": sample_s, "unlearn_s": unlearn_s}
     timings["total_s"] = time.perf_counter() - t_start
-    report = {
-        "method": ucfg.method,
-        "suite": "digits",
-        "config": {
-            **as_dicts(unlearn=ucfg, diffusion=dcfg, demo=args, victim=tcfg),
-            "saved_as": mode,
-            "quality_proxy": "retained_judge_fd: Frechet distance in the judge's 10-logit space "
-            "(retained-class samples vs real digits of those classes); retained_confidence: mean judge max-prob",
-        },
-        "timings": timings,
-        "models": models,
-        "audits": {},
-        "details": {
+    config = as_dicts(unlearn=ucfg, diffusion=dcfg, demo=args, victim=tcfg) | {"saved_as": mode}
+    proxy = (
+        "retained_judge_fd: Frechet distance in the judge's 10-logit space (retained-class samples vs "
+        "real digits of those classes); retained_confidence: mean judge max-prob"
+    )
+    report = diffusion_report(
+        ucfg.method,
+        "digits",
+        config | {"quality_proxy": proxy},
+        timings=timings,
+        models=models,
+        checks=diffusion_demo_checks(models, per_class, args.erase_class),
+        details={
             "judge": {
                 "model": "LogisticRegression on 8x8 digits",
                 "heldout_accuracy": judge.heldout_accuracy,
@@ -174,8 +174,7 @@ def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: Diffu
             "worst_retained_ratio": min(ratios.values()),
             "grid": "grid.png",
         },
-        "checks": diffusion_demo_checks(models, per_class, args.erase_class),
-    }
+    )
     paths = write_report(report, out)
     show_report(report)
     print(f"\n[demo-diffusion] judge held-out accuracy {judge.heldout_accuracy:.3f}; worst retained "
