@@ -73,11 +73,12 @@ def iter_records(
                 yield shard.prefix, f.read().decode("utf-8", errors="replace")
 
 
-def locate(requests: list[Request], data: str | Path, **options) -> LocateResult:
+def locate(requests: list[Request], data: str | Path, text_field: str = "text", **options) -> LocateResult:
     """One pass over ``data`` in this process: every record holding any identifier of any
-    request, with spans; a seeded sample of the others as retain set. ``options``: the fields of
+    request, with spans; a seeded sample of the others as retain set. ``text_field``: the field of
+    a record holding its text; ``options``: the other fields of
     :class:`~genforget.requests.records.ScanOptions` (``retain_size``, ``seed``, ``near_dup``,
-    ``prefilter``, ``render`` ...)."""
+    ``prefilter``, ``render`` ...), by keyword."""
     from tqdm.auto import tqdm
 
     from genforget.requests.scan import Scanner, merge
@@ -85,7 +86,7 @@ def locate(requests: list[Request], data: str | Path, **options) -> LocateResult
 
     t0 = time.perf_counter()
     shards = plan_shards(data)
-    sc = Scanner(requests, ScanOptions(**options))
+    sc = Scanner(requests, ScanOptions(text_field, **options))
     for si, shard in enumerate(tqdm(shards, desc="locate", unit="shard", disable=len(shards) < 2 or None)):
         sc.scan(shard, si)
     res = merge([sc.snapshot()], requests, sc)

@@ -147,6 +147,7 @@ def _wait(fs, logs: str, tasks: int, wait_s: float, poll_s: float) -> None:
 def locate_distributed(
     requests: list[Request],
     data: str | Path,
+    *,
     workers: int = 2,
     executor: str = "local",
     options: dict | None = None,
