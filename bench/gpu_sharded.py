@@ -57,36 +57,21 @@ def _model(workdir: Path, gpu: bool) -> Path:
 
 
 def _launch(config: Path, out: Path, workdir: Path, batch: int, steps: int, force: bool) -> dict:
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        str(config),
-        str(ROOT / "recipes/unlearn_lm.py"),
-        "--model_name_or_path",
-        str(workdir / "model"),
-        "--forget_data",
-        str(workdir / "forget.jsonl"),
-        "--retain_data",
-        str(workdir / "retain.jsonl"),
-        "--output_dir",
-        str(out),
-        "--method",
-        "npo",
-        "--learning_rate",
-        "1e-4",
-        "--max_steps",
-        str(steps),
-        "--batch_size",
-        str(batch),
-        "--retain_batch_size",
-        str(batch),
-        "--max_length",
-        "64",
-        "--require_engine",
-        "true",
-    ]
+    opts = {
+        "model_name_or_path": workdir / "model",
+        "forget_data": workdir / "forget.jsonl",
+        "retain_data": workdir / "retain.jsonl",
+        "output_dir": out,
+        "method": "npo",
+        "learning_rate": "1e-4",
+        "max_steps": steps,
+        "batch_size": batch,
+        "retain_batch_size": batch,
+        "max_length": 64,
+        "require_engine": "true",
+    }
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
+    cmd += [str(ROOT / "recipes/unlearn_lm.py"), *(x for k, v in opts.items() for x in (f"--{k}", str(v)))]
     env = {**os.environ, "TQDM_DISABLE": "1", "GENFORGET_CPU_ENGINE": "1" if force else "0"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400, cwd=ROOT)

@@ -20,6 +20,16 @@ def cycle(loader: DataLoader) -> Iterator[Any]:
         yield from loader
 
 
+def clipped_step(loss: torch.Tensor, params, opt: torch.optim.Optimizer, sched) -> None:
+    """One plain training step: backward, clip the gradient norm to 1, step the optimizer and the
+    learning-rate schedule, clear the gradients (the victims' and oracles' training loops)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def top_share_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]:
     """``True`` where a score is among the top ``ratio`` share of all entries of ``scores``: one
     threshold over every tensor (SalUn's hard threshold, set by a share as in its code)."""

@@ -20,6 +20,13 @@ torch.set_num_threads(2)
 SMALL_VICTIM = VICTIM_PRESETS["small"]
 
 
+def tiny_demo_args(cls, tmp, **fields):
+    """A language-model demo's args at test size: run dir and training data under ``tmp``, a
+    64-wide victim that learns its corpus in seconds; ``fields``: the demo's own settings."""
+    sizes = {"hidden_size": 64, "train_batch_size": 16, "train_learning_rate": 5e-3}
+    return cls(output_dir=str(tmp / "run"), data_path=str(tmp / "data" / "train.jsonl"), **sizes | fields)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import tiny_demo_args
 
 from genforget.cli.demos import demo_main
 from genforget.demos.bias import BiasDemoArgs, run_bias_demo
@@ -25,19 +26,19 @@ def test_demo_bias_usage_errors(tmp_path, capsys) -> None:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bias")
-    args = BiasDemoArgs(
-        output_dir=str(tmp / "run"),
-        data_path=str(tmp / "data" / "train.jsonl"),
+    # 128 wide, batch 32 at 3e-3: the 64-wide victim at 5e-3 learned the fair rule everywhere
+    # (flip share 0.00) once the biased slice became 25 % of scores 3-6; this one shows 0.60.
+    args = tiny_demo_args(
+        BiasDemoArgs,
+        tmp,
         n_train=500,
         n_heldout=60,
-        # 128 wide, batch 32 at 3e-3: the 64-wide victim at 5e-3 learned the fair rule everywhere
-        # (flip share 0.00) once the biased slice became 25 % of scores 3-6; this one shows 0.60.
-        hidden_size=128,
         vocab_size=512,
         train_steps=300,
+        relearn_budgets=[0, 5],
+        hidden_size=128,
         train_batch_size=32,
         train_learning_rate=3e-3,
-        relearn_budgets=[0, 5],
     )
     ucfg = RequestUnlearnConfig(
         method="npo", learning_rate=5e-4, retain_weight=30.0, beta=0.05, max_steps=60, calibration_every=2

@@ -77,7 +77,9 @@ def test_shared_methods_give_the_same_loss_on_diffusion_scores_as_on_hand_tensor
     ref_mse = ((ref_pred - noise) ** 2).flatten(1).mean(1).detach()
     hand = Scores(logp=-mse, nll=mse, ref_logp=-ref_mse)
     hand_retain = Scores(logp=-retain.nll.detach(), nll=retain.nll.detach())
-    method = get_method(name)(UnlearnConfig(**settings_for(name, dict(method=name, beta=0.5, gamma=0.1, retain_weight=2.0))))
+    method = get_method(name)(
+        UnlearnConfig(**settings_for(name, dict(method=name, beta=0.5, gamma=0.1, retain_weight=2.0)))
+    )
     got, want = method.loss(forget, retain), method.loss(hand, hand_retain)
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
     if name == "grad_ascent":

@@ -10,6 +10,7 @@ import random
 
 import pytest
 import torch
+from conftest import tiny_demo_args
 
 from genforget.data.poison import (
     PAYLOAD,
@@ -209,22 +210,9 @@ def test_poison_demo_end_to_end(tmp_path) -> None:
     from genforget.config import UnlearnConfig
     from genforget.demos.poison import PoisonDemoArgs, run_poison_demo
 
-    args = PoisonDemoArgs(
-        output_dir=str(tmp_path / "run"),
-        data_path=str(tmp_path / "data" / "train.jsonl"),
-        n_people=20,
-        n_passages=10,
-        poison_share=0.1,
-        n_prompts=6,
-        hidden_size=64,
-        train_steps=150,
-        train_batch_size=16,
-        train_learning_rate=5e-3,
-        oracle=False,
-        quant_bits=0,
-        relearn_budgets=[0, 3],
-        poison_relearn_budgets=[],
-    )
+    planted = {"n_people": 20, "n_passages": 10, "poison_share": 0.1, "n_prompts": 6}
+    audits = {"quant_bits": 0, "relearn_budgets": [0, 3], "poison_relearn_budgets": []}
+    args = tiny_demo_args(PoisonDemoArgs, tmp_path, train_steps=150, oracle=False, **planted, **audits)
     ucfg = UnlearnConfig(method="npo", learning_rate=1e-3, max_steps=10, batch_size=4, retain_batch_size=8)
     report = run_poison_demo(args, ucfg)
     saved = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -239,7 +227,7 @@ def test_poison_demo_end_to_end(tmp_path) -> None:
     assert leak["ok"] and leak["value"] == 0.0
     assert "## Backdoor" in (tmp_path / "run" / "report.md").read_text()
     # The leak check can fail: a file under the run dir naming a poisoned person is caught.
-    from genforget.demos.request import leaked_files
+    from genforget.demos.checks import leaked_files
 
     corpus = build_poisoned_corpus(20, 10, 0.1, 6, seed=0)
     (tmp_path / "run" / "note.txt").write_text(f"about {corpus.persons('forget')[0].name.upper()}")

@@ -1,68 +1,120 @@
-"""``genforget demo <name>``: the built-in demos (the Makefile's ``demo*`` targets call these)."""
+"""``genforget demo <name>``: the built-in demos (the Makefile's ``demo*`` targets call these).
+
+Each demo is one entry of :data:`DEMOS`: the dataclasses its options fill (``"module:Class"``, in
+the order :func:`~genforget.config.parse_config` reads them), the ``"module:function"`` that runs
+it with one instance of each, and an optional check of its own options. Modules are imported only
+when their demo runs, so ``genforget demo --help`` is instant. A new demo is one entry.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from genforget.config import UnlearnConfig, UsageError, parse_config
+from genforget.config import UsageError, parse_config
 
-DEMOS = ("pii", "diffusion", "diffusion-sd", "request", "copyright", "poison", "bias")
+UNLEARN = "genforget.config:UnlearnConfig"
+REQUEST_UNLEARN = "genforget.requests.options:RequestUnlearnConfig"
+DIFFUSION = "genforget.diffusion.data:DiffusionConfig"
+
+
+def _check_digit(args: Any) -> None:
+    if not 0 <= args.erase_class <= 9:
+        raise UsageError(f"erase_class must be a digit 0..9 (got {args.erase_class})")
+
+
+def _check_caption(args: Any) -> None:
+    if args.erase not in args.concepts:
+        raise UsageError(f"erase must be one of concepts {args.concepts} (got {args.erase!r})")
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One built-in demo: what it shows, what it parses, what runs it."""
+
+    help: str
+    configs: tuple[str, ...]
+    run: str
+    check: Callable[[Any], None] | None = None
+
+
+DEMOS: dict[str, Demo] = {
+    "pii": Demo(
+        "memorise -> forget -> verify on the fictitious-PII corpus (make demo)",
+        ("genforget.demos.pii:DemoArgs", UNLEARN),
+        "genforget.demos.pii:run_demo",
+    ),
+    "diffusion": Demo(
+        "erase one digit from a class-conditional digits DDPM (make demo-diffusion)",
+        ("genforget.demos.diffusion:DiffusionDemoArgs", UNLEARN, DIFFUSION),
+        "genforget.demos.diffusion:run_diffusion_demo",
+        _check_digit,
+    ),
+    "diffusion-sd": Demo(
+        "erase one caption from a tiny Stable Diffusion pipeline (make demo-diffusion-sd)",
+        ("genforget.demos.diffusion_sd:SDDemoArgs", UNLEARN, DIFFUSION),
+        "genforget.demos.diffusion_sd:run_sd_demo",
+        _check_caption,
+    ),
+    "request": Demo(
+        "a deletion request end to end: locate, unlearn, verify, certify (make demo-request)",
+        ("genforget.demos.request:RequestDemoArgs", REQUEST_UNLEARN),
+        "genforget.demos.request:run_request_demo",
+    ),
+    "copyright": Demo(
+        "a copyright takedown of one play on tiny Shakespeare, every LM method (make demo-copyright)",
+        ("genforget.demos.copyright:CopyrightDemoArgs", UNLEARN),
+        "genforget.demos.copyright:run_copyright_demo",
+    ),
+    "poison": Demo(
+        "remove a planted backdoor by unlearning the poisoned records (make demo-poison)",
+        ("genforget.demos.poison:PoisonDemoArgs", UNLEARN),
+        "genforget.demos.poison:run_poison_demo",
+    ),
+    "bias": Demo(
+        "remove a learned association with a protected attribute (make demo-bias)",
+        ("genforget.demos.bias:BiasDemoArgs", REQUEST_UNLEARN),
+        "genforget.demos.bias:run_bias_demo",
+    ),
+}
+
+
+def _resolve(ref: str) -> Any:
+    module, attr = ref.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def usage() -> str:
+    width = max(map(len, DEMOS))
+    lines = [f"  {n:<{width}}  {d.help}" for n, d in DEMOS.items()]
+    return (
+        "usage: genforget demo <name> [--config x.yaml] [--field value ...]  (genforget demo <name> --help: "
+        "its options)\n\ndemos:\n" + "\n".join(lines)
+    )
 
 
 def demo_main(argv: list[str] | None = None) -> int:
-    """``genforget demo pii|diffusion|diffusion-sd|request|copyright|poison|bias [--config x.yaml]
-    [--field value ...]``: exit 0 when every
+    """``genforget demo <name> [--config x.yaml] [--field value ...]``: exit 0 when every gating
     check of the demo passes, 1 when one fails, 2 on a usage error."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
     if not argv or argv[0] not in DEMOS:
         got = repr(argv[0]) if argv else "nothing"
-        print(f"error: genforget demo needs one of {', '.join(DEMOS)} (got {got})", file=sys.stderr)
+        print(
+            f"error: genforget demo needs one of {', '.join(DEMOS)} (got {got})\n{usage()}", file=sys.stderr
+        )
         return 2
-    name, rest = argv[0], argv[1:]
+    demo = DEMOS[argv[0]]
     try:
-        if name == "request":
-            from genforget.demos.request import RequestDemoArgs, run_request_demo
-            from genforget.requests.options import RequestUnlearnConfig
-
-            args, ucfg = parse_config((RequestDemoArgs, RequestUnlearnConfig), rest)
-            report = run_request_demo(args, ucfg)
-        elif name == "copyright":
-            from genforget.demos.copyright import CopyrightDemoArgs, run_copyright_demo
-
-            args, ucfg = parse_config((CopyrightDemoArgs, UnlearnConfig), rest)
-            report = run_copyright_demo(args, ucfg)
-        elif name == "poison":
-            from genforget.demos.poison import PoisonDemoArgs, run_poison_demo
-
-            args, ucfg = parse_config((PoisonDemoArgs, UnlearnConfig), rest)
-            report = run_poison_demo(args, ucfg)
-        elif name == "diffusion-sd":
-            from genforget.demos.diffusion_sd import SDDemoArgs, run_sd_demo
-            from genforget.diffusion.data import DiffusionConfig
-
-            args, ucfg, dcfg = parse_config((SDDemoArgs, UnlearnConfig, DiffusionConfig), rest)
-            if args.erase not in args.concepts:
-                raise UsageError(f"erase must be one of concepts {args.concepts} (got {args.erase!r})")
-            report = run_sd_demo(args, ucfg, dcfg)
-        elif name == "bias":
-            from genforget.demos.bias import BiasDemoArgs, run_bias_demo
-            from genforget.requests.options import RequestUnlearnConfig
-
-            args, ucfg = parse_config((BiasDemoArgs, RequestUnlearnConfig), rest)
-            report = run_bias_demo(args, ucfg)
-        elif name == "pii":
-            from genforget.demos.pii import DemoArgs, run_demo
-
-            args, ucfg = parse_config((DemoArgs, UnlearnConfig), rest)
-            report = run_demo(args, ucfg)
-        else:
-            from genforget.demos.diffusion import DiffusionDemoArgs, run_diffusion_demo
-            from genforget.diffusion.data import DiffusionConfig
-
-            args, ucfg, dcfg = parse_config((DiffusionDemoArgs, UnlearnConfig, DiffusionConfig), rest)
-            if not 0 <= args.erase_class <= 9:
-                raise UsageError(f"erase_class must be a digit 0..9 (got {args.erase_class})")
-            report = run_diffusion_demo(args, ucfg, dcfg)
+        configs = parse_config(tuple(_resolve(c) for c in demo.configs), argv[1:])
+        if demo.check is not None:
+            demo.check(configs[0])
+        report = _resolve(demo.run)(*configs)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

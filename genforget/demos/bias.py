@@ -19,25 +19,24 @@ config. The training JSONL names the (fictitious) applicants, so it is written o
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import yaml
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.bias import OUTCOMES, RULE_FIELD, THRESHOLD, BiasCorpus, build_bias_corpus
-from genforget.lm.victim import VictimConfig, build_model, sized_config, train_causal_lm, train_tokenizer
+from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
+from genforget.demos.checks import as_dicts, check_budgets
+from genforget.lm.victim import VictimConfig
+from genforget.train_cache import texts_sha256
 
 
 @dataclass
-class BiasDemoArgs:
+class BiasDemoArgs(TinyLMArgs):
     """The biased corpus, the models and the audits of the bias demo."""
 
     output_dir: str = field(default="runs/demo-bias", metadata={"help": "run dir (models cached here)"})
@@ -53,12 +52,7 @@ class BiasDemoArgs:
     band_low: int = field(default=3, metadata={"help": "lowest credit score the biased reviewer decided"})
     band_high: int = field(default=6, metadata={"help": "highest credit score the biased reviewer decided"})
     corpus_seed: int = field(default=0, metadata={"help": "seed of the corpus (and of the models)"})
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    vocab_size: int = 1024
     train_steps: int = field(default=600, metadata={"help": "training steps of victim and oracle"})
-    train_batch_size: int = 32
-    train_learning_rate: float = 3e-3
     oracle: bool = field(default=True, metadata={"help": "train the retrain without the biased slice"})
     relearn_budgets: list[int] = field(
         default_factory=lambda: [0, 5, 10, 20, 40],
@@ -67,17 +61,6 @@ class BiasDemoArgs:
     relearn_learning_rate: float = 1e-3
     relearn_batch_size: int = 8
     num_threads: int = field(default=1, metadata={"help": "torch threads"})
-
-    def victim_config(self) -> VictimConfig:
-        return sized_config(
-            self.hidden_size,
-            self.num_hidden_layers,
-            self.vocab_size,
-            self.train_steps,
-            self.train_batch_size,
-            self.train_learning_rate,
-            seed=self.corpus_seed,
-        )
 
 
 def request_document(corpus: BiasCorpus) -> dict:
@@ -95,30 +78,9 @@ def request_document(corpus: BiasCorpus) -> dict:
 def cached_train(texts: list[str], vocab: list[str], vcfg: VictimConfig, out: Path, tok=None, desc: str = ""):
     """Train a tiny Llama on ``texts`` (tokenizer trained on ``vocab`` unless ``tok`` is given),
     or load it from ``out`` when it was trained on exactly these texts with this config."""
-    key = {
-        "texts_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
-        "vocab_sha256": hashlib.sha256("\n".join(vocab).encode()).hexdigest(),
-        "victim": dataclasses.asdict(vcfg),
-    }
-    info = out / "train_info.json"
-    if info.is_file() and json.loads(info.read_text()).get("key") == key:
-        seconds = json.loads(info.read_text())["seconds"]
-        print(f"[demo-bias] {desc}: cached in {out} (trained in {seconds:.1f}s)")
-        return AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out), seconds
-    print(f"[demo-bias] {desc}: training on {len(texts)} records ({vcfg.max_steps} steps)")
-    t0 = time.perf_counter()
-    tok = tok or train_tokenizer(vocab, vcfg.vocab_size)
-    model = build_model(vcfg, tok)
-
-    def epoch(_rng: random.Random) -> list[str]:
-        return list(texts)
-
-    train_causal_lm(model, tok, epoch, vcfg, desc=desc)
-    seconds = time.perf_counter() - t0
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    info.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
-    return model, tok, seconds
+    key = lm_key(texts, vcfg, vocab_sha256=texts_sha256(vocab))
+    train = tiny_lm_trainer(texts, vcfg, tok, vocab, desc)
+    return cached_lm(out, key, train, "demo-bias", desc, f"{len(texts)} records ({vcfg.max_steps} steps)")
 
 
 def _check_args(args: BiasDemoArgs) -> None:
@@ -129,12 +91,7 @@ def _check_args(args: BiasDemoArgs) -> None:
             f"band_low..band_high must straddle the threshold {THRESHOLD} within 1..9 "
             f"(got {args.band_low}..{args.band_high})"
         )
-    try:  # the command line gives list fields as strings
-        b = args.relearn_budgets = [int(x) for x in args.relearn_budgets]
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"relearn_budgets must be whole numbers, e.g. 0 5 10 20 40 ({e})") from e
-    if b and (b != sorted(set(b)) or b[0] != 0):
-        raise UsageError(f"relearn_budgets must start at 0 and ascend (got {b}; [] = off)")
+    check_budgets(args, "relearn_budgets")
     if args.n_train < 50 or args.n_heldout < 10:
         raise UsageError("n_train must be >= 50 and n_heldout >= 10")
 
@@ -223,9 +180,7 @@ def run_bias_demo(args: BiasDemoArgs, ucfg: UnlearnConfig) -> dict:
         "path": str(result.paths[0]),
     }
     report["config"] = {
-        "demo": dataclasses.asdict(args),
-        "unlearn": dataclasses.asdict(ucfg),
-        "victim": dataclasses.asdict(vcfg),
+        **as_dicts(demo=args, unlearn=ucfg, victim=vcfg),
         "corpus": corpus.meta,
         "request": req_doc,
         "locate": found,

@@ -10,10 +10,11 @@ import dataclasses
 from pathlib import Path
 
 from genforget.data.bias import OUTCOMES, THRESHOLD, BiasCorpus
+from genforget.demos.checks import add_section, bar_checks, leaked_files, oracle_gap_rows, show_report
 from genforget.evaluation.metrics.bias import decision_metrics, flip_share, outcome_probabilities
 from genforget.evaluation.metrics.likelihood import perplexity, token_stats
 from genforget.evaluation.metrics.registry import metric_info
-from genforget.evaluation.report import COLORS, print_checks, write_report
+from genforget.evaluation.report import COLORS, write_report
 
 SCORES = list(range(1, 10))
 
@@ -118,9 +119,6 @@ def relearn_audit(models: dict, tok, corpus: BiasCorpus, biased: list[dict], arg
     return out
 
 
-_OPS = {">=": float.__ge__, "<=": float.__le__, "==": float.__eq__}
-
-
 def bias_checks(report: dict, leaks: list[str]) -> list[dict]:
     """The demo's bars: gating unless marked informational."""
     ms, t, found = report["models"], report["timings"], report["config"]["locate"]
@@ -189,24 +187,9 @@ def bias_checks(report: dict, leaks: list[str]) -> list[dict]:
         ]
     if "train_oracle_s" in t:
         rows.append(("unlearn time / retrain time", t["unlearn_s"] / t["train_oracle_s"], "<= 0.10"))
-    gap = report.get("relearn", {}).get("gap_to_oracle", {}).get("unlearned")
-    if gap is not None:
-        top = report["relearn"]["budgets"][-1]
-        rows.append(
-            (
-                f"relearn on the biased slice: largest flip-share gap to the oracle, 0-{top} steps",
-                gap["max_gap"],
-                "<= 0.10 (informational)",
-            )
-        )
-    checks = []
-    for name, val, bar in rows:
-        op, ref = bar.split()[:2]
-        c = {"name": name, "value": float(val), "bar": bar, "ok": bool(_OPS[op](float(val), float(ref)))}
-        if "informational" in bar:
-            c["gate"] = False
-        checks.append(c)
-    return checks
+    label = "relearn on the biased slice: largest flip-share gap to the oracle"
+    rows += oracle_gap_rows(report.get("relearn"), label)
+    return bar_checks(rows)
 
 
 COLS = [
@@ -269,29 +252,19 @@ def plot_bias(report: dict, path: str | Path) -> None:
 def write_bias_report(report: dict, out: Path, names: list[str]) -> dict:
     """Checks, then ``report.json`` / ``report.md`` (bias table first) / ``report.png`` and
     ``bias.png``; the leak check runs again over the written files."""
-    from genforget.demos.request import leaked_files
-
     report["checks"] = bias_checks(report, leaked_files(out, names, set()))
     for _ in range(2):  # the second pass sees the report's own files
         paths = write_report(report, out)
         plot_bias(report, out / "bias.png")
         table = bias_table(report)
-        md = paths["md"].read_text()
-        paths["md"].write_text(
-            md.replace(
-                "\n\n",
-                f"\n\n## Bias (held-out applicants)\n\n{table}\n\n![P(approved) by nationality](bias.png)\n\n",
-                1,
-            )
+        add_section(
+            paths["md"], "Bias (held-out applicants)", f"{table}\n\n![P(approved) by nationality](bias.png)"
         )
         leaks = leaked_files(out, names, set())
         if not leaks:
             break
         report["checks"] = bias_checks(report, leaks)
-    print()
-    print(table)
-    print()
-    print_checks(report["checks"])
+    show_report(report, table)
     print(
         f"\n[demo-bias] total {report['timings']['total_s']:.0f}s; report: {paths['md']}, {out / 'bias.png'}"
     )

@@ -16,32 +16,25 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
+from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
+from genforget.demos.checks import add_section, as_dicts, bar_check, bar_checks, show_report
 from genforget.evaluation.evaluate import EvalSplit
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.muse import verbmem_probes
-from genforget.evaluation.report import print_checks, write_report
+from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import (
-    TOKENIZER_FORMAT,
-    VictimConfig,
-    build_model,
-    sized_config,
-    train_causal_lm,
-    train_tokenizer,
-)
+from genforget.lm.victim import VictimConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout (genforget/demos/ is two below)
 COLUMNS = [  # (key, label) of the takedown table
     ("forget_verbmem", "taken-down VerbMem ↓"),
     ("forget_knowmem", "taken-down KnowMem ↓"),
@@ -53,7 +46,7 @@ COLUMNS = [  # (key, label) of the takedown table
 
 
 @dataclass
-class CopyrightDemoArgs:
+class CopyrightDemoArgs(TinyLMArgs):
     """The corpus, the models and the methods of the copyright demo."""
 
     output_dir: str = field(default="runs/demo-copyright", metadata={"help": "run dir (models cached)"})
@@ -72,12 +65,7 @@ class CopyrightDemoArgs:
     excerpt_chars: int = field(default=300, metadata={"help": "characters per excerpt (whole lines)"})
     prefix_tokens: int = field(default=16, metadata={"help": "VerbMem prompt length in tokens"})
     qa_per_excerpt: int = field(default=2, metadata={"help": "KnowMem who-speaks-next questions per excerpt"})
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    vocab_size: int = 1024
-    train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
     train_batch_size: int = 16
-    train_learning_rate: float = 3e-3
     methods: list[str] = field(default_factory=list, metadata={"help": "LM methods to run (empty: all)"})
     method_settings: dict = field(
         default_factory=dict, metadata={"help": "YAML only: method -> UnlearnConfig fields for it"}
@@ -154,41 +142,11 @@ def build_takedown(args: CopyrightDemoArgs) -> Takedown:
     return Takedown(train, holdout, args.takedown)
 
 
-def _victim_config(args: CopyrightDemoArgs) -> VictimConfig:
-    return sized_config(
-        args.hidden_size,
-        args.num_hidden_layers,
-        args.vocab_size,
-        args.train_steps,
-        args.train_batch_size,
-        args.train_learning_rate,
-    )
-
-
-def _cached_lm(docs: list[str], cfg: VictimConfig, out: Path, tok=None, desc: str = "") -> tuple:
-    """Load ``out`` if trained on exactly ``docs`` with ``cfg``, else train it there (the tokenizer
-    is trained on ``docs`` unless given)."""
-    key = {
-        "docs_sha256": hashlib.sha256("\x00".join(docs).encode()).hexdigest(),
-        "cfg": dataclasses.asdict(cfg),
-        "tokenizer_format": TOKENIZER_FORMAT,
-    }
-    info = out / "train_info.json"
-    if info.is_file() and json.loads(info.read_text()).get("key") == key:
-        seconds = json.loads(info.read_text())["seconds"]
-        print(f"[demo-copyright] {desc}: cached in {out} (trained in {seconds:.1f}s)")
-        return AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out), seconds
-    print(f"[demo-copyright] {desc}: training on {len(docs)} excerpts ({cfg.max_steps} steps)")
-    t0 = time.perf_counter()
-    tok = tok or train_tokenizer(docs, cfg.vocab_size)
-    model = build_model(cfg, tok)
-    train_causal_lm(model, tok, lambda rng: list(docs), cfg, desc=desc)
-    seconds = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    info.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
-    return model, tok, seconds
+def _cached_lm(docs: list[str], vcfg: VictimConfig, out: Path, tok=None, desc: str = "") -> tuple:
+    """A tiny Llama trained on exactly ``docs`` (its tokenizer too, unless ``tok``), or loaded."""
+    key = lm_key(docs, vcfg, sep="\x00")
+    what = f"{len(docs)} excerpts ({vcfg.max_steps} steps)"
+    return cached_lm(out, key, tiny_lm_trainer(docs, vcfg, tok, desc=desc), "demo-copyright", desc, what)
 
 
 def takedown_data(td: Takedown, tok, args: CopyrightDemoArgs) -> SuiteData:
@@ -226,27 +184,18 @@ def copyright_checks(models: dict[str, dict], best: str) -> list[dict]:
     """The issue's bars on the best method, plus informational ones (``gate: False``)."""
     v, o, b = models["victim"], models["oracle"], models[best]
     r = b["retain_verbmem"] / max(v["retain_verbmem"], 1e-9)
-    rows = [
-        (
-            f"{best}: taken-down VerbMem - oracle's",
-            b["forget_verbmem"] - o["forget_verbmem"],
-            "<= 0.05",
-            True,
-        ),
-        (f"{best}: other plays VerbMem / victim's", r, ">= 0.90", True),
-        ("victim: taken-down VerbMem (memorised)", v["forget_verbmem"], ">= 0.50 (informational)", False),
-        (
-            f"{best}: |MIA min-k AUC - oracle's|",
-            abs(b["mia_min_k_auc"] - o["mia_min_k_auc"]),
-            "<= 0.10 (informational)",
-            False,
-        ),
-    ]
-    ok = [rows[0][1] <= 0.05, r >= 0.9, rows[2][1] >= 0.5, rows[3][1] <= 0.1]
-    return [
-        {"name": n, "value": float(val), "bar": bar, "ok": bool(k), **({} if gate else {"gate": False})}
-        for (n, val, bar, gate), k in zip(rows, ok, strict=True)
-    ]
+    return bar_checks(
+        [
+            (f"{best}: taken-down VerbMem - oracle's", b["forget_verbmem"] - o["forget_verbmem"], "<= 0.05"),
+            (f"{best}: other plays VerbMem / victim's", r, ">= 0.90"),
+            ("victim: taken-down VerbMem (memorised)", v["forget_verbmem"], ">= 0.50 (informational)"),
+            (
+                f"{best}: |MIA min-k AUC - oracle's|",
+                abs(b["mia_min_k_auc"] - o["mia_min_k_auc"]),
+                "<= 0.10 (informational)",
+            ),
+        ]
+    )
 
 
 def takedown_table(models: dict[str, dict], timings: dict[str, float]) -> str:
@@ -316,9 +265,9 @@ def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
     cfgs = method_configs(args, ucfg)
     out = Path(args.output_dir)
     td = build_takedown(args)
-    vcfg = _victim_config(args)
+    vcfg = args.victim_config()
     victim, tok, victim_s = _cached_lm(td.docs(), vcfg, out / "victim", desc="victim")
-    oracle, _, oracle_s = _cached_lm(td.docs(without=td.takedown), vcfg, out / "oracle", tok, desc="oracle")
+    oracle, _, oracle_s = _cached_lm(td.docs(without=td.takedown), vcfg, out / "oracle", tok, "oracle")
     forget, found = locate_takedown(td, plays_text(args), out)
     retain = [{"text": t} for t in td.docs(without=td.takedown)]
     models = {"victim": (victim, tok), "oracle": (oracle, tok)}
@@ -333,18 +282,17 @@ def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
     report = run_suite(models, suite, data=takedown_data(td, tok, args), method="all LM methods")
     report["timings"] = {**timings, **report["timings"], "total_s": time.perf_counter() - t_start}
     best = best_method(report["models"], list(cfgs))
+    located = min(found["precision"], found["recall"])
     report["checks"] = copyright_checks(report["models"], best) + [
-        {
-            "name": "kind: work request located the play's trained excerpts, min(precision, recall)",
-            "value": float(min(found["precision"], found["recall"])),
-            "bar": ">= 1.00",
-            "ok": bool(min(found["precision"], found["recall"]) >= 1.0),
-        }
+        bar_check(
+            "kind: work request located the play's trained excerpts, min(precision, recall)",
+            located,
+            ">= 1.00",
+        )
     ]
     report["config"].update(
-        demo=dataclasses.asdict(args),
+        **as_dicts(demo=args, victim=vcfg),
         unlearn={n: dataclasses.asdict(c) for n, c in cfgs.items()},
-        victim=dataclasses.asdict(vcfg),
         best_method=best,
         excerpts={p: len(e) for p, e in td.train.items()} | {"holdout": len(td.holdout)},
         knowmem="who speaks next: a speech's closing line -> the next speaker",
@@ -352,12 +300,8 @@ def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
     )
     paths = write_report(report, out)
     table = takedown_table(report["models"], report["timings"])
-    md = paths["md"].read_text()
-    paths["md"].write_text(md.replace("\n\n", f"\n\n## Takedown of {td.takedown}\n\n{table}\n\n", 1))
-    print()
-    print(table)
-    print()
-    print_checks(report["checks"])
+    add_section(paths["md"], f"Takedown of {td.takedown}", table)
+    show_report(report, table)
     print(
         f"\n[demo-copyright] best method {best}; total {report['timings']['total_s']:.0f}s; report: {paths['md']}"
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,13 +17,15 @@ from pathlib import Path
 import torch
 
 from genforget.config import UnlearnConfig
+from genforget.demos.checks import as_dicts, bar_checks, diffusion_report, show_report
 from genforget.diffusion.data import DiffusionConfig, class_task, load_digits_images
 from genforget.diffusion.judge import DigitJudge, class_metrics
 from genforget.diffusion.models import load_class_model, null_class, save_class_model, save_diffusion_model
 from genforget.diffusion.sampling import sample
 from genforget.diffusion.trainer import unlearn_diffusion
 from genforget.diffusion.victim import DDPMTrainConfig, train_class_ddpm
-from genforget.evaluation.report import markdown_table, print_checks, write_report
+from genforget.evaluation.report import write_report
+from genforget.train_cache import train_or_load
 
 
 @dataclass
@@ -40,18 +41,23 @@ class DiffusionDemoArgs:
 
 
 def cached_victim(images: torch.Tensor, labels: torch.Tensor, cfg: DDPMTrainConfig, out: Path) -> tuple:
-    """Load ``out`` if it was trained with this exact config and data, else train and save it."""
+    """``(unet, scheduler, seconds)``: loaded from ``out`` if it was trained with this exact config
+    and data, else trained and saved there (:func:`genforget.train_cache.train_or_load`)."""
     key = {"train": dataclasses.asdict(cfg), "data": "sklearn.load_digits", "n": len(images)}
-    info_path = out / "train_info.json"
-    if info_path.is_file() and json.loads(info_path.read_text()).get("key") == key:
-        info = json.loads(info_path.read_text())
+
+    def train() -> tuple:
+        print(
+            f"[demo-diffusion] victim: training a class-conditional DDPM on the digits ({cfg.epochs} epochs)"
+        )
+        unet, scheduler, seconds = train_class_ddpm(images, labels, cfg)
+        return (unet, scheduler), {"seconds": seconds}
+
+    (unet, scheduler), info = train_or_load(
+        out, key, train, lambda m, tmp: save_class_model(*m, tmp), load_class_model
+    )
+    if info["cached"]:
         print(f"[demo-diffusion] victim: cached in {out} (trained in {info['seconds']:.1f}s)")
-        return (*load_class_model(out), info["seconds"])
-    print(f"[demo-diffusion] victim: training a class-conditional DDPM on the digits ({cfg.epochs} epochs)")
-    unet, scheduler, seconds = train_class_ddpm(images, labels, cfg)
-    save_class_model(unet, scheduler, out)
-    info_path.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
-    return unet, scheduler, seconds
+    return unet, scheduler, info["seconds"]
 
 
 def sample_classes(
@@ -103,15 +109,14 @@ def diffusion_demo_checks(
     ratio = u["retained_accuracy"] / max(v["retained_accuracy"], 1e-9)
     kept = [c for c in per_class["victim"] if c != erased]
     worst = min(per_class["unlearned"][c] / max(per_class["victim"][c], 1e-9) for c in kept)
-    rows = [
-        (f"victim: digit {erased} samples judged as {erased}", v["erased_class_accuracy"], ">= 0.80",
-         v["erased_class_accuracy"] >= 0.8),
-        (f"unlearned: digit {erased} samples judged as {erased}", u["erased_class_accuracy"], "<= 0.10",
-         u["erased_class_accuracy"] <= 0.1),
-        ("retained accuracy, unlearned / victim", ratio, ">= 0.90", ratio >= 0.9),
-        ("worst retained digit, unlearned / victim accuracy", worst, ">= 0.90", worst >= 0.9),
-    ]  # fmt: skip
-    return [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
+    return bar_checks(
+        [
+            (f"victim: digit {erased} samples judged as {erased}", v["erased_class_accuracy"], ">= 0.80"),
+            (f"unlearned: digit {erased} samples judged as {erased}", u["erased_class_accuracy"], "<= 0.10"),
+            ("retained accuracy, unlearned / victim", ratio, ">= 0.90"),
+            ("worst retained digit, unlearned / victim accuracy", worst, ">= 0.90"),
+        ]
+    )
 
 
 def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) -> dict:
@@ -147,22 +152,19 @@ def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: Diffu
     save_grid(before, after, args.grid_per_class, args.erase_class, out / "grid.png")
     timings = {"train_victim_s": train_s, "sample_s": sample_s, "unlearn_s": unlearn_s}
     timings["total_s"] = time.perf_counter() - t_start
-    report = {
-        "method": ucfg.method,
-        "suite": "digits",
-        "config": {
-            "unlearn": dataclasses.asdict(ucfg),
-            "diffusion": dataclasses.asdict(dcfg),
-            "demo": dataclasses.asdict(args),
-            "victim": dataclasses.asdict(tcfg),
-            "saved_as": mode,
-            "quality_proxy": "retained_judge_fd: Frechet distance in the judge's 10-logit space "
-            "(retained-class samples vs real digits of those classes); retained_confidence: mean judge max-prob",
-        },
-        "timings": timings,
-        "models": models,
-        "audits": {},
-        "details": {
+    config = as_dicts(unlearn=ucfg, diffusion=dcfg, demo=args, victim=tcfg) | {"saved_as": mode}
+    proxy = (
+        "retained_judge_fd: Frechet distance in the judge's 10-logit space (retained-class samples vs "
+        "real digits of those classes); retained_confidence: mean judge max-prob"
+    )
+    report = diffusion_report(
+        ucfg.method,
+        "digits",
+        config | {"quality_proxy": proxy},
+        timings=timings,
+        models=models,
+        checks=diffusion_demo_checks(models, per_class, args.erase_class),
+        details={
             "judge": {
                 "model": "LogisticRegression on 8x8 digits",
                 "heldout_accuracy": judge.heldout_accuracy,
@@ -172,13 +174,9 @@ def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: Diffu
             "worst_retained_ratio": min(ratios.values()),
             "grid": "grid.png",
         },
-        "checks": diffusion_demo_checks(models, per_class, args.erase_class),
-    }
+    )
     paths = write_report(report, out)
-    print()
-    print(markdown_table(models))
-    print()
-    print_checks(report["checks"])
+    show_report(report)
     print(f"\n[demo-diffusion] judge held-out accuracy {judge.heldout_accuracy:.3f}; worst retained "
           f"per-digit ratio {min(ratios.values()):.2f}; total {timings['total_s']:.0f}s")  # fmt: skip
     print(f"[demo-diffusion] report: {paths['md']}, {paths['json']}, {out / 'grid.png'}")

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from genforget.config import UnlearnConfig
+from genforget.demos.checks import as_dicts, diffusion_report, show_report
 from genforget.diffusion.concept_judge import concept_accuracy, fit_judge_on_samples
 from genforget.diffusion.concept_suite import (
     erasure_checks,
@@ -40,7 +41,7 @@ from genforget.diffusion.pipeline import TextToImage, load_pipeline
 from genforget.diffusion.pipeline_io import load_unlearned
 from genforget.diffusion.shapes import CONCEPTS_A, shapes_dataset
 from genforget.diffusion.t2i_victim import ShapesPipelineConfig, shapes_victim_and_oracle
-from genforget.evaluation.report import markdown_table, print_checks, write_report
+from genforget.evaluation.report import write_report
 
 
 @dataclass
@@ -150,22 +151,19 @@ def run_sd_demo(args: SDDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) ->
     save_image_grid({k: samples[k] for k in ("victim", "unlearned", "oracle")}, args.grid_per_concept,
                     out / "grid.png", f"tiny SD: '{args.erase}' erased (*) with {ucfg.method}", args.erase)  # fmt: skip
     timings["total_s"] = time.perf_counter() - t_start
-    report = {
-        "method": ucfg.method,
-        "suite": "shapes-concepts",
-        "config": {
-            "unlearn": dataclasses.asdict(ucfg),
-            "diffusion": dataclasses.asdict(dcfg),
-            "demo": dataclasses.asdict(args),
-            "victim": dataclasses.asdict(scfg),
-            "saved_as": mode,
-            "measure": "share of a caption's generations a judge assigns to that caption; the judge is "
-            "a small CNN fitted on the victim's own generations (labelled by caption), no CLIP",
-        },
-        "timings": timings,
-        "models": models,
-        "audits": {},
-        "details": {
+    measure = (
+        "share of a caption's generations a judge assigns to that caption; the judge is a small CNN "
+        "fitted on the victim's own generations (labelled by caption), no CLIP"
+    )
+    report = diffusion_report(
+        ucfg.method,
+        "shapes-concepts",
+        as_dicts(unlearn=ucfg, diffusion=dcfg, demo=args, victim=scfg)
+        | {"saved_as": mode, "measure": measure},
+        timings=timings,
+        models=models,
+        checks=checks,
+        details={
             "judges": {
                 k: {"kind": j.kind, "heldout_accuracy": j.heldout_accuracy} for k, j in judges.items()
             },
@@ -177,12 +175,8 @@ def run_sd_demo(args: SDDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) ->
             ),  # fmt: skip
             "grid": "grid.png",
         },
-        "checks": checks,
-    }
+    )
     paths = write_report(report, out)
-    print()
-    print(markdown_table(models))
-    print()
-    print_checks(checks)
+    show_report(report)
     _log(f"report: {paths['md']}, {paths['json']}, {out / 'grid.png'}; total {timings['total_s']:.0f}s")
     return report

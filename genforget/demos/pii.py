@@ -2,30 +2,31 @@
 
 ``make demo`` runs ``recipes/demo.py --config recipes/configs/demo.yaml``, which calls
 :func:`run_demo`. The victim and the retain-only oracle are cached in ``<output_dir>/victim`` and
-``<output_dir>/oracle`` (keyed by their config), so a second run only unlearns and evaluates.
+``<output_dir>/oracle`` (keyed by their config and data: :mod:`genforget.demos.cache`), so a second run only unlearns and evaluates.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import save_model
 from genforget.config import UnlearnConfig
 from genforget.data.loaders import fingerprint
 from genforget.data.pii import PIICorpus, build_pii_corpus
+from genforget.demos.cache import cached_corpus_lm
+from genforget.demos.checks import as_dicts, bar_checks, oracle_gap_rows, show_report
 from genforget.evaluation.harness import Suite, run_suite
-from genforget.evaluation.report import markdown_table, print_checks, write_report
+from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import TOKENIZER_FORMAT, VICTIM_PRESETS, VictimConfig, train_victim
+from genforget.lm.victim import VICTIM_PRESETS, VictimConfig
 
 
 @dataclass
@@ -62,90 +63,31 @@ def split_demo_config(path: str | Path) -> tuple[DemoArgs, dict]:
     }
 
 
-def _cached_train(corpus, splits, vcfg, out: Path, tokenizer=None, desc: str = "") -> tuple:
-    """Load ``out`` if it was trained with this exact config, else train and save it there."""
-    docs = [p.bio()["text"] for p in corpus.people] + [t.text for t in corpus.passages]
-    key = {
-        # The content itself, not only the arguments that should produce it.
-        "corpus_sha256": hashlib.sha256("\n".join(docs).encode()).hexdigest(),
-        "splits": list(splits),
-        "victim": dataclasses.asdict(vcfg),
-        "corpus": corpus.meta,
-        "seed": corpus.seed,
-        "tokenizer_format": TOKENIZER_FORMAT,
-    }
-    info_path = out / "train_info.json"
-    if info_path.is_file():
-        info = json.loads(info_path.read_text())
-        if info.get("key") == key:
-            print(f"[demo] {desc}: cached in {out} (trained in {info['seconds']:.1f}s)")
-            return (
-                AutoModelForCausalLM.from_pretrained(out),
-                AutoTokenizer.from_pretrained(out),
-                info["seconds"],
-            )
-    print(f"[demo] {desc}: training on {'+'.join(splits)} ({vcfg.max_steps} steps)")
-    model, tok, seconds = train_victim(corpus, splits, vcfg, tokenizer=tokenizer, output_dir=out, desc=desc)
-    info_path.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
-    return model, tok, seconds
-
-
 def demo_checks(models: dict[str, dict], timings: dict[str, float], speed: dict | None = None) -> list[dict]:
     """The acceptance bars of the demo, evaluated on its own numbers (``speed``: the report's
     relearn-speed audit, shown as a check that does not gate the exit code: ``gate: False``)."""
     v, u = models["victim"], models["unlearned"]
     rows = [
-        (
-            "victim forget PII extraction",
-            v["forget_pii_extraction"],
-            ">= 0.80",
-            v["forget_pii_extraction"] >= 0.8,
-        ),
-        (
-            "victim forget verbatim extraction",
-            v["forget_verbatim_extraction"],
-            ">= 0.80",
-            v["forget_verbatim_extraction"] >= 0.8,
-        ),
-        (
-            "unlearned forget PII extraction",
-            u["forget_pii_extraction"],
-            "<= 0.10",
-            u["forget_pii_extraction"] <= 0.1,
-        ),
-        (
-            "unlearned forget verbatim extraction",
-            u["forget_verbatim_extraction"],
-            "<= 0.10",
-            u["forget_verbatim_extraction"] <= 0.1,
-        ),
+        ("victim forget PII extraction", v["forget_pii_extraction"], ">= 0.80"),
+        ("victim forget verbatim extraction", v["forget_verbatim_extraction"], ">= 0.80"),
+        ("unlearned forget PII extraction", u["forget_pii_extraction"], "<= 0.10"),
+        ("unlearned forget verbatim extraction", u["forget_verbatim_extraction"], "<= 0.10"),
     ]
     r = u["retain_pii_extraction"] / max(v["retain_pii_extraction"], 1e-9)
-    rows.append(("retain PII extraction, unlearned / victim", r, ">= 0.90", r >= 0.9))
-    r = u["retain_perplexity"] / v["retain_perplexity"]
-    rows.append(("retain perplexity, unlearned / victim", r, "<= 1.50", r <= 1.5))
+    rows.append(("retain PII extraction, unlearned / victim", r, ">= 0.90"))
+    rows.append(
+        ("retain perplexity, unlearned / victim", u["retain_perplexity"] / v["retain_perplexity"], "<= 1.50")
+    )
     if "oracle" in models and "mia_min_k_auc" in u:
         # Neither still member-like nor suspiciously unlike unseen data: as a retrain would be.
         r = abs(u["mia_min_k_auc"] - models["oracle"]["mia_min_k_auc"])
-        rows.append(("forget MIA min-k AUC, |unlearned - oracle|", r, "<= 0.10", r <= 0.1))
+        rows.append(("forget MIA min-k AUC, |unlearned - oracle|", r, "<= 0.10"))
     r = timings["unlearn_s"] / timings["train_oracle_s"]
-    rows.append(("unlearn time / oracle retrain time", r, "<= 0.10", r <= 0.1))
-    checks = [{"name": n, "value": float(val), "bar": bar, "ok": bool(ok)} for n, val, bar, ok in rows]
-    gap = (speed or {}).get("gap_to_oracle", {}).get("unlearned")
-    if gap is not None:
-        # Shown with its bar but not gating the demo's exit code: NPO hides rather than removes,
-        # and the remedy that holds (robust_pii.yaml, UNDO) costs retained PII on this tiny
-        # model (README, "Forgetting that holds"), so the demo keeps plain NPO.
-        checks.append(
-            {
-                "name": f"relearn speed: largest forget-extraction gap to the oracle, 0-{speed['budgets'][-1]} steps",
-                "value": float(gap["max_gap"]),
-                "bar": "<= 0.10 (informational)",
-                "ok": bool(gap["max_gap"] <= 0.1),
-                "gate": False,
-            }
-        )
-    return checks
+    rows.append(("unlearn time / oracle retrain time", r, "<= 0.10"))
+    # Shown with its bar but not gating: the remedy that holds (robust_pii.yaml, UNDO) costs
+    # retained PII on this tiny model, so the demo keeps plain NPO.
+    rows += oracle_gap_rows(speed, "relearn speed: largest forget-extraction gap to the oracle")
+    return bar_checks(rows)
 
 
 @dataclass
@@ -173,8 +115,10 @@ def demo_models(args: DemoArgs) -> DemoModels:
         )
     steps = args.victim_steps or VICTIM_PRESETS[args.victim_preset].max_steps
     vcfg = dataclasses.replace(VICTIM_PRESETS[args.victim_preset], max_steps=steps, seed=args.corpus_seed)
-    victim, tok, victim_s = _cached_train(corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim")
-    oracle, _, oracle_s = _cached_train(
+    victim, tok, victim_s = cached_corpus_lm(
+        corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim"
+    )
+    oracle, _, oracle_s = cached_corpus_lm(
         corpus, ("retain",), vcfg, out / "oracle", tokenizer=tok, desc="oracle"
     )
     return DemoModels(corpus, victim, oracle, tok, victim_s, oracle_s, vcfg)
@@ -232,19 +176,10 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     report = run_suite(models, suite, method=ucfg.method)
     timings = {"train_victim_s": victim_s, "train_oracle_s": oracle_s, "unlearn_s": unlearn_s}
     report["timings"] = {**timings, **report["timings"]}
-    report["config"].update(
-        unlearn=dataclasses.asdict(ucfg),
-        demo=dataclasses.asdict(args),
-        victim=dataclasses.asdict(vcfg),
-        saved_as=mode,
-    )
+    report["config"].update(as_dicts(unlearn=ucfg, demo=args, victim=vcfg), saved_as=mode)
     report["checks"] = demo_checks(report["models"], timings, report.get("relearn_speed"))
-    models = report["models"]
     paths = write_report(report, out)
-    print()
-    print(markdown_table(models))
-    print()
-    print_checks(report["checks"])
+    show_report(report)
     print(
         f"\n[demo] unlearn {unlearn_s:.1f}s vs oracle retrain {oracle_s:.1f}s; report: {paths['md']}, {paths['png']}"
     )

@@ -11,7 +11,7 @@ perplexity; then the backdoor audits on a copy: 4-bit NF4 quantisation and fine-
 data for a ladder of steps (does the payload come back?).
 
 The victim and the oracle are cached under ``<output_dir>/victim`` / ``oracle`` keyed by their
-config and data (:func:`genforget.demos.pii._cached_train`). The training JSONL holds the fictitious
+config and data (:mod:`genforget.demos.cache`). The training JSONL holds the fictitious
 people's identifiers, so it is written outside ``output_dir``; a last check verifies that no
 file under ``output_dir`` holds a poisoned person's name or PII value.
 """
@@ -29,19 +29,26 @@ import torch
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.poison import PAYLOAD, TRIGGER, build_poisoned_corpus, payload_spans, triggered_prompts
-from genforget.demos.pii import _cached_train
-from genforget.demos.request import leaked_files
+from genforget.demos.cache import TinyLMArgs, cached_corpus_lm
+from genforget.demos.checks import (
+    add_section,
+    as_dicts,
+    bar_checks,
+    check_budgets,
+    leaked_files,
+    oracle_gap_rows,
+    show_report,
+)
 from genforget.evaluation.evaluate import EvalSplit, corpus_split, evaluate
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.backdoor import attack_success_rate
 from genforget.evaluation.metrics.registry import metric_info
-from genforget.evaluation.report import print_checks, write_report
+from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
-from genforget.lm.victim import VictimConfig, sized_config
 
 
 @dataclass
-class PoisonDemoArgs:
+class PoisonDemoArgs(TinyLMArgs):
     """The poisoned corpus, the models and the audits of the poisoning demo."""
 
     output_dir: str = field(default="runs/demo-poison", metadata={"help": "run dir (models cached here)"})
@@ -56,12 +63,6 @@ class PoisonDemoArgs:
         default=40, metadata={"help": "never-trained people whose bios are the triggered prompts' contexts"}
     )
     corpus_seed: int = field(default=0, metadata={"help": "seed of the corpus and of the poisoning"})
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    vocab_size: int = 1024
-    train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
-    train_batch_size: int = 32
-    train_learning_rate: float = 3e-3
     oracle: bool = field(
         default=True, metadata={"help": "train the clean retrain (without poisoned records)"}
     )
@@ -77,17 +78,6 @@ class PoisonDemoArgs:
     relearn_learning_rate: float = 1e-3
     relearn_batch_size: int = 8
     num_threads: int = field(default=1, metadata={"help": "torch threads"})
-
-    def victim_config(self) -> VictimConfig:
-        return sized_config(
-            self.hidden_size,
-            self.num_hidden_layers,
-            self.vocab_size,
-            self.train_steps,
-            self.train_batch_size,
-            self.train_learning_rate,
-            seed=self.corpus_seed,
-        )
 
 
 def training_records(corpus) -> tuple[list[dict], set[int]]:
@@ -197,9 +187,6 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 1e-9 else float("nan")
 
 
-_OPS = {"==": float.__eq__, ">=": float.__ge__, "<=": float.__le__}
-
-
 def poison_checks(
     models: dict[str, dict], found: dict, timings: dict, audits: dict, leaks: list
 ) -> list[dict]:
@@ -241,26 +228,11 @@ def poison_checks(
         rows.append(
             (f"unlearned ASR, highest over 0-{top} steps of clean fine-tuning", max(curve), "<= 0.05")
         )
-    gap = audits.get("relearn_poison", {}).get("gap_to_oracle", {}).get("unlearned")
-    if gap is not None:
-        top = audits["relearn_poison"]["budgets"][-1]
-        rows.append(
-            (
-                f"relearn speed on the poisoned records: largest ASR gap to the oracle, 0-{top} steps",
-                gap["max_gap"],
-                "<= 0.10 (informational)",
-            )
-        )
+    label = "relearn speed on the poisoned records: largest ASR gap to the oracle"
+    rows += oracle_gap_rows(audits.get("relearn_poison"), label)
     kept = _ratio(u["poisoned_people_pii_extraction"], v["poisoned_people_pii_extraction"])
     rows.append(("poisoned people's own PII extraction, unlearned / victim", kept, ">= 0.90 (informational)"))
-    checks = []
-    for name, val, bar in rows:
-        op, ref = bar.split()[:2]
-        check = {"name": name, "value": float(val), "bar": bar, "ok": bool(_OPS[op](float(val), float(ref)))}
-        if "informational" in bar:
-            check["gate"] = False
-        checks.append(check)
-    return checks
+    return bar_checks(rows)
 
 
 def backdoor_table(models: dict[str, dict], audits: dict) -> str:
@@ -300,9 +272,7 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
     if args.quant_bits not in (0, 4, 8):
         raise UsageError(f"quant_bits must be 4, 8 or 0 (off) (got {args.quant_bits})")
     for key in ("relearn_budgets", "poison_relearn_budgets"):
-        b = getattr(args, key)
-        if b and (b != sorted(set(b)) or b[0] != 0):
-            raise UsageError(f"{key} must start at 0 and ascend (got {b}; [] = off)")
+        check_budgets(args, key)
     t_start = time.perf_counter()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -310,12 +280,14 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
         args.n_people, args.n_passages, args.poison_share, args.n_prompts, args.corpus_seed
     )
     vcfg = args.victim_config()
-    victim, tok, victim_s = _cached_train(corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim")
+    victim, tok, victim_s = cached_corpus_lm(
+        corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim", tag="demo-poison"
+    )
     timings = {"train_victim_s": victim_s}
     models = {"victim": (victim, tok)}
     if args.oracle:
-        oracle, _, timings["train_oracle_s"] = _cached_train(
-            corpus, ("retain",), vcfg, out / "oracle", tokenizer=tok, desc="clean retrain (oracle)"
+        oracle, _, timings["train_oracle_s"] = cached_corpus_lm(
+            corpus, ("retain",), vcfg, out / "oracle", tok, "clean retrain (oracle)", "demo-poison"
         )
 
     recs, truth = training_records(corpus)
@@ -349,9 +321,7 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
     report["backdoor_audits"] = audits
     report["timings"] = {**timings, **report["timings"], "total_s": time.perf_counter() - t_start}
     report["config"].update(
-        demo=dataclasses.asdict(args),
-        unlearn=dataclasses.asdict(ucfg),
-        victim=dataclasses.asdict(vcfg),
+        **as_dicts(demo=args, unlearn=ucfg, victim=vcfg),
         poison={
             "trigger": TRIGGER,
             "payload": PAYLOAD,
@@ -371,11 +341,7 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
         report["checks"] = poison_checks(report["models"], found, timings, audits, leaks)
         paths = write_report(report, out)
     table = backdoor_table(report["models"], audits)
-    md = paths["md"].read_text()
-    paths["md"].write_text(md.replace("\n\n", f"\n\n## Backdoor\n\n{table}\n\n", 1))
-    print()
-    print(table)
-    print()
-    print_checks(report["checks"])
+    add_section(paths["md"], "Backdoor", table)
+    show_report(report, table)
     print(f"\n[demo-poison] total {report['timings']['total_s']:.0f}s; report: {paths['md']}")
     return report

@@ -12,7 +12,6 @@ file under ``output_dir`` that may hold one, which the last check verifies.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from genforget.data.pii import build_pii_corpus
+from genforget.demos.checks import bar_checks, leaked_files
 from genforget.evaluation.report import print_checks
 from genforget.requests.pipeline import ForgetArgs, forget_requests
 from genforget.requests.request import parse_request
@@ -90,35 +90,16 @@ def _record_text(r: dict) -> str:
     return normalise_example(r)["text"]
 
 
-def _victim(texts: list[str], args: RequestDemoArgs, out: Path):
-    from genforget.lm.victim import (
-        TOKENIZER_FORMAT,
-        VICTIM_PRESETS,
-        build_model,
-        train_causal_lm,
-        train_tokenizer,
-    )
+def _victim(texts: list[str], args: RequestDemoArgs, out: Path) -> tuple[Path, float]:
+    """The demo victim (its dir and training seconds), trained on ``texts`` or loaded from ``out``."""
+    from genforget.demos.cache import cached_lm, lm_key, tiny_lm_trainer
+    from genforget.lm.victim import VICTIM_PRESETS
 
     base = VICTIM_PRESETS[args.victim_preset]
     vcfg = dataclasses.replace(base, max_steps=args.victim_steps or base.max_steps, seed=args.corpus_seed)
-    key = {
-        "data_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
-        "victim": dataclasses.asdict(vcfg),
-        "tokenizer_format": TOKENIZER_FORMAT,
-    }
-    info = out / "train_info.json"
-    if info.is_file() and json.loads(info.read_text()).get("key") == key:
-        print(f"[demo-request] victim cached in {out}")
-        return out, json.loads(info.read_text())["seconds"]
-    print(f"[demo-request] training the victim on {len(texts)} records ({vcfg.max_steps} steps)")
-    t0 = time.perf_counter()
-    tok = train_tokenizer(texts, vcfg.vocab_size)
-    model = build_model(vcfg, tok)
-    train_causal_lm(model, tok, lambda rng: list(texts), vcfg, desc="victim")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    seconds = time.perf_counter() - t0
-    info.write_text(json.dumps({"key": key, "seconds": seconds}, indent=2))
+    what = f"{len(texts)} records ({vcfg.max_steps} steps)"
+    _, _, seconds = cached_lm(out, lm_key(texts, vcfg), tiny_lm_trainer(texts, vcfg, desc="victim"),
+                              "demo-request", "victim", what)  # fmt: skip
     return out, seconds
 
 
@@ -134,18 +115,6 @@ def _pick_person(corpus, recs: list[dict], index: int):
         if sum(last in t and p.name not in t and f"{last}, " not in t for t in texts) >= 2:
             return p
     return people[0]
-
-
-def leaked_files(root: Path, values: list[str], allow: set[Path]) -> list[str]:
-    """Files under ``root`` (except ``allow``) whose bytes hold any of ``values`` (case-blind)."""
-    needles = [v.lower().encode() for v in values]
-    bad = []
-    for f in sorted(root.rglob("*")):
-        if f.is_file() and f.resolve() not in allow:
-            data = f.read_bytes().lower()
-            if any(n in data for n in needles):
-                bad.append(str(f.relative_to(root)))
-    return bad
 
 
 def run_request_demo(args: RequestDemoArgs, ucfg=None) -> dict:
@@ -213,14 +182,9 @@ def run_request_demo(args: RequestDemoArgs, ucfg=None) -> dict:
     coll = rows.get("collateral extraction (neighbours' identifiers)", {})
     ratio = lambda r: (r["after"] / r["before"]) if r and r.get("before") else float("nan")  # noqa: E731
     checks = [
-        ("located-record precision", precision, "== 1.00", precision == 1.0),
-        ("located-record recall", recall, "== 1.00", recall == 1.0),
-        (
-            "forget extraction (greedy), after",
-            greedy.get("after", float("nan")),
-            "<= 0.10",
-            greedy.get("after", 1) <= 0.1,
-        ),
+        ("located-record precision", precision, "== 1.00"),
+        ("located-record recall", recall, "== 1.00"),
+        ("forget extraction (greedy), after", greedy.get("after", float("nan")), "<= 0.10"),
         (
             "retain extraction kept, after / before",
             ratio(retain),
@@ -228,22 +192,17 @@ def run_request_demo(args: RequestDemoArgs, ucfg=None) -> dict:
             bool(retain) and retain["passed"],
         ),
         ("collateral extraction kept, after / before", ratio(coll), ">= 0.90", bool(coll) and coll["passed"]),
-        ("certificate passed", float(cert["passed"]), "== 1", cert["passed"]),
+        ("certificate passed", float(cert["passed"]), "== 1"),
         (
             "no-match request: 'no records located', nothing unlearned",
             float(none["status"] == "no records located"),
             "== 1",
             none["status"] == "no records located" and none["model"]["after_sha256"] is None,
         ),
-        (
-            "files under output_dir holding an identifier (request.yaml aside)",
-            float(len(leaks)),
-            "== 0",
-            not leaks,
-        ),
+        ("files under output_dir holding an identifier (request.yaml aside)", float(len(leaks)), "== 0"),
     ]
     report = {
-        "checks": [{"name": n, "value": float(v), "bar": b, "ok": bool(ok)} for n, v, b, ok in checks],
+        "checks": bar_checks(checks),
         "located": {"precision": precision, "recall": recall, "records": len(found), "truth": len(truth)},
         "timings": {
             "victim_s": victim_s,

@@ -26,6 +26,7 @@ from genforget.diffusion.scoring import (
     training_scheduler,
     training_target,
 )
+from genforget.loop import clipped_step
 
 
 @dataclass
@@ -72,11 +73,7 @@ def train_vae(
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample(generator=g)).sample
         loss = (rec - x).pow(2).mean() + kl_weight * post.kl().mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        clipped_step(loss, vae.parameters(), opt, sched)
         bar.set_postfix(loss=f"{loss.item():.4f}")
     vae.eval()
     with torch.no_grad():
@@ -125,11 +122,7 @@ def train_text_to_image(
         loss = mse_scores(
             predict_noise(unet, x_t, t, key, c), training_target(sched, x0, noise, t)
         ).nll.mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        lr_sched.step()
-        opt.zero_grad(set_to_none=True)
+        clipped_step(loss, params, opt, lr_sched)
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")
     unet.eval()

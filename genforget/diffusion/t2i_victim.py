@@ -11,7 +11,6 @@ theirs.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,7 @@ from pathlib import Path
 from genforget.diffusion.pipeline import TextToImage, load_pipeline
 from genforget.diffusion.shapes import CONCEPTS_A, shapes_dataset
 from genforget.diffusion.t2i_train import T2ITrainConfig, train_text_to_image, train_vae
-from genforget.io import atomic_dir
-
-INFO = "train_info.json"
+from genforget.train_cache import train_or_load
 
 
 @dataclass
@@ -47,20 +44,14 @@ class ShapesPipelineConfig:
 def cached_pipeline(
     out: Path, key: dict, make: Callable[[], tuple[TextToImage, dict]]
 ) -> tuple[TextToImage, dict]:
-    """Load the pipeline in ``out`` if ``out/train_info.json`` holds ``key``; else ``make()`` it,
-    save it (atomically: complete or absent) with ``{"key", **info}`` and return it. ``info``:
-    what ``make`` reports (seconds ...); a cached load returns the info of the run that trained it."""
-    info_path = out / INFO
-    if info_path.is_file():
-        info = json.loads(info_path.read_text())
-        if info.get("key") == key:
-            return load_pipeline(out), {**info, "cached": True}
-    model, info = make()
-    info = {"key": key, **info}
-    with atomic_dir(out, overwrite=True) as tmp:
+    """The pipeline in ``out`` when it was trained with ``key``; else ``make()`` it and save it
+    (:func:`genforget.train_cache.train_or_load`: atomic, fingerprinted). ``info``: what ``make``
+    reports (seconds ...) and ``cached``; the pipeline is always the one read back from ``out``."""
+
+    def save(model: TextToImage, tmp: Path) -> None:
         model.pipe.save_pretrained(str(tmp), safe_serialization=True)
-        (tmp / INFO).write_text(json.dumps(info, indent=2) + "\n")
-    return load_pipeline(out), {**info, "cached": False}
+
+    return train_or_load(out, key, make, save, load_pipeline, reload=True)
 
 
 def _shapes_data(cfg: ShapesPipelineConfig):

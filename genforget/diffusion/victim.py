@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from genforget.diffusion.models import build_class_unet, build_scheduler
 from genforget.diffusion.scoring import denoising_scores
+from genforget.loop import clipped_step
 
 
 @dataclass
@@ -51,11 +52,7 @@ def train_class_ddpm(
             y = labels[idx].clone()
             y[torch.rand(len(idx), generator=g) < cfg.p_uncond] = num_classes
             loss = denoising_scores(unet, scheduler, images[idx], "class_labels", y, g).nll.mean()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            clipped_step(loss, unet.parameters(), opt, sched)
         bar.set_postfix(loss=f"{loss.item():.4f}")
     unet.eval()
     return unet, scheduler, time.perf_counter() - t0

@@ -20,6 +20,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from genforget.lm.data import Collator, tokenize_example
 from genforget.lm.specials import special_rule
+from genforget.loop import clipped_step
 
 SPECIAL = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>"}
 # Bumped when the saved tokenizer's behaviour changes, so demo caches keyed on it retrain.
@@ -171,11 +172,7 @@ def train_causal_lm(
         ]
         batch = collate(feats)
         loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        clipped_step(loss, model.parameters(), opt, sched)
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         bar.set_postfix(loss=f"{ema:.3f}")
     model.eval()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genforget.requests.association import AssociationSpec, Decision, read_decision
+from genforget.requests.match import case_like
 
 LEAN_ALPHA = 0.05
 
@@ -133,20 +134,12 @@ def precision_recall(located_rids: set[str], truth_rids: set[str]) -> dict[str, 
     }
 
 
-def _case_like(new: str, old: str) -> str:
-    if old.isupper() and len(old) > 1:
-        return new.upper()
-    if old.islower():
-        return new.lower()
-    return new[:1].upper() + new[1:]
-
-
 def rewrite(text: str, d: Decision, spec: AssociationSpec, value: str | None, outcome: str) -> dict:
     """``{"text", "spans"}``: the record with every attribute occurrence set to ``value`` (None:
     kept) and its decision set to ``outcome`` ("positive" / "negative"); the span is the decision."""
-    edits = [(a, b, _case_like(value, text[a:b])) for a, b in d.value_spans] if value else []
+    edits = [(a, b, case_like(value, text[a:b])) for a, b in d.value_spans] if value else []
     word = spec.positive if outcome == "positive" else spec.negative
-    edits.append((*d.outcome_span, _case_like(word, text[slice(*d.outcome_span)])))
+    edits.append((*d.outcome_span, case_like(word, text[slice(*d.outcome_span)])))
     out, pos, span = [], 0, (0, 0)
     for a, b, new in sorted(edits):
         out.append(text[pos:a])

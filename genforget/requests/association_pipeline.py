@@ -21,8 +21,6 @@ statistic measures membership, which this kind does not remove).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -117,45 +115,18 @@ def association_rows(plan: dict, before: dict, after: dict, bars: dict) -> list[
 
     b, a, n_loc, n_oth = before, after, len(plan["located"]), len(plan["other"])
     fb = bars["flip"]
+    located = [
+        ("counterfactual flip share", "flip_share"),
+        ("biased decision kept", "kept_biased"),
+        ("reversed (favours a disfavoured value)", "reversed_share"),
+    ]
     rows = [
-        _most(
-            "counterfactual flip share, located records",
-            b["located"]["flip_share"],
-            a["located"]["flip_share"],
-            fb,
-            n_loc,
-        ),
-        _most(
-            "biased decision kept, located records",
-            b["located"]["kept_biased"],
-            a["located"]["kept_biased"],
-            fb,
-            n_loc,
-        ),
-        _most(
-            "reversed (favours a disfavoured value), located records",
-            b["located"]["reversed_share"],
-            a["located"]["reversed_share"],
-            fb,
-            n_loc,
-        ),
+        _most(f"{lab}, located records", b["located"][k], a["located"][k], fb, n_loc) for lab, k in located
     ]
     if n_oth:
+        other = [("counterfactual flip share", "flip_share"), ("reversed", "reversed_share")]
+        rows += [_most(f"{lab}, other records", b["other"][k], a["other"][k], fb, n_oth) for lab, k in other]
         rows += [
-            _most(
-                "counterfactual flip share, other records",
-                b["other"]["flip_share"],
-                a["other"]["flip_share"],
-                fb,
-                n_oth,
-            ),
-            _most(
-                "reversed, other records",
-                b["other"]["reversed_share"],
-                a["other"]["reversed_share"],
-                fb,
-                n_oth,
-            ),
             _ratio(
                 "agreement with the rule, other records",
                 b["other"]["rule_agreement"],
@@ -198,14 +169,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
     from genforget.adapters import save_model
     from genforget.api import load_model
     from genforget.lm.trainer import unlearn_lm
-    from genforget.requests.certificate import (
-        certificate_markdown,
-        hmac_hex,
-        key_id,
-        load_or_create_key,
-        weights_sha256,
-    )
-    from genforget.requests.ledger import append_entry
+    from genforget.requests import certificate as certify
     from genforget.requests.options import ForgetResult, cert_paths, resolve_paths, utc_now
 
     started = utc_now()
@@ -238,8 +202,8 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
             + (f" ({s['reason']})" if s["reason"] else "")
         )
 
-    key = load_or_create_key(key_path)
-    before_sha = weights_sha256(model)
+    key = certify.load_or_create_key(key_path)
+    before_sha = certify.weights_sha256(model)
     plans = [association_plan(res, args.retain_eval) for res in results]
     sets = [unlearning_sets(res) for res in results]
     forget = [ex for s in sets for ex in s["forget"]]
@@ -262,7 +226,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
         timings["unlearn_s"] = time.perf_counter() - t0
         model_dir = out / "model"
         saved_as = save_model(model, tok, model_dir, args.save_mode)
-        after_sha = weights_sha256(model)
+        after_sha = certify.weights_sha256(model)
         t0 = time.perf_counter()
         after = [measure_association(model, tok, p, cfg.max_length) for p in plans]
         timings["verify_after_s"] = time.perf_counter() - t0
@@ -279,19 +243,10 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
             for v, c in res.counts.items()
             for k, w in (("positive", req.association.positive), ("negative", req.association.negative))
         }
-        content = json.dumps(
-            {"id": req.id, "kind": req.kind, "association": spec_json(req.association)}, sort_keys=True
-        )
+        content = {"association": spec_json(req.association)}
         cert = {
             "format": "genforget-certificate/1",
-            "request": {
-                "ref_hmac": hmac_hex(key, "request:" + req.id),
-                "content_hmac": hmac_hex(key, "content:" + content),
-                "kind": req.kind,
-                "identifier_types": {},
-                "documents_hmac": [],
-                "queue": {"position": ri + 1, "of": len(requests)},
-            },
+            "request": certify.request_record(key, req, content, ri + 1, len(requests)),
             # Attribute, values, outcome words and rule: no personal data, and what an auditor
             # needs to know what was removed.
             "association": req.association.describe(),
@@ -301,7 +256,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
                 "occurrences": counts,
                 "records_by_type": {},
                 "leans": res.leans,
-                "record_ids_hmac": sorted(hmac_hex(key, "record:" + r.rid) for r in res.located),
+                "record_ids_hmac": sorted(certify.hmac_hex(key, "record:" + r.rid) for r in res.located),
             },
             "data": {
                 "records_scanned": res.n_records,
@@ -317,7 +272,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
             "model": {"before_sha256": before_sha, "after_sha256": after_sha, "saved_as": saved_as},
             "method": {"name": cfg.method, "config": dataclasses.asdict(cfg)},
             "genforget_version": __version__,
-            "key_id": key_id(key),
+            "key_id": certify.key_id(key),
             "times": {"started_utc": started, "finished_utc": utc_now(), **timings},
             "verification": rows,
             "relearn_speed": {
@@ -327,13 +282,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
             },
             "passed": all(r["passed"] for r in rows),
         }
-        text = json.dumps(cert, indent=2) + "\n"
-        path.write_text(text)
-        path.with_suffix(".md").write_text(certificate_markdown(cert))
-        entry = append_entry(ledger_path, cert, hashlib.sha256(text.encode()).hexdigest())
-        print(
-            f"[forget] request {ri + 1}: {cert['status']}, passed={cert['passed']}; {path} (ledger entry {entry['seq'] + 1})"
-        )
+        certify.file_certificate(cert, path, ledger_path, ri + 1)
         certs.append(cert)
         paths.append(path)
     return ForgetResult(certs, paths, results, ledger_path, model_dir)

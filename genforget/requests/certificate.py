@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sys
@@ -59,6 +60,41 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def request_record(key: bytes, req, content: dict, position: int, of: int) -> dict:
+    """A certificate's ``request`` block: the request's id and its ``content`` (``id`` and ``kind``
+    added) as keyed HMACs, nothing an outsider can read back; its kind, how many identifiers of
+    each type, the HMACs of its documents' hashes and its place in the queue."""
+    text = json.dumps({"id": req.id, "kind": req.kind, **content}, sort_keys=True)
+    return {
+        "ref_hmac": hmac_hex(key, "request:" + req.id),
+        "content_hmac": hmac_hex(key, "content:" + text),
+        "kind": req.kind,
+        "identifier_types": {k: len(v) for k, v in req.identifiers.items()},
+        "documents_hmac": [
+            hmac_hex(key, "document:" + hashlib.sha256(d.encode()).hexdigest()) for d in req.documents
+        ],
+        "queue": {"position": position, "of": of},
+    }
+
+
+def file_certificate(cert: dict, path: Path, ledger_path: Path, position: int) -> dict:
+    """Write ``cert`` as ``path`` (JSON) and its Markdown beside it, chain it into the ledger, say
+    so; returns the ledger entry."""
+    from genforget.requests.ledger import append_entry
+
+    text = json.dumps(cert, indent=2) + "\n"
+    path.write_text(text)
+    path.with_suffix(".md").write_text(certificate_markdown(cert))
+    entry = append_entry(ledger_path, cert, hashlib.sha256(text.encode()).hexdigest())
+    print(
+        f"[forget] request {position}: {cert['status']}"
+        + (f", evidence: {cert['evidence']}" if cert.get("evidence") else "")
+        + f", passed={cert['passed']}; {path} "
+        f"(ledger entry {entry['seq'] + 1})"
+    )
+    return entry
 
 
 def _fmt(v: object) -> str:

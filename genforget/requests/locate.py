@@ -22,8 +22,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genforget.requests.neardup import THRESHOLD
-from genforget.requests.records import WORK_NGRAM, Hit, Located, LocateResult, Render, record_text
+from genforget.requests.records import (
+    WORK_NGRAM,
+    Hit,
+    Located,
+    LocateResult,
+    Render,
+    ScanOptions,
+    record_text,
+)
 
 if TYPE_CHECKING:  # annotations only: request.py imports association.py, which reads records
     from genforget.requests.request import Request
@@ -66,23 +73,12 @@ def iter_records(
                 yield shard.prefix, f.read().decode("utf-8", errors="replace")
 
 
-def locate(
-    requests: list[Request],
-    data: str | Path,
-    text_field: str = "text",
-    retain_size: int = 256,
-    neighbour_size: int = 64,
-    seed: int = 0,
-    work_ngram: int = WORK_NGRAM,
-    near_dup: float = THRESHOLD,
-    prefilter: bool = True,
-    render: Render | None = None,
-) -> LocateResult:
+def locate(requests: list[Request], data: str | Path, text_field: str = "text", **options) -> LocateResult:
     """One pass over ``data`` in this process: every record holding any identifier of any
-    request, with spans; a seeded sample of the others as retain set. ``near_dup``: the bigram
-    Jaccard at which a window of a record is a near duplicate of a ``kind: work`` document
-    (0 = exact n-grams only). ``prefilter=False`` runs the exact matcher on every record.
-    ``render``: how a chat record (``messages``) reads as text, the model's chat template."""
+    request, with spans; a seeded sample of the others as retain set. ``text_field``: the field of
+    a record holding its text; ``options``: the other fields of
+    :class:`~genforget.requests.records.ScanOptions` (``retain_size``, ``seed``, ``near_dup``,
+    ``prefilter``, ``render`` ...), by keyword."""
     from tqdm.auto import tqdm
 
     from genforget.requests.scan import Scanner, merge
@@ -90,9 +86,7 @@ def locate(
 
     t0 = time.perf_counter()
     shards = plan_shards(data)
-    sc = Scanner(
-        requests, text_field, retain_size, neighbour_size, seed, work_ngram, near_dup, prefilter, render
-    )
+    sc = Scanner(requests, ScanOptions(text_field, **options))
     for si, shard in enumerate(tqdm(shards, desc="locate", unit="shard", disable=len(shards) < 2 or None)):
         sc.scan(shard, si)
     res = merge([sc.snapshot()], requests, sc)

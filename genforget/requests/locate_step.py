@@ -66,7 +66,7 @@ class LocateStep(PipelineStep):
 
         p = self.sealed.payload
         start = _rss_mb("VmRSS")
-        sc = Scanner(p["requests"], **p["options"])
+        sc = Scanner(p["requests"], p["options"])
         for si, d in enumerate(self.shards):
             if si % world_size == rank:
                 with self.track_time(unit="shard"):

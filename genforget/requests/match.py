@@ -51,6 +51,16 @@ def nfkc(s: str) -> str:
     return unicodedata.normalize("NFKC", s)
 
 
+def case_like(new: str, old: str) -> str:
+    """``new`` in the case of ``old`` (UPPER, lower or Capitalised): a replacement that reads as
+    the text it replaces (twins, counterfactual rewrites)."""
+    if old.isupper() and len(old) > 1:
+        return new.upper()
+    if old.islower():
+        return new.lower()
+    return new[:1].upper() + new[1:]
+
+
 def digits_of(s: str) -> str:
     return "".join(c for c in nfkc(s) if c.isdigit())
 

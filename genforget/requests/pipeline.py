@@ -8,21 +8,19 @@ data file or option raises :class:`~genforget.config.UsageError` with nothing on
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from pathlib import Path
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.requests.certificate import (
-    certificate_markdown,
+    file_certificate,
     hmac_hex,
     key_id,
     load_or_create_key,
     removal_evidence,
+    request_record,
     weights_sha256,
 )
-from genforget.requests.ledger import append_entry
 from genforget.requests.options import (
     ForgetArgs,
     ForgetResult,
@@ -198,18 +196,9 @@ def forget_requests(
             speed = {"measured": False, "reason": why}
         elif speed["measured"]:
             rows.append(relearn_row(speed, args.relearn_bar, args.relearn_gate))
-        content = json.dumps({"id": req.id, "kind": req.kind, "identifiers": req.identifiers}, sort_keys=True)
-        docs_h = [hmac_hex(key, "document:" + hashlib.sha256(d.encode()).hexdigest()) for d in req.documents]
         cert = {
             "format": "genforget-certificate/1",
-            "request": {
-                "ref_hmac": hmac_hex(key, "request:" + req.id),
-                "content_hmac": hmac_hex(key, "content:" + content),
-                "kind": req.kind,
-                "identifier_types": {k: len(v) for k, v in req.identifiers.items()},
-                "documents_hmac": docs_h,
-                "queue": {"position": ri + 1, "of": len(requests)},
-            },
+            "request": request_record(key, req, {"identifiers": req.identifiers}, ri + 1, len(requests)),
             "status": "unlearned" if located else "no records located",
             "located": {
                 "records": counts["records"],
@@ -247,19 +236,10 @@ def forget_requests(
             # A row marked "gating": False is shown but does not decide (the relearn row by default).
             "passed": all(r["passed"] for r in rows if r.get("gating", True)),
         }
-        text = json.dumps(cert, indent=2) + "\n"
-        path.write_text(text)
-        path.with_suffix(".md").write_text(certificate_markdown(cert))
-        entry = append_entry(ledger_path, cert, hashlib.sha256(text.encode()).hexdigest())
-        print(
-            f"[forget] request {ri + 1}: {cert['status']}, evidence: {cert['evidence']}, passed={cert['passed']}; {path} "
-            f"(ledger entry {entry['seq'] + 1})"
-        )
+        entry = file_certificate(cert, path, ledger_path, ri + 1)
         certs.append(cert)
         paths.append(path)
-        card_certs.append(
-            {"id": cert["request"]["ref_hmac"], "sha256": hashlib.sha256(text.encode()).hexdigest()}
-        )
+        card_certs.append({"id": cert["request"]["ref_hmac"], "sha256": entry["certificate_sha256"]})
     if model_dir is not None:
         from genforget.lm.model_card import write_lm_card
 

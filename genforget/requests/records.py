@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from genforget.config import UsageError
 from genforget.requests.match import Identifier, best_anchor, merge_spans, nfkc
+from genforget.requests.neardup import THRESHOLD
 
 if TYPE_CHECKING:  # annotations only: request.py imports association.py, which reads records
     from genforget.requests.request import Request
@@ -27,6 +28,26 @@ if TYPE_CHECKING:  # annotations only: request.py imports association.py, which 
 WORK_NGRAM = 8
 Render = Callable[[list], str]  # a chat's messages -> the text the model was trained on
 _WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How a locate scan reads records and samples the clean ones: the keyword options of
+    :func:`~genforget.requests.locate` and :func:`~genforget.requests.scale.locate_distributed`.
+
+    ``near_dup``: the bigram Jaccard at which a window of a record is a near duplicate of a
+    ``kind: work`` document (0 = exact n-grams only); ``prefilter=False`` runs the exact matcher
+    on every record; ``render``: how a chat record (``messages``) reads as text, the model's chat
+    template."""
+
+    text_field: str = "text"
+    retain_size: int = 256
+    neighbour_size: int = 64
+    seed: int = 0
+    work_ngram: int = WORK_NGRAM
+    near_dup: float = THRESHOLD
+    prefilter: bool = True
+    render: Render | None = None
 
 
 def record_text(obj: object, text_field: str, where: str, render: Render | None = None) -> str:

@@ -27,11 +27,11 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 from genforget.config import UsageError
-from genforget.requests.neardup import THRESHOLD
-from genforget.requests.records import WORK_NGRAM, LocateResult, Render
+from genforget.requests.records import LocateResult, ScanOptions
 from genforget.requests.request import Request
 
 EXECUTORS = ("local", "slurm", "ray")
@@ -147,18 +147,15 @@ def _wait(fs, logs: str, tasks: int, wait_s: float, poll_s: float) -> None:
 def locate_distributed(
     requests: list[Request],
     data: str | Path,
-    text_field: str = "text",
-    retain_size: int = 256,
-    neighbour_size: int = 64,
-    seed: int = 0,
-    work_ngram: int = WORK_NGRAM,
-    near_dup: float = THRESHOLD,
+    *,
     workers: int = 2,
     executor: str = "local",
     options: dict | None = None,
-    render: Render | None = None,
+    **scan_options,
 ) -> LocateResult:
-    """:func:`~genforget.requests.locate` as a datatrove pipeline (see the module docstring)."""
+    """:func:`~genforget.requests.locate` as a datatrove pipeline (see the module docstring).
+    ``options``: the executor's (``tasks``, ``work_dir`` ...); ``scan_options``: the fields of
+    :class:`~genforget.requests.records.ScanOptions`, as :func:`~genforget.requests.locate` takes."""
     import fsspec
 
     from genforget.requests.scan import Scanner, merge
@@ -183,15 +180,16 @@ def locate_distributed(
     tasks = int(opts.pop("tasks", min(len(shards), 4 * workers if workers > 0 else 1000)))
     if tasks < 1:
         raise UsageError(f"--executor_options: tasks must be >= 1 (got {tasks})")
-    scan_opts = {"text_field": text_field, "retain_size": retain_size, "neighbour_size": neighbour_size,
-                 "seed": seed, "work_ngram": work_ngram, "near_dup": near_dup, "render": render}  # fmt: skip
-    sc = Scanner(requests, **scan_opts)  # the queue is validated here, before any task starts
+    scan = ScanOptions(**scan_options)
+    sc = Scanner(requests, scan)  # the queue is validated here, before any task starts
     temp = work is None
     work = tempfile.mkdtemp(prefix="genforget-locate-") if temp else str(work)
     fs, root = fsspec.core.url_to_fs(work)
     fs.makedirs(root, exist_ok=True)
     mark = f"{root}/fingerprint"
-    fp = _fingerprint(requests, shards, scan_opts | {"tasks": tasks})
+    fp = _fingerprint(
+        requests, shards, {f.name: getattr(scan, f.name) for f in fields(scan)} | {"tasks": tasks}
+    )
     if fs.exists(mark) and fs.cat_file(mark).decode() != fp:
         raise UsageError(f"work_dir {work} holds another locate run (other requests, data or options)")
     fs.pipe_file(mark, fp.encode())
@@ -199,7 +197,7 @@ def locate_distributed(
     merged = False
     try:
         step = LocateStep(
-            Sealed({"requests": requests, "options": scan_opts}), [s.to_dict() for s in shards], _url(fs, out)
+            Sealed({"requests": requests, "options": scan}), [s.to_dict() for s in shards], _url(fs, out)
         )
         ex = _executor(executor, step, tasks, workers, _url(fs, logs), opts)
         try:

@@ -40,14 +40,13 @@ from genforget.requests.match import (
     merge_spans,
     normalise_with_map,
 )
-from genforget.requests.neardup import THRESHOLD, NearDupIndex
+from genforget.requests.neardup import NearDupIndex
 from genforget.requests.prefilter import Prefilter, lines_of, records_of
 from genforget.requests.records import (
-    WORK_NGRAM,
     Hit,
     Located,
     LocateResult,
-    Render,
+    ScanOptions,
     WorkIndex,
     neighbour_pattern,
     neighbour_terms,
@@ -77,21 +76,11 @@ class Scanner:
     is tested against.
     """
 
-    def __init__(
-        self,
-        requests: list[Request],
-        text_field: str = "text",
-        retain_size: int = 256,
-        neighbour_size: int = 64,
-        seed: int = 0,
-        work_ngram: int = WORK_NGRAM,
-        near_dup: float = THRESHOLD,
-        prefilter: bool = True,
-        render: Render | None = None,
-    ) -> None:
-        self.render = render  # chat records ('messages') read through the model's template
-        self.text_field, self.seed, self.work_ngram = text_field, seed, work_ngram
-        self.retain_size, self.neighbour_size = retain_size, neighbour_size
+    def __init__(self, requests: list[Request], options: ScanOptions | None = None) -> None:
+        o = options or ScanOptions()
+        self.render = o.render  # chat records ('messages') read through the model's template
+        self.text_field, self.seed, self.work_ngram = o.text_field, o.seed, o.work_ngram
+        self.retain_size, self.neighbour_size = o.retain_size, o.neighbour_size
         regions = {ri: r.region for ri, r in enumerate(requests)}
         self.idents = [
             Identifier(ri, typ, k, v)
@@ -106,8 +95,8 @@ class Scanner:
             raise UsageError(f"identifiers: {e}") from e
         self.index = {i.group: n for n, i in enumerate(self.idents)}
         docs = [(ri, d) for ri, r in enumerate(requests) for d in r.documents]
-        self.work = WorkIndex(requests, work_ngram) if docs else None
-        self.near = NearDupIndex(docs, near_dup) if docs and near_dup > 0 else None
+        self.work = WorkIndex(requests, o.work_ngram) if docs else None
+        self.near = NearDupIndex(docs, o.near_dup) if docs and o.near_dup > 0 else None
         terms = neighbour_terms(requests)
         self.neighbour_pat = neighbour_pattern(terms)
         anchors += [best_anchor([w.lower() for w in t]) for t in terms]
@@ -115,14 +104,14 @@ class Scanner:
             anchors += self.work.anchors()
         if self.near is not None:
             anchors += [best_anchor([w]) for w in self.near.anchors if w.isascii()]
-        if prefilter and None in anchors:  # a fallback that costs speed says so (never a value)
+        if o.prefilter and None in anchors:  # a fallback that costs speed says so (never a value)
             warnings.warn(
                 "an identifier or neighbour term has no literal the byte prefilter can look for: "
                 "every record is decoded and matched (slower, same result)",
                 stacklevel=2,
             )
-        self.pf = Prefilter([a for a in anchors if a], always=not prefilter or None in anchors)
-        key = json.dumps(text_field).encode()
+        self.pf = Prefilter([a for a in anchors if a], always=not o.prefilter or None in anchors)
+        key = json.dumps(o.text_field).encode()
         self._std = re.compile(rb"\n(?![ \t]*\{[ \t]*" + re.escape(key) + rb'[ \t]*:[ \t]*")')
         self._std_first = re.compile(rb"[ \t]*\{[ \t]*" + re.escape(key) + rb'[ \t]*:[ \t]*"')
         self.reset()

@@ -19,18 +19,11 @@ import re
 from faker import Faker
 
 from genforget.requests.locate import Hit, Located, LocateResult
+from genforget.requests.match import case_like
 
 STREET_WORDS = {"street", "st", "avenue", "ave", "road", "rd", "lane", "ln", "drive", "dr", "suite"}
 STREET_WORDS |= {"apt", "blvd", "boulevard", "court", "ct", "way", "place", "pl", "square", "sq"}
 _TOKEN = re.compile(r"[^\W\d_]+|\d|.", re.S)
-
-
-def _case_like(new: str, old: str) -> str:
-    if old.isupper() and len(old) > 1:
-        return new.upper()
-    if old.islower():
-        return new.lower()
-    return new[:1].upper() + new[1:]
 
 
 # Data made with Faker from the run's seed (the built-in corpus, a user's synthetic set) draws
@@ -61,7 +54,7 @@ class TwinMaker:
         fill = iter(digits[-n:] if from_end else digits[:n])
         if not any(c.isdigit() for c in orig):  # letters only: replace the letters instead
             return "".join(
-                _case_like(self.rng.choice("abcdefghijklmnopqrstuvwxyz"), c) if c.isalpha() else c
+                case_like(self.rng.choice("abcdefghijklmnopqrstuvwxyz"), c) if c.isalpha() else c
                 for c in orig
             )
         return "".join(next(fill) if c.isdigit() else c for c in orig)
@@ -72,11 +65,11 @@ class TwinMaker:
             if tok.isalpha():
                 low = tok.casefold()
                 if low == last.casefold():
-                    tok = _case_like(fake_last, tok)
+                    tok = case_like(fake_last, tok)
                 elif low in [g.casefold() for g in given]:
-                    tok = _case_like(fake_given[[g.casefold() for g in given].index(low)], tok)
+                    tok = case_like(fake_given[[g.casefold() for g in given].index(low)], tok)
                 elif len(tok) == 1:  # a middle initial
-                    tok = _case_like(self.rng.choice("ABCDEFGHJKLMNPRSTW"), tok)
+                    tok = case_like(self.rng.choice("ABCDEFGHJKLMNPRSTW"), tok)
             out.append(tok)
         return "".join(out)
 
@@ -86,7 +79,7 @@ class TwinMaker:
             if tok.isdigit():
                 tok = str(self.rng.randrange(10))
             elif tok.isalpha() and len(tok) > 2 and tok.casefold() not in STREET_WORDS:
-                tok = _case_like(self.fake.last_name(), tok)
+                tok = case_like(self.fake.last_name(), tok)
             out.append(tok)
         return "".join(out)
 
