@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from genforget.config import UnlearnConfig, parse_config
+from genforget.cli.args import parse_config
+from genforget.config import UnlearnConfig
 from genforget.diffusion.concept_judge import fit_judge_on_samples
 from genforget.diffusion.concept_suite import ERASED_MAX, KEPT_MIN_RATIO, erasure_table, generate
 from genforget.diffusion.data import DiffusionConfig

@@ -103,8 +103,9 @@ def test_plain_runs_exactly_max_steps_with_nothing_watching(victim, corpus):
 def test_qlora_chat_recipe_parses():
     from pathlib import Path
 
+    from genforget.cli.args import parse_config
     from genforget.cli.unlearn import UnlearnScriptArgs
-    from genforget.config import UnlearnConfig, parse_config
+    from genforget.config import UnlearnConfig
 
     path = Path(__file__).parents[1] / "recipes" / "configs" / "qlora_chat.yaml"
     args, cfg = parse_config((UnlearnScriptArgs, UnlearnConfig), ["--config", str(path), "--plain", "true"])

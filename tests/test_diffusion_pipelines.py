@@ -230,7 +230,8 @@ def _erase_and_judge(vpred, keep_prompts, overrides: list[str]):
     """Erase PROMPT from the trained two-concept pipeline with the shipped concept config (plus
     ``overrides``) and judge victim and unlearned with a CNN fitted on the victim's own generations
     (latents: this fixture has no trained VAE)."""
-    from genforget.config import UnlearnConfig, parse_config
+    from genforget.cli.args import parse_config
+    from genforget.config import UnlearnConfig
     from genforget.diffusion.concept_judge import fit_judge_on_samples
     from genforget.diffusion.concept_suite import erasure_table, generate
     from genforget.diffusion.erase import erase_concept

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import genforget
-from genforget.config import UnlearnConfig, UsageError, parse_config
+from genforget.cli.args import parse_config
+from genforget.config import UnlearnConfig, UsageError
 from genforget.methods.registry import METHODS
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from genforget.cli import train_victim_main, unlearn_main
-from genforget.config import UnlearnConfig, UsageError, parse_config
+from genforget.cli.args import parse_config
+from genforget.config import UnlearnConfig, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS_ARGS = ["--n_people", "20", "--n_passages", "10", "--forget_frac", "0.2"]

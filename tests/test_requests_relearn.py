@@ -181,7 +181,7 @@ def test_work_requests_get_verbatim_twin_probes(tmp_path, victim):
 
 
 def test_command_line_options_parse():
-    from genforget.config import parse_config
+    from genforget.cli.args import parse_config
     from genforget.requests.options import RequestUnlearnConfig
 
     argv = ["--relearn_speed", "false", "--relearn_budgets", "0", "3", "--relearn_gate", "true"]

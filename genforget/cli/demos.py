@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from genforget.config import UsageError, parse_config
+from genforget.cli.args import parse_config
+from genforget.config import UsageError
 
 UNLEARN = "genforget.config:UnlearnConfig"
 REQUEST_UNLEARN = "genforget.requests.options:RequestUnlearnConfig"

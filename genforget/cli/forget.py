@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import sys
 
-from genforget.config import UsageError, parse_config
+from genforget.cli.args import parse_config
+from genforget.config import UsageError
 
 
 def forget_main(argv: list[str] | None = None) -> int:

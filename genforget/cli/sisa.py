@@ -15,7 +15,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from genforget.config import UsageError, parse_config
+from genforget.cli.args import parse_config
+from genforget.config import UsageError
 from genforget.sisa.shards import SisaConfig, corpus_records, id_hash
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genforget.cli.args import parse_config
 from genforget.cli.common import (
     LoadingArgs,
     QuantArgs,
@@ -25,7 +26,7 @@ from genforget.cli.common import (
     raised_here,
 )
 from genforget.cli.launch import launched, relaunch
-from genforget.config import UnlearnConfig, UsageError, parse_config
+from genforget.config import UnlearnConfig, UsageError
 from genforget.io import atomic_dir, check_output_dir
 from genforget.lm.outcome import EXIT_NOT_FORGOTTEN
 

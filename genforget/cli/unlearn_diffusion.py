@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genforget.cli.args import parse_config
 from genforget.cli.common import check_accelerate_env, check_output_dir
-from genforget.config import UnlearnConfig, UsageError, parse_config
+from genforget.config import UnlearnConfig, UsageError
 from genforget.diffusion.data import DiffusionConfig
 from genforget.io import atomic_dir, check_safe_weights
 

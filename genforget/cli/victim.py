@@ -6,8 +6,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+from genforget.cli.args import parse_config
 from genforget.cli.common import LoadingArgs, check_output_dir
-from genforget.config import UsageError, parse_config
+from genforget.config import UsageError
 from genforget.io import atomic_dir
 
 

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
+from genforget.adapters import reference_mode
 from genforget.lm.data import IGNORE, Collator
-from genforget.lm.scoring import sequence_scores
+from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 
 if TYPE_CHECKING:
     from genforget.lm.tracking import RunTracker
@@ -74,3 +75,26 @@ def flush_history(
         tracker.log_rows(rows)
     pending.clear()
     return rows
+
+
+def attach_reference(needs_ref: bool, ref_cache, ref_copy, raw, scores, fb: dict, idx: torch.Tensor):
+    """``scores`` with ``ref_logp`` of the frozen reference: cached log-probs, the naive copy, or
+    (LoRA) the model with its adapter off."""
+    if needs_ref:
+        if ref_cache is not None:
+            scores.ref_logp = ref_cache[idx]
+        elif ref_copy is not None:
+            with torch.no_grad():
+                scores.ref_logp = sequence_scores(ref_copy, fb).logp
+        else:
+            with reference_mode(raw):
+                scores.ref_logp = sequence_scores(raw, fb).logp
+    return scores
+
+
+def forget_loss_again(method_run, model, raw, attach_ref, fb: dict, idx: torch.Tensor, scores, fresh: bool):
+    """The method's loss without its retain term: from this step's ``scores``, or from a new
+    forward (``fresh``) at the weights as they are when called."""
+    if fresh:
+        scores = attach_ref(scores_from_tokens(*token_logprobs(model, fb)), fb, idx)
+    return method_run.loss(scores, None, model, raw, fb, idx, None)

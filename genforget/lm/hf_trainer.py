@@ -34,13 +34,12 @@ from transformers import Trainer, TrainingArguments, set_seed
 from genforget.adapters import add_lora, is_peft_model
 from genforget.config import UnlearnConfig
 from genforget.data.loaders import as_examples, fingerprint
-from genforget.lm.batches import cached_reference_logp, concat_batches
+from genforget.lm.batches import attach_reference, cached_reference_logp, concat_batches
 from genforget.lm.chat import render_examples
 from genforget.lm.data import Collator, tokenize_all
 from genforget.lm.method_hooks import prepare_method
 from genforget.lm.outcome import Outcome, OutcomeProbe, measure, report
 from genforget.lm.scoring import scores_from_tokens, token_logprobs
-from genforget.lm.trainer import _attach_ref
 from genforget.methods.registry import get_method
 
 # What the collated batches hold; Trainer would drop ``idx`` (not a forward argument) otherwise.
@@ -211,7 +210,9 @@ class UnlearningTrainer(Trainer):
         retain_scores = scores_from_tokens(tok_logp[n_f:], tok_mask[n_f:]) if rb is not None else None
         scores = scores_from_tokens(tok_logp[:n_f], tok_mask[:n_f])
         raw = self.accelerator.unwrap_model(model)
-        scores = _attach_ref(self.method.needs_ref, self._ref_table, self._ref_model, raw, scores, fb, idx)
+        scores = attach_reference(
+            self.method.needs_ref, self._ref_table, self._ref_model, raw, scores, fb, idx
+        )
         loss = self._run.loss(scores, retain_scores, model, raw, fb, idx, rb)
         if model.training:
             self._keep("forget_nll", scores.nll.detach().mean())

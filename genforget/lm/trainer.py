@@ -18,9 +18,15 @@ from accelerate import Accelerator, DistributedType
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from genforget.adapters import add_lora, lora_targets_of, reference_mode
+from genforget.adapters import add_lora, lora_targets_of
 from genforget.config import UnlearnConfig
-from genforget.lm.batches import cached_reference_logp, concat_batches, flush_history
+from genforget.lm.batches import (
+    attach_reference,
+    cached_reference_logp,
+    concat_batches,
+    flush_history,
+    forget_loss_again,
+)
 from genforget.lm.chat import render_examples
 from genforget.lm.data import Collator, normalise_example, tokenize_all
 from genforget.lm.distributed import (
@@ -65,29 +71,6 @@ def _whole_text(ex: dict) -> dict:
 
 # Off only to measure what one packed forget + retain forward saves (bench/step_cost.py).
 PACK_FORGET_RETAIN = True
-
-
-def _attach_ref(needs_ref: bool, ref_cache, ref_copy, raw, scores, fb: dict, idx: torch.Tensor):
-    """``scores`` with ``ref_logp`` of the frozen reference: cached log-probs, the naive copy, or
-    (LoRA) the model with its adapter off."""
-    if needs_ref:
-        if ref_cache is not None:
-            scores.ref_logp = ref_cache[idx]
-        elif ref_copy is not None:
-            with torch.no_grad():
-                scores.ref_logp = sequence_scores(ref_copy, fb).logp
-        else:
-            with reference_mode(raw):
-                scores.ref_logp = sequence_scores(raw, fb).logp
-    return scores
-
-
-def _forget_loss(method_run, model, raw, attach_ref, fb: dict, idx: torch.Tensor, scores, fresh: bool):
-    """The method's loss without its retain term: from this step's ``scores``, or from a new
-    forward (``fresh``) at the weights as they are when called."""
-    if fresh:
-        scores = attach_ref(scores_from_tokens(*token_logprobs(model, fb)), fb, idx)
-    return method_run.loss(scores, None, model, raw, fb, idx, None)
 
 
 def check_tokenizer_matches(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -272,7 +255,7 @@ def unlearn_lm(
     if engine is not None:
         engine.update(info)
     robust = RobustStep.from_config(config, params, raw)
-    attach_ref = functools.partial(_attach_ref, method.needs_ref, ref_cache, ref_copy, raw)
+    attach_ref = functools.partial(attach_reference, method.needs_ref, ref_cache, ref_copy, raw)
     guard = None
     if config.divergence_guard and not config.plain and retain:  # issue 14: stop before a collapse
         guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
@@ -337,7 +320,9 @@ def unlearn_lm(
         if robust is None or repair:
             accelerator.backward(loss)
         else:  # remedies (genforget.lm.remedies.robust): forget passes at moved weights
-            forget_loss = functools.partial(_forget_loss, method_run, model, raw, attach_ref, fb, idx, scores)
+            forget_loss = functools.partial(
+                forget_loss_again, method_run, model, raw, attach_ref, fb, idx, scores
+            )
             robust.backward(accelerator.backward, loss, forget_loss)
         if config.max_grad_norm > 0:  # DeepSpeed clips inside its step (configure_engine set the norm)
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
