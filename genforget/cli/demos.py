@@ -6,11 +6,11 @@ import sys
 
 from genforget.config import UnlearnConfig, UsageError, parse_config
 
-DEMOS = ("pii", "diffusion", "diffusion-sd", "request", "copyright", "poison", "bias")
+DEMOS = ("pii", "diffusion", "diffusion-sd", "image-copyright", "request", "copyright", "poison", "bias")
 
 
 def demo_main(argv: list[str] | None = None) -> int:
-    """``genforget demo pii|diffusion|diffusion-sd|request|copyright|poison|bias [--config x.yaml]
+    """``genforget demo pii|diffusion|diffusion-sd|image-copyright|request|copyright|poison|bias [--config x.yaml]
     [--field value ...]``: exit 0 when every
     check of the demo passes, 1 when one fails, 2 on a usage error."""
     argv = sys.argv[1:] if argv is None else argv
@@ -44,6 +44,17 @@ def demo_main(argv: list[str] | None = None) -> int:
             if args.erase not in args.concepts:
                 raise UsageError(f"erase must be one of concepts {args.concepts} (got {args.erase!r})")
             report = run_sd_demo(args, ucfg, dcfg)
+        elif name == "image-copyright":
+            from genforget.demos.image_copyright import ImageCopyrightDemoArgs, run_image_copyright_demo
+            from genforget.diffusion.data import DiffusionConfig
+            from genforget.diffusion.works import WORKS
+
+            args, ucfg, dcfg = parse_config((ImageCopyrightDemoArgs, UnlearnConfig, DiffusionConfig), rest)
+            if args.takedown not in WORKS:
+                raise UsageError(
+                    f"takedown must be one of the built-in works {sorted(WORKS)} (got {args.takedown!r})"
+                )
+            report = run_image_copyright_demo(args, ucfg, dcfg)
         elif name == "bias":
             from genforget.demos.bias import BiasDemoArgs, run_bias_demo
             from genforget.requests.pipeline import RequestUnlearnConfig
