@@ -157,3 +157,50 @@ def test_certificate_holds_no_work_and_chains(tmp_path) -> None:  # noqa: ANN001
     assert verify_ledger(tmp_path / "ledger.jsonl")[0]
     assert "kind: image" in (tmp_path / "c" / "certificate.md").read_text()
     assert not math.isnan(float(np.float32(1.0)))
+
+
+def test_attacks_leave_the_attacked_model_as_it_was() -> None:
+    """The relearning attack fine-tunes a copy (the model under test keeps its weights) and the
+    optimised-condition attack freezes the UNet only while it runs."""
+    from genforget.diffusion.data import DiffusionConfig
+    from genforget.diffusion.image_attacks import embedding_attack, relearn_attack
+    from genforget.diffusion.pipeline import TextToImage
+    from genforget.diffusion.works_victim import build_works_pipeline
+
+    model = TextToImage(build_works_pipeline(0, 16), None, "tiny")
+    model.pipe.set_progress_bar_config(disable=True)
+    before = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    train = _const(-1.0, 0.0, 1.0, size=16)
+    dcfg = DiffusionConfig(sample_steps=2)
+    rel = relearn_attack(model, WORKS["coffee"].caption, train[0], train, 0, 2, dcfg, steps=(0, 2), copies=2)
+    assert set(rel.per) == {"0", "2"} and rel.best_images.shape == (2, 3, 16, 16)
+    emb = embedding_attack(model, WORKS["coffee"].caption, train[0], train, 0, 2, dcfg, steps=2, batch=2)
+    assert set(emb.per) == {"step 0", "step 2"}
+    assert all(torch.equal(before[k], v) for k, v in model.unet.state_dict().items())
+    assert all(p.requires_grad for p in model.unet.parameters())
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_small(tmp_path) -> None:  # noqa: ANN001
+    """The demo at toy size (the victim barely trained): it runs every stage, writes the report,
+    grid, certificate and ledger, finds the takedown's copies, and its gating checks say what they
+    measured (a barely trained victim fails the memorisation check, and the demo says so)."""
+    from genforget.config import UnlearnConfig
+    from genforget.demos.image_copyright import ImageCopyrightDemoArgs, run_image_copyright_demo
+    from genforget.diffusion.data import DiffusionConfig
+    from genforget.requests.ledger import verify_ledger
+
+    args = ImageCopyrightDemoArgs(output_dir=str(tmp_path), copies=4, images_per_concept=8, vae_steps=5,
+                                  train_steps=5, eval_samples=2, attack_samples=2, embedding_steps=2,
+                                  relearn_steps=[0, 2], num_threads=1)  # fmt: skip
+    ucfg = UnlearnConfig(method="esd", max_steps=2, batch_size=2, use_lora=True, lora_r=2)
+    report = run_image_copyright_demo(
+        args, ucfg, DiffusionConfig(num_model_samples=2, keep_samples=1, sample_steps=2)
+    )
+    for f in ("report.json", "report.md", "grid.png", "certificate/certificate.json", "ledger.jsonl"):
+        assert (tmp_path / f).is_file(), f
+    assert verify_ledger(tmp_path / "ledger.jsonl")[0]
+    assert report["details"]["locate"]["precision"] == 1.0 and report["details"]["locate"]["recall"] == 1.0
+    assert set(report["models"]) == {"victim", "unlearned", "oracle"}
+    assert set(report["details"]["attacks"]) == {"victim", "unlearned", "oracle"}
+    assert "astronaut" not in (tmp_path / "certificate/certificate.json").read_text()
