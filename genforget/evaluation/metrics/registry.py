@@ -104,9 +104,17 @@ _BUILTIN += [
 # Image copyright takedowns (genforget/diffusion/replication.py, replication_suite.py): Carlini et al.
 # 2023's extraction criterion on generations from each work's caption.
 _BUILTIN += [
-    ("forgotten_extraction", False, "share of taken-down works' caption generations that copy the work (Carlini)"),
+    (
+        "forgotten_extraction",
+        False,
+        "share of taken-down works' caption generations that copy the work (Carlini)",
+    ),
     ("kept_extraction", True, "share of other works' caption generations that still copy their work"),
-    ("retained_quality", True, "share of background-caption generations whose nearest training image is theirs"),
+    (
+        "retained_quality",
+        True,
+        "share of background-caption generations whose nearest training image is theirs",
+    ),
     ("forgotten_ssim", False, "mean SSIM of the taken-down captions' generations to the work"),
     ("forgotten_nn_distance", True, "median RMS distance of those generations to the nearest training image"),
     ("worst_kept_ratio", True, "smallest kept caption's score / the victim's"),
