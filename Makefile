@@ -9,9 +9,9 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-diffusion demo-diffusion-sd demo-request demo-copyright demo-poison demo-bias test test-slow lint \
-	clean-demo clean-demo-diffusion clean-demo-diffusion-sd clean-demo-request clean-demo-poison clean-demo-bias eval bench \
-	bench-locate bench-robust docs config-docs wheel-check
+.PHONY: install demo demo-diffusion demo-diffusion-sd demo-image-copyright demo-request demo-copyright demo-poison demo-bias \
+	test test-slow lint clean-demo clean-demo-diffusion clean-demo-diffusion-sd clean-demo-image-copyright clean-demo-request \
+	clean-demo-poison clean-demo-bias eval bench bench-locate bench-robust docs config-docs wheel-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation "deepspeed>=0.16"
-	$(BIN)/pip install -q -e ".[dev,docs,quant,diffusion,scale,ray,distributed,tracking]"
+	$(BIN)/pip install -q -e ".[dev,docs,quant,diffusion,image,scale,ray,distributed,tracking]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -41,6 +41,13 @@ demo-diffusion: $(STAMP)
 # reload the saved pipeline and generate -> judge before / after.
 demo-diffusion-sd: $(STAMP)
 	$(BIN)/genforget demo diffusion-sd --config recipes/configs/esd_concept.yaml
+
+# Image copyright takedown: a tiny text-to-image model memorises four photographs shipped in
+# scikit-image / scikit-learn (victim + retrain oracle cached in runs/demo-image-copyright) ->
+# locate the rights-holder's JPEG among the training images -> unlearn its caption -> extraction
+# vs the oracle, attacks (paraphrase, optimised condition, relearning) -> certificate + ledger.
+demo-image-copyright: $(STAMP)
+	$(BIN)/genforget demo image-copyright --config recipes/configs/demo_image_copyright.yaml
 
 # Tiny Shakespeare: memorise 9 plays, take The Tempest down with every LM method, vs the retrained oracle.
 demo-copyright: $(STAMP)
@@ -110,6 +117,9 @@ clean-demo-diffusion:
 
 clean-demo-diffusion-sd:
 	rm -rf runs/demo-diffusion-sd
+
+clean-demo-image-copyright:
+	rm -rf runs/demo-image-copyright
 
 clean-demo-request:
 	rm -rf runs/demo-request runs/demo-request-data

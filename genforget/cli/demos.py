@@ -27,6 +27,15 @@ def _check_digit(args: Any) -> None:
         raise UsageError(f"erase_class must be a digit 0..9 (got {args.erase_class})")
 
 
+def _check_work(args: Any) -> None:
+    from genforget.diffusion.works import WORKS
+
+    if args.takedown not in WORKS:
+        raise UsageError(
+            f"takedown must be one of the built-in works {sorted(WORKS)} (got {args.takedown!r})"
+        )
+
+
 def _check_caption(args: Any) -> None:
     if args.erase not in args.concepts:
         raise UsageError(f"erase must be one of concepts {args.concepts} (got {args.erase!r})")
@@ -59,6 +68,12 @@ DEMOS: dict[str, Demo] = {
         ("genforget.demos.diffusion_sd:SDDemoArgs", UNLEARN, DIFFUSION),
         "genforget.demos.diffusion_sd:run_sd_demo",
         _check_caption,
+    ),
+    "image-copyright": Demo(
+        "take down a memorised training image from a tiny text-to-image model (make demo-image-copyright)",
+        ("genforget.demos.image_copyright:ImageCopyrightDemoArgs", UNLEARN, DIFFUSION),
+        "genforget.demos.image_copyright:run_image_copyright_demo",
+        _check_work,
     ),
     "request": Demo(
         "a deletion request end to end: locate, unlearn, verify, certify (make demo-request)",

@@ -101,6 +101,24 @@ _BUILTIN += [
     ("retained_judge_fd", False, "Frechet distance, judge-logit space, retained-class samples vs real data"),
     ("retained_confidence", True, "mean judge max-probability on retained-class samples (quality proxy)"),
 ]
+# Image copyright takedowns (genforget/diffusion/replication.py, replication_suite.py): Carlini et al.
+# 2023's extraction criterion on generations from each work's caption.
+_BUILTIN += [
+    (
+        "forgotten_extraction",
+        False,
+        "share of taken-down works' caption generations that copy the work (Carlini)",
+    ),
+    ("kept_extraction", True, "share of other works' caption generations that still copy their work"),
+    (
+        "retained_quality",
+        True,
+        "share of background-caption generations whose nearest training image is theirs",
+    ),
+    ("forgotten_ssim", False, "mean SSIM of the taken-down captions' generations to the work"),
+    ("forgotten_nn_distance", True, "median RMS distance of those generations to the nearest training image"),
+    ("worst_kept_ratio", True, "smallest kept caption's score / the victim's"),
+]
 # Backdoors (the poisoning demo, genforget/evaluation/metrics/backdoor.py).
 _BUILTIN += [
     ("attack_success_rate", False, "share of triggered prompts whose greedy continuation holds the payload"),
