@@ -61,7 +61,16 @@ def test_demo_help_lists_every_demo_and_every_entry_resolves(capsys):
     assert demo_main(["--help"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {name} " in out for name in DEMOS)
-    assert set(DEMOS) == {"pii", "diffusion", "diffusion-sd", "request", "copyright", "poison", "bias"}
+    assert set(DEMOS) == {
+        "pii",
+        "diffusion",
+        "diffusion-sd",
+        "image-copyright",
+        "request",
+        "copyright",
+        "poison",
+        "bias",
+    }
     for demo in DEMOS.values():
         assert all(dataclasses.is_dataclass(_resolve(c)) for c in demo.configs)
         assert callable(_resolve(demo.run))
