@@ -22,7 +22,7 @@ import torch
 
 import genforget
 from genforget.data.pii import build_pii_corpus
-from genforget.evaluation.evaluate import EvalSplit
+from genforget.evaluation.split import EvalSplit
 
 
 def main() -> None:

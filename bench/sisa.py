@@ -27,7 +27,7 @@ import torch
 import genforget
 from genforget import sisa
 from genforget.data.pii import build_pii_corpus
-from genforget.evaluation.evaluate import corpus_split
+from genforget.evaluation.split import corpus_split
 from genforget.lm.victim import VICTIM_PRESETS, VictimConfig, train_tokenizer, train_victim
 
 # Timing and quality use different schedules: deletion/retrain time ratios do not depend on how

@@ -24,7 +24,7 @@ _LAZY = {
     "UnlearnResult": "genforget.api",
     "UnlearnConfig": "genforget.config",
     "evaluate": "genforget.evaluation.evaluate",
-    "EvalSplit": "genforget.evaluation.evaluate",
+    "EvalSplit": "genforget.evaluation.split",
     "Outcome": "genforget.lm.outcome",
     "OutcomeWarning": "genforget.lm.outcome",
     "METHODS": "genforget.methods.registry",
@@ -40,7 +40,8 @@ __all__ = sorted(_LAZY) + ["__version__"]
 if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from genforget.api import UnlearnResult, load_model, unlearn  # noqa: F401
     from genforget.config import UnlearnConfig  # noqa: F401
-    from genforget.evaluation.evaluate import EvalSplit, evaluate  # noqa: F401
+    from genforget.evaluation.evaluate import evaluate  # noqa: F401
+    from genforget.evaluation.split import EvalSplit  # noqa: F401
     from genforget.lm.outcome import Outcome, OutcomeWarning  # noqa: F401
     from genforget.methods.registry import METHODS, get_method, register  # noqa: F401
     from genforget.requests.pipeline import forget_requests  # noqa: F401

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from genforget.evaluation.evaluate import EvalSplit, evaluate
+from genforget.evaluation.evaluate import evaluate
 from genforget.evaluation.metrics.adversarial import (
     adversarial_metrics,
     adversarial_probes,
@@ -16,6 +16,7 @@ from genforget.evaluation.metrics.adversarial import (
     expand,
     target_rates,
 )
+from genforget.evaluation.split import EvalSplit
 
 IDENTITY = {"name": ["Jane Roe"], "email": ["jane.roe77@example.org"], "phone": ["555-010-0199"]}
 RECORD = (

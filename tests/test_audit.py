@@ -23,7 +23,7 @@ from genforget.evaluation.audits import (
     relearn_copy,
     split_for_relearning,
 )
-from genforget.evaluation.evaluate import corpus_split
+from genforget.evaluation.split import corpus_split
 
 bnb = pytest.importorskip("bitsandbytes")
 BNB_LINEAR = {8: bnb.nn.Linear8bitLt, 4: bnb.nn.Linear4bit}

@@ -10,8 +10,9 @@ import pytest
 
 from genforget.data.packaged import shakespeare_text
 from genforget.data.shakespeare import Excerpt, excerpts, speaker_cloze, speeches, split_plays
-from genforget.evaluation.evaluate import CHUNK_PREFIX_TOKENS, EvalSplit, evaluate
+from genforget.evaluation.evaluate import evaluate
 from genforget.evaluation.metrics.muse import knowmem, verbmem, verbmem_probes
+from genforget.evaluation.split import CHUNK_PREFIX_TOKENS, EvalSplit
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"

@@ -7,7 +7,7 @@ from conftest import unlearn_corpus
 from peft import PeftModel
 
 import genforget
-from genforget.evaluation.evaluate import EvalSplit, corpus_split
+from genforget.evaluation.split import EvalSplit, corpus_split
 
 
 @pytest.fixture(scope="module")

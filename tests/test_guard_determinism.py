@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import genforget
-from genforget.evaluation.evaluate import corpus_split
+from genforget.evaluation.split import corpus_split
 
 AGGRESSIVE = {"method": "grad_ascent", "learning_rate": 1e-2, "max_steps": 20, "divergence_every": 2}
 

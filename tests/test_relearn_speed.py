@@ -7,9 +7,9 @@ import torch
 
 import genforget
 from genforget.evaluation.audits.relearn_speed import curve_gap, relearn_curve
-from genforget.evaluation.evaluate import EvalSplit
 from genforget.evaluation.harness import Suite, run_suite
 from genforget.evaluation.report import write_report
+from genforget.evaluation.split import EvalSplit
 
 
 def test_curve_gap_by_hand():

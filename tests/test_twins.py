@@ -9,7 +9,7 @@ import re
 import pytest
 
 import genforget
-from genforget.evaluation.evaluate import EvalSplit
+from genforget.evaluation.split import EvalSplit
 from genforget.lm.twins import collateral_examples, shape_pattern, shape_twin, shape_twins
 
 

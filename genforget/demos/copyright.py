@@ -27,10 +27,10 @@ from genforget.config import UnlearnConfig, UsageError
 from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
 from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
 from genforget.demos.checks import add_section, as_dicts, bar_check, bar_checks, show_report
-from genforget.evaluation.evaluate import EvalSplit
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.muse import verbmem_probes
 from genforget.evaluation.report import write_report
+from genforget.evaluation.split import EvalSplit
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import VictimConfig
 

@@ -39,11 +39,12 @@ from genforget.demos.checks import (
     oracle_gap_rows,
     show_report,
 )
-from genforget.evaluation.evaluate import EvalSplit, corpus_split, evaluate
+from genforget.evaluation.evaluate import evaluate
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.backdoor import attack_success_rate
 from genforget.evaluation.metrics.registry import metric_info
 from genforget.evaluation.report import write_report
+from genforget.evaluation.split import EvalSplit, corpus_split
 from genforget.lm.trainer import unlearn_lm
 
 

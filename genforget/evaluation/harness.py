@@ -12,10 +12,11 @@ import copy
 import dataclasses
 import time
 
-from genforget.evaluation.evaluate import EvalSplit, evaluate
+from genforget.evaluation.evaluate import evaluate
 from genforget.evaluation.metrics.mia import privleak
 from genforget.evaluation.metrics.registry import METRIC_INFO
 from genforget.evaluation.metrics.truth import forget_quality
+from genforget.evaluation.split import EvalSplit
 
 # Suites live in genforget.evaluation.suite; re-exported here, where callers have always found them.
 from genforget.evaluation.suite import (  # noqa: F401

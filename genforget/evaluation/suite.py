@@ -15,7 +15,7 @@ import yaml
 
 from genforget.config import make_config
 from genforget.data.loaders import fingerprint
-from genforget.evaluation.evaluate import EvalSplit, corpus_split
+from genforget.evaluation.split import EvalSplit, corpus_split
 from genforget.evaluation.suite_data import SuiteData
 
 # Package data, so a wheel install finds the suites from any working directory.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genforget.data.muse import load_muse
-from genforget.evaluation.evaluate import EvalSplit
+from genforget.evaluation.split import EvalSplit
 
 
 @dataclass

@@ -30,10 +30,14 @@ import dataclasses
 import random
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from genforget.lm.data import Collator, tokenize_all
+
+if TYPE_CHECKING:
+    from genforget.lm.tracking import RunTracker
 
 FORGOTTEN_AT = 0.10  # forget extraction at or below this counts as forgotten
 RETAIN_DROP = 0.10  # the retain figures may fall this much (absolute) and still count as kept
@@ -260,3 +264,26 @@ def report(outcome: Outcome, accelerator) -> None:
     accelerator.print(outcome.line())
     if outcome.status != "forgotten" and accelerator.is_main_process:
         warnings.warn(outcome.line(), OutcomeWarning, stacklevel=3)
+
+
+def finish_run(
+    probe: OutcomeProbe,
+    model,
+    events: list[str],
+    accelerator,
+    outcome: dict | None,
+    tracker: RunTracker | None = None,
+    step: int = 0,
+) -> None:
+    """Measure the run's outcome, print it, warn unless forgotten, hand it to the caller (and to
+    the trackers, which are then closed)."""
+    from genforget.adapters import lora_targets_of
+
+    result = probe.finish(model, events)
+    raw = accelerator.unwrap_model(model)
+    result.lora_targets = lora_targets_of(raw)
+    report(result, accelerator)
+    if outcome is not None:
+        outcome.update(result.to_dict())
+    if tracker is not None:
+        tracker.finish(result.to_dict(), step)

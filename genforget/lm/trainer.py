@@ -18,7 +18,7 @@ from accelerate import Accelerator, DistributedType
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from genforget.adapters import add_lora, lora_targets_of
+from genforget.adapters import add_lora
 from genforget.config import UnlearnConfig
 from genforget.lm.batches import (
     attach_reference,
@@ -38,7 +38,7 @@ from genforget.lm.distributed import (
     sharded_batches,
 )
 from genforget.lm.method_hooks import prepare_method
-from genforget.lm.outcome import OutcomeProbe, report, run_events
+from genforget.lm.outcome import OutcomeProbe, finish_run, run_events
 from genforget.lm.quant import keep_4bit_trainable, prepare_4bit_for_training
 from genforget.lm.remedies.robust import RobustStep
 from genforget.lm.safeguards.checkpoint import Checkpointer
@@ -55,13 +55,6 @@ from genforget.lm.tracking import RunTracker
 from genforget.lm.train_state import TrainState
 from genforget.lm.vocab import check_ids_fit, check_vocab_fits
 from genforget.methods.registry import get_method
-
-
-def _tokenize_all(
-    examples: list[dict], tokenizer: PreTrainedTokenizerBase, max_length: int, name: str = "data"
-) -> list[dict]:
-    # Truncation warns; an example with no target left is an error naming its index (issue 14).
-    return tokenize_all(examples, tokenizer, max_length, name)
 
 
 def _whole_text(ex: dict) -> dict:
@@ -140,9 +133,9 @@ def unlearn_lm(
         calibration = collateral = None
     torch.manual_seed(config.seed)
     collate = Collator(tokenizer)
-    forget_feats = _tokenize_all(forget, tokenizer, config.max_length, "forget")
+    forget_feats = tokenize_all(forget, tokenizer, config.max_length, "forget")
     retain_feats = (
-        _tokenize_all(retain, tokenizer, config.max_length, "retain") if retain and method.uses_retain else []
+        tokenize_all(retain, tokenizer, config.max_length, "retain") if retain and method.uses_retain else []
     )
     probe = OutcomeProbe(forget, retain, tokenizer, config.max_length, collateral, config.seed)
     for name, feats in (("forget", forget_feats), ("retain", retain_feats), ("retain", probe.retain)):
@@ -180,7 +173,7 @@ def unlearn_lm(
         if history is not None:
             history.append(record)
         method_run.close()
-        _finish(
+        finish_run(
             probe,
             model,
             run_events(None, None, config.max_steps, one_shot=True),
@@ -198,7 +191,7 @@ def unlearn_lm(
     stop = None
     if calibration:
         text_level = config.calibration_statistic == "text_min_k"
-        calib_feats = _tokenize_all(
+        calib_feats = tokenize_all(
             [_whole_text(ex) for ex in calibration] if text_level else calibration,
             tokenizer,
             config.max_length,
@@ -210,10 +203,10 @@ def unlearn_lm(
             every=config.calibration_every,
             statistic=config.calibration_statistic,
             seed=config.seed,
-            forget_text_feats=_tokenize_all([_whole_text(ex) for ex in forget], tokenizer, config.max_length)
+            forget_text_feats=tokenize_all([_whole_text(ex) for ex in forget], tokenizer, config.max_length)
             if text_level
             else None,
-            collateral_feats=_tokenize_all(collateral, tokenizer, config.max_length) if collateral else None,
+            collateral_feats=tokenize_all(collateral, tokenizer, config.max_length) if collateral else None,
             collateral_max_loss=config.collateral_max_loss,
             forget_target_feats=probe.forget,
         )
@@ -382,28 +375,7 @@ def unlearn_lm(
             history.append(dict(record, step=config.max_steps, stage="undo"))
         events.append(f"UNDO: noised {config.undo_alpha:g} toward init, distilled {config.undo_steps} steps")
     # The prepared (possibly sharded) model runs the measuring forwards; UNDO's student is new.
-    _finish(
+    finish_run(
         probe, result if config.undo_alpha > 0 else model, events, accelerator, outcome, tracker, step + 1
     )
     return result
-
-
-def _finish(
-    probe: OutcomeProbe,
-    model,
-    events: list[str],
-    accelerator,
-    outcome: dict | None,
-    tracker: RunTracker | None = None,
-    step: int = 0,
-) -> None:
-    """Measure the run's outcome, print it, warn unless forgotten, hand it to the caller (and to
-    the trackers, which are then closed)."""
-    result = probe.finish(model, events)
-    raw = accelerator.unwrap_model(model)
-    result.lora_targets = lora_targets_of(raw)
-    report(result, accelerator)
-    if outcome is not None:
-        outcome.update(result.to_dict())
-    if tracker is not None:
-        tracker.finish(result.to_dict(), step)
