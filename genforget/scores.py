@@ -1,7 +1,7 @@
 """Per-example scores: the one contract between models and unlearning methods.
 
 A method never touches a model. The LM path and the diffusion path each turn a batch into
-`Scores`, and every method's loss is written once against them (see shared DESIGN.md).
+`Scores`, and every method's loss is written once against them (see docs/adding-a-method.md).
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def _write_record(
 
 def _add_data_record(tmp: Path, model, tokenizer, template_sha: str | None) -> None:
     """How the data met the model, in ``genforget_run.json``: the special tokens the tokenizer
-    adds, the pad id used, the chat template's hash and the 4-bit settings (issue 27)."""
+    adds, the pad id used, the chat template's hash and the 4-bit settings."""
     from genforget.lm.quant import quantization_record
     from genforget.lm.specials import tokenization_record
 

@@ -1,4 +1,4 @@
-"""The benchmark's judge and diffusion metrics (shared METRICS.md, "Diffusion models").
+"""The benchmark's judge and diffusion metrics (docs/metrics.md, "Diffusion models").
 
 The judge is a logistic-regression digit classifier trained on real digits (a held-out split
 measures it); it never sees generated images while fitting.

@@ -1,4 +1,4 @@
-"""Checkpoint names, metadata and the checks a resume passes before any work (issue 14).
+"""Checkpoint names, metadata and the checks a resume passes before any work.
 
 See :mod:`genforget.lm.safeguards.checkpoint` for what a checkpoint holds.
 """

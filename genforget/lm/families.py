@@ -64,7 +64,7 @@ def _sizes(model_type: str, width: int, layers: int) -> dict:
     return _decoder(width, layers)
 
 
-# family -> model_type. The first thirteen are the families of issue 19; then a mixture of
+# family -> model_type. The first thirteen are the families users reported crashing or silently half-covered; then a mixture of
 # experts of each layout (fused 3-D experts with and without shared linear experts) and the
 # newest families transformers 5 ships.
 FAMILIES: dict[str, str] = {

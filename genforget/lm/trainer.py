@@ -122,10 +122,10 @@ def unlearn_lm(
     tracker = RunTracker(accelerator, config)  # report_to: accelerate's trackers, main process only
     # Refusals (quantized base, multi-backward remedies, UNDO, RMU's frozen pass) and DeepSpeed's clipping.
     configure_engine(accelerator, config, model, method)
-    # save_every / resume_from (issue 14): checks config, data and model against the checkpoint.
+    # save_every / resume_from: checks config, data and model against the checkpoint.
     ckpt = Checkpointer(config, accelerator, model, forget, retain, calibration, collateral)
     # Chats rendered with the tokenizer's template (after the checkpoint fingerprints the data
-    # as given); `plain`: a fixed-step run with no stop, collateral watch or guard (issue 27).
+    # as given); `plain`: a fixed-step run with no stop, collateral watch or guard.
     forget, retain, calibration, collateral = (
         render_examples(list(x), tokenizer) if x else x for x in (forget, retain, calibration, collateral)
     )
@@ -250,7 +250,7 @@ def unlearn_lm(
     robust = RobustStep.from_config(config, params, raw)
     attach_ref = functools.partial(attach_reference, method.needs_ref, ref_cache, ref_copy, raw)
     guard = None
-    if config.divergence_guard and not config.plain and retain:  # issue 14: stop before a collapse
+    if config.divergence_guard and not config.plain and retain:  # stop before a collapse
         guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
         guard.start_run(model, state)
     # Resuming: the checkpoint's weights, optimizer, stop/guard state and RNG; batches replayed.

@@ -24,7 +24,7 @@ from genforget.loop import clipped_step
 
 SPECIAL = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>"}
 # Bumped when the saved tokenizer's behaviour changes, so demo caches keyed on it retrain.
-# 2: the tokenizer itself adds BOS (a post-processor), which genforget follows (issue 27).
+# 2: the tokenizer itself adds BOS (a post-processor), which genforget follows.
 TOKENIZER_FORMAT = 2
 
 

@@ -193,7 +193,7 @@ def certificate_markdown(cert: dict) -> str:
 
 
 def removal_evidence(rows: list[dict], speed: dict | None) -> str:
-    """What the verification shows, whatever gates ``passed`` (issue 22):
+    """What the verification shows, whatever gates ``passed``:
 
     - ``removed``: every forget-extraction and membership row passes, and so does the relearn
       audit (the located records come back no faster than their never-seen twins);

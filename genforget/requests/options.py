@@ -95,7 +95,7 @@ class ForgetArgs:
         default=False,
         metadata={
             "help": "make the relearn-speed row count towards `passed` (off by default: plain NPO "
-            "re-learns faster than a never-seen person and fails it, see issue 11)"
+            "re-learns faster than a never-seen person and fails it, see docs/deletion-requests.md)"
         },
     )
 

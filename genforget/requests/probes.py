@@ -1,4 +1,4 @@
-"""Adversarial verification probes of a deletion request (issue 22): the families of
+"""Adversarial verification probes of a deletion request: the families of
 :mod:`genforget.evaluation.metrics.adversarial` (rephrased, partial identifier, in-context hint)
 built from the request's identifiers and its located records, each measured before and after and
 certified against the extraction bar. A request passes only if every family is at or below it.

@@ -1,6 +1,6 @@
 """Extraction metrics: does decoding from a probe reproduce the forget data?
 
-Definitions: shared METRICS.md ("verbatim extraction rate", "PII extraction rate", "any of k").
+Definitions: docs/metrics.md ("verbatim extraction rate", "PII extraction rate", "any of k").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Likelihood metrics: teacher-forced token statistics, perplexity, min-k % and AUC.
 
-Definitions: shared METRICS.md ("retain loss / perplexity", "min-k%", AUC orientation).
+Definitions: docs/metrics.md ("retain loss / perplexity", "min-k%", AUC orientation).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Membership-inference scores and PrivLeak: the one place to read the project's MIA code.
 
 Every score is loss-like (lower = more member-like), so all of them plug into :func:`mia_auc`.
-Definitions: shared METRICS.md ("Membership inference", "PrivLeak"); LOSS (Yeom et al. 2018),
+Definitions: docs/metrics.md ("Membership inference", "PrivLeak"); LOSS (Yeom et al. 2018),
 zlib (Carlini et al. 2021), min-k% (Shi et al. 2024), min-k%++ (Zhang et al. 2024),
 reference (Carlini et al. 2021), PrivLeak (Shi et al. 2024, MUSE).
 """

@@ -1,5 +1,5 @@
 """MUSE memorisation metrics (Shi et al. 2024, "MUSE: Machine Unlearning Six-Way Evaluation for
-Language Models", arXiv:2407.06460); definitions in shared METRICS.md.
+Language Models", arXiv:2407.06460); definitions in docs/metrics.md.
 
 - VerbMem: ROUGE-L **F1** of the greedy continuation (128 new tokens) of a forget text's first
   ``k`` tokens against its true continuation, averaged over texts.

@@ -1,6 +1,6 @@
 """Names, directions and one-line meanings of every metric the eval harness reports.
 
-Directions follow shared METRICS.md: a forget-set metric that measures what is still remembered is
+Directions follow docs/metrics.md: a forget-set metric that measures what is still remembered is
 better low, a retain/utility metric better high, and a metric whose ideal is a reference value
 (MIA AUC at 0.5, PrivLeak at 0, forget-set truth ratio near the retain model's) has no direction.
 """

@@ -1,7 +1,7 @@
 """Text- and token-level memorisation metrics: ROUGE-L, exact memorisation, extraction strength,
 and the fluency guard (degenerate generations).
 
-Definitions: shared METRICS.md ("ROUGE-L recall", "exact memorisation (EM)",
+Definitions: docs/metrics.md ("ROUGE-L recall", "exact memorisation (EM)",
 "extraction strength (ES)", "fluency guard").
 """
 

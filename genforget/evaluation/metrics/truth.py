@@ -1,6 +1,6 @@
 """TOFU-style knowledge metrics: truth ratio, forget quality, model utility.
 
-Definitions: shared METRICS.md ("truth ratio (TR)", "forget quality (FQ)", "model utility");
+Definitions: docs/metrics.md ("truth ratio (TR)", "forget quality (FQ)", "model utility");
 Maini et al. 2024, "TOFU: A Task of Fictitious Unlearning for LLMs".
 """
 

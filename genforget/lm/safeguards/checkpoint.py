@@ -1,4 +1,4 @@
-"""Checkpoint and resume for the LM unlearning loop (issue 14): ``save_every``, ``resume_from``.
+"""Checkpoint and resume for the LM unlearning loop: ``save_every``, ``resume_from``.
 
 A checkpoint is a directory ``<checkpoint_dir>/checkpoint-NNNNNN`` (N = optimizer steps done; the
 name holds nothing else, so no data can leak through it) with three files:
