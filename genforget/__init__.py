@@ -12,9 +12,9 @@ not pay for torch and transformers until something needs them.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from genforget._lazy import lazy_attribute
 from genforget._version import __version__
 
 # public name -> module that defines it
@@ -50,10 +50,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never run
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'genforget' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = lazy_attribute(__name__, _LAZY, name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -7,8 +7,9 @@ in-process. Usage errors exit with code 2 and write nothing.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from genforget._lazy import lazy_attribute
 
 # name -> module; imported on first use so that `genforget --help` does not load torch
 _LAZY = {
@@ -25,7 +26,4 @@ __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'genforget.cli' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return lazy_attribute(__name__, _LAZY, name)
