@@ -224,3 +224,17 @@ def test_copyright_demo_usage_errors(tmp_path, capsys):
     assert demo_main(["copyright", "--output_dir", str(out), "--takedown", "Hamlet"]) == 2
     assert "takedown must be one of" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_every_method_means_every_method_that_runs_on_excerpts(capsys):
+    """An empty ``methods`` ran ``dpo`` too, which needs a preferred answer on each record and
+    crashed the full-size demo: it is left out and named; asked for by name it is a usage error."""
+    from genforget.config import UnlearnConfig, UsageError
+    from genforget.demos.copyright import CopyrightDemoArgs, lm_methods, method_configs
+
+    cfgs = method_configs(CopyrightDemoArgs(), UnlearnConfig(method="npo"))
+    assert "dpo" in lm_methods() and "dpo" not in cfgs
+    assert {"npo", "grad_diff", "idk_dpo", "rmu"} <= set(cfgs)
+    assert "not run: dpo (needs chosen" in capsys.readouterr().out
+    with pytest.raises(UsageError, match=r"\['dpo'\] need fields"):
+        method_configs(CopyrightDemoArgs(methods=["npo", "dpo"]), UnlearnConfig(method="npo"))

@@ -93,9 +93,27 @@ def lm_methods() -> list[str]:
     return sorted(n for n, cls in METHODS.items() if "lm" in cls.modalities)
 
 
+def plain_text_methods() -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """LM methods that run on excerpts alone, and the others with the example fields they need
+    (``dpo`` reads a preferred answer from each record, which a takedown's excerpts do not have)."""
+    from genforget.methods.registry import METHODS
+
+    needs = {n: METHODS[n].example_fields for n in lm_methods()}
+    return [n for n, f in needs.items() if not f], {n: f for n, f in needs.items() if f}
+
+
 def method_configs(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict[str, UnlearnConfig]:
     """One :class:`UnlearnConfig` per method: ``ucfg`` with the method's ``method_settings``."""
-    names = args.methods or lm_methods()
+    names = args.methods
+    if not names:
+        names, skipped = plain_text_methods()
+        for n, fields in skipped.items():
+            print(f"[demo-copyright] not run: {n} (needs {', '.join(fields)} on every forget example)")
+    elif unfit := {n: f for n, f in plain_text_methods()[1].items() if n in names}:
+        raise UsageError(
+            f"methods: {sorted(unfit)} need fields the takedown's excerpts do not have "
+            f"({unfit}); drop them from methods"
+        )
     bad = [n for n in [*names, *args.method_settings] if n not in lm_methods()]
     if bad:
         raise UsageError(f"methods / method_settings: not LM methods: {bad}; available: {lm_methods()}")

@@ -48,6 +48,9 @@ class Method:
     at the positions predicting forget and retain target tokens) and ``retain.ref_hidden`` (the
     same under the frozen model); ``needs_chosen``
     asks for ``forget.chosen`` (scores of the preferred answer set by :meth:`prepare`);
+    ``example_fields`` names the keys every forget example must carry besides its text (a
+    method that reads its preferred answers from the data lists ``"chosen"``), so code that runs
+    "every method" on plain texts can skip it and say so;
     :meth:`trainable_modules` restricts what trains (full fine-tuning: only those modules'
     parameters; LoRA: only those modules get an adapter); :meth:`prepare` runs once before
     training and may rewrite the forget features (see :class:`PrepareContext`).
@@ -67,6 +70,7 @@ class Method:
     saliency: ClassVar[bool] = False
     needs_hidden: ClassVar[bool] = False
     needs_chosen: ClassVar[bool] = False
+    example_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: UnlearnConfig) -> None:
         self.config = config

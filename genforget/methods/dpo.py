@@ -19,6 +19,8 @@ class DPO(IdkDPO):
     """IdK-DPO's loss (see :class:`~genforget.methods.idk_dpo.IdkDPO`) with ``chosen`` read from
     each forget example instead of a refusal; an example without one is an error."""
 
+    example_fields = ("chosen",)
+
     def prepare(self, ctx: PrepareContext) -> None:
         missing = [i for i, ex in enumerate(ctx.examples) if not isinstance(ex.get("chosen"), dict | str)]
         if missing:
