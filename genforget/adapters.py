@@ -157,6 +157,12 @@ def resolve_lora_targets(
     return LoraTargets(modules, sorted(found.parameters), "auto", skipped=sorted(skipped))
 
 
+def _is_diffusers(model: torch.nn.Module) -> bool:
+    """A diffusers model (a UNet, a transformer of a pipeline), whose adapters export to diffusers'
+    LoRA format."""
+    return type(model).__module__.split(".")[0] == "diffusers"
+
+
 def lora_config(model: torch.nn.Module, config: UnlearnConfig):
     """``(LoraConfig, LoraTargets)`` for ``model`` under ``config`` (see :func:`resolve_lora_targets`)."""
     from peft import LoraConfig
@@ -166,6 +172,12 @@ def lora_config(model: torch.nn.Module, config: UnlearnConfig):
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
+        # Rank-stabilised scale for causal LMs: with alpha/r, an adapter's update at a given
+        # learning rate is a fraction of full fine-tuning's (B starts at 0, A at ~1/sqrt(width)),
+        # so NPO at the learning rate that forgets under full fine-tuning spent most of a 60-step
+        # budget before the forget set moved, and the collateral watch's back-off ran out of
+        # budget (Phi: forget 0.50 at step 60). Diffusers' LoRA format has no rsLoRA flag.
+        use_rslora=bool(getattr(config, "use_rslora", False)) and not _is_diffusers(model),
         target_modules=targets.modules,
         bias="none",
         # peft >= 0.17; only mixture-of-experts blocks have 3-D expert weights to name.

@@ -79,6 +79,14 @@ class UnlearnConfig:
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
+    use_rslora: bool = field(
+        default=True,
+        metadata={
+            "help": "causal LMs: rank-stabilised LoRA scale lora_alpha/sqrt(lora_r) (Kalajdzievski 2023) "
+            "instead of lora_alpha/lora_r, so an adapter learns at a rate near full fine-tuning's at the "
+            "same learning_rate; diffusion adapters keep lora_alpha/lora_r (diffusers' LoRA format)"
+        },
+    )
     lora_target_modules: list[str] = field(
         default_factory=list,
         metadata={

@@ -99,3 +99,16 @@ def test_a_tokenizer_longer_than_the_embedding(tokenizer, tmp_path):
     with pytest.warns(UserWarning, match="the embedding was resized to the tokenizer's 301 tokens"):
         loaded, loaded_tok = genforget.load_model(tmp_path)
     assert loaded.get_input_embeddings().num_embeddings == len(loaded_tok) == 301
+
+
+def test_lora_on_a_causal_lm_is_rank_stabilised_unless_turned_off(tokenizer):
+    """Scale alpha/sqrt(r) (rsLoRA): at alpha 16, r 8, each adapter's update counts sqrt(8) times
+    what alpha/r gave, so NPO at full fine-tuning's learning rate forgets within its budget."""
+    from genforget.adapters import add_lora
+
+    for rs, scale in ((True, 16 / 8**0.5), (False, 16 / 8)):
+        cfg = UnlearnConfig(method="npo", use_lora=True, lora_r=8, lora_alpha=16, use_rslora=rs)
+        peft = add_lora(tiny_model("phi", tokenizer), cfg)
+        scales = [m.scaling["default"] for m in peft.modules() if hasattr(m, "lora_A")]
+        assert len(scales) == 12 and scales == pytest.approx([scale] * 12)  # q k v dense fc1 fc2, 2 blocks
+        assert peft.peft_config["default"].use_rslora is rs  # saved in adapter_config.json

@@ -57,17 +57,14 @@ def _rates(model, tok, groups):
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 19 left open): the collateral watch reads other people's values in their "
-    "own training texts (0.88 -> 0.88 on this run) while the same people's phones asked with a probe "
-    "template fell 0.88 -> 0.56; strict, so a fix makes this test fail until the mark goes",
-)
 def test_api_without_calibration_stops_before_it_damages_other_people(victim, phone_case):
     model, tok = victim
     forget, retain, groups = phone_case
     before = _rates(model, tok, groups)
-    kw = dict(method="npo", learning_rate=5e-4, max_steps=100, beta=0.02, use_lora=True)
+    # The README example as it was measured (LoRA scaled alpha/r): unwatched, it took the others'
+    # phones with the target's. Rank-stabilised LoRA (the default since) damages less at this
+    # learning rate, which would leave the watch nothing to prevent.
+    kw = dict(method="npo", learning_rate=5e-4, max_steps=100, beta=0.02, use_lora=True, use_rslora=False)
     unguarded = _rates(
         genforget.unlearn(copy.deepcopy(model), tok, forget, retain, calibration=False, **kw), tok, groups
     )
@@ -79,7 +76,11 @@ def test_api_without_calibration_stops_before_it_damages_other_people(victim, ph
     # ... unless their phone-shaped strings are watched and the last good weights kept
     stop = next(r for r in res.history if r.get("stopped"))
     assert stop["stop_reason"] in ("collateral", "calibrated")
-    assert guarded["retain_phone"] >= 0.8 * before["retain_phone"] > unguarded["retain_phone"]
+    assert guarded["retain_phone"] >= 0.8 * before["retain_phone"] > unguarded["retain_phone"], (
+        before,
+        unguarded,
+        guarded,
+    )
     assert guarded["retain_all"] >= 0.95 * before["retain_all"]
 
 
@@ -143,3 +144,33 @@ def test_a_collateral_trip_backs_off_and_goes_on_instead_of_ending_the_run(monke
         trips = len(stop.backoffs)
     assert trips == MAX_BACKOFFS and stop.reason == "collateral" and w.item() == 100.0
     assert step == (MAX_BACKOFFS + 1) * COLLATERAL_PATIENCE
+
+
+def test_sentence_probes_ask_each_watched_value_with_its_own_sentence_alone():
+    from genforget.lm.twins import sentence_probes
+
+    text = "Bob Lee lives at 3 Elm St. Bob Lee's phone number is 123-456-7890. Bob works."
+    a = text.index("123")
+    first = "Ann's phone is 555-123-4567."  # a value in the first sentence: no other context
+    watched = [{"text": text, "spans": [(a, a + 12)]}, {"text": first, "spans": [(15, 27)]}]
+    (probe,) = sentence_probes(watched)
+    assert probe == {"text": "Bob Lee's phone number is 123-456-7890", "spans": [(26, 38)]}
+    assert len(sentence_probes(watched * 5, limit=3)) == 3
+
+
+def test_the_bound_holds_for_values_asked_alone_too(monkeypatch):
+    """In-context extraction flat, the same values asked alone fall by 0.3: past the bound."""
+    from genforget.lm import outcome
+    from genforget.lm.safeguards.stopping import CalibratedStop
+
+    one = [{"input_ids": [1], "labels": [1]}]
+    stop = CalibratedStop(
+        1, one, None, every=1, statistic="nll", collateral_feats=one, collateral_probe_feats=one
+    )
+    # measure() is called for the watched texts, the probes, then the forget targets (none here).
+    values = iter([0.9, 0.9, 0.9, 0.85, 0.9, 0.6])
+    monkeypatch.setattr(outcome, "measure", lambda *a, **k: outcome.Figures(next(values), 0.1, 1.0, 10))
+    assert stop.collateral_check(0, None) == "ok" and stop.probe_base == 0.9
+    assert stop.collateral_check(1, None) == "ok" and stop.lost == pytest.approx(0.05)
+    assert stop.collateral_check(2, None) == "over" and stop.lost == pytest.approx(0.3)
+    assert "asked with their own sentence alone from 0.90 to 0.60" in stop.collateral_words()

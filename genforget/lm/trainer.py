@@ -53,6 +53,7 @@ from genforget.lm.safeguards.stopping import (
 from genforget.lm.scoring import scores_from_tokens, sequence_scores, token_logprobs
 from genforget.lm.tracking import RunTracker
 from genforget.lm.train_state import TrainState
+from genforget.lm.twins import sentence_probes
 from genforget.lm.vocab import check_ids_fit, check_vocab_fits
 from genforget.methods.registry import get_method
 
@@ -207,6 +208,9 @@ def unlearn_lm(
             if text_level
             else None,
             collateral_feats=tokenize_all(collateral, tokenizer, config.max_length) if collateral else None,
+            collateral_probe_feats=tokenize_all(sentence_probes(collateral), tokenizer, config.max_length)
+            if collateral
+            else None,
             collateral_max_loss=config.collateral_max_loss,
             forget_target_feats=probe.forget,
         )

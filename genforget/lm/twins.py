@@ -84,3 +84,30 @@ def collateral_examples(forget: list[dict], retain: list[dict], limit: int = 64)
             if len(out) >= limit:
                 break
     return out
+
+
+_SENTENCE_END = re.compile(r"[.!?](?:\s+)|\n+")
+
+
+def sentence_probes(collateral: list[dict], limit: int = 64) -> list[dict]:
+    """Each watched value asked with its own sentence alone (up to ``limit``): the sentence's words
+    before the value, without the rest of the record, e.g. "Bob's phone number is" + the number.
+
+    A value the model reproduces deep inside its own training text can still be lost when asked
+    the way a user (or an evaluation's probe) asks: the earlier sentences of the record cue it.
+    These probes are made from the retain records themselves, so they need no template from the
+    caller. A value in its record's first sentence has no other context: nothing new, left out."""
+    out: list[dict] = []
+    for ex in collateral:
+        text = ex["text"]
+        for a, b in ex["spans"]:
+            start = 0
+            for m in _SENTENCE_END.finditer(text, 0, a):
+                start = m.end()
+            prefix = text[start:a]
+            if start == 0 or not prefix.strip():
+                continue
+            out.append({"text": prefix + text[a:b], "spans": [(len(prefix), len(prefix) + b - a)]})
+            if len(out) >= limit:
+                return out
+    return out

@@ -148,6 +148,8 @@ class Checkpointer:
             stop.history = [tuple(h) for h in s["history"]]
             stop.collateral_base = s["collateral_base"]
             stop.collateral_history = [tuple(h) for h in s["collateral_history"]]
+            stop.probe_base, stop.lost = s.get("probe_base"), s.get("lost", 0.0)
+            stop.probe_history = [tuple(h) for h in s.get("probe_history", [])]
             for key in (
                 "backoffs",
                 "over",
@@ -273,6 +275,7 @@ class Checkpointer:
                 "history": s.history,
                 "collateral_base": s.collateral_base,
                 "collateral_history": s.collateral_history,
+                **{k: getattr(s, k) for k in ("probe_base", "probe_history", "lost")},
                 **{k: getattr(s, k) for k in ("backoffs", "over", "in_bound", "good", "forgotten_good")},
                 **{
                     k: getattr(s, k)

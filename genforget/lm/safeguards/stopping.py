@@ -88,6 +88,7 @@ class CalibratedStop:
         collateral_max_loss: float = COLLATERAL_MAX_LOSS,
         max_backoffs: int = MAX_BACKOFFS,
         forget_target_feats: list[dict] | None = None,
+        collateral_probe_feats: list[dict] | None = None,
     ) -> None:
         if statistic not in STATISTICS:
             raise ValueError(f"calibration statistic must be one of {STATISTICS} (got {statistic!r})")
@@ -110,6 +111,13 @@ class CalibratedStop:
         self.max_backoffs = max_backoffs
         self.collateral_base: float | None = None
         self.collateral_history: list[tuple[int, float, float]] = []  # (step, extraction, nll)
+        # The same values asked with their own sentence alone (genforget.lm.twins.sentence_probes):
+        # the bound holds for both, since a value kept in its record's context can be lost to a
+        # plain question.
+        self.probes = collateral_probe_feats or []
+        self.probe_base: float | None = None
+        self.probe_history: list[tuple[int, float]] = []  # (step, extraction)
+        self.lost = 0.0  # the share lost at the latest check (the worse of the two ways of asking)
         self.backoffs: list[dict] = []  # {"step", "restored_step", "extraction", "lr"} per back-off
         self.patience = COLLATERAL_PATIENCE
         self.over = 0  # consecutive checks past the bound while the forget set is still extracted
@@ -177,7 +185,15 @@ class CalibratedStop:
         self.collateral_history.append((step, figs.extraction, figs.nll))
         if self.collateral_base is None:
             self.collateral_base = figs.extraction
-        self.in_bound = self.collateral_base - figs.extraction <= self.collateral_max_loss + 1e-9
+        lost = self.collateral_base - figs.extraction
+        if self.probes:
+            asked = measure(model, self.probes, self.collate).extraction
+            self.probe_history.append((step, asked))
+            if self.probe_base is None:
+                self.probe_base = asked
+            lost = max(lost, self.probe_base - asked)
+        self.lost = lost
+        self.in_bound = lost <= self.collateral_max_loss + 1e-9
         if self.forget_targets:
             self.forget_extraction = measure(model, self.forget_targets, self.collate).extraction
         out = self.forget_extraction is not None and self.forget_extraction <= FORGOTTEN_AT
@@ -185,7 +201,6 @@ class CalibratedStop:
         self.forgotten_good = self.forgotten_good or (self.good and out)
         # Repair until others are back to half the bound (hysteresis): resuming the forget loss
         # right at the bound would knock them past it again at once.
-        lost = self.collateral_base - figs.extraction
         self.repairing = out and (
             not self.in_bound or (self.repairing and lost > self.collateral_max_loss / 2)
         )
@@ -238,6 +253,11 @@ class CalibratedStop:
             f"other people's same-shaped targets went from extraction {base:.2f} to {now:.2f} "
             f"(bound: lose at most {self.collateral_max_loss:g})"
         )
+        if self.probe_history:
+            text += (
+                f", asked with their own sentence alone from {self.probe_base or 0.0:.2f} to "
+                f"{self.probe_history[-1][1]:.2f}"
+            )
         if self.repair_steps:
             text += (
                 f"; {len(self.repair_steps)} repair step(s) on the retain term alone (forget set out, others "
@@ -304,7 +324,7 @@ def settle(stop: CalibratedStop, step: int, raw: torch.nn.Module, state: TrainSt
         return
     from genforget.lm.outcome import FORGOTTEN_AT
 
-    lost = (stop.collateral_base or 0.0) - stop.collateral_history[-1][1]
+    lost = stop.lost
     out = stop.forget_extraction is not None and stop.forget_extraction <= FORGOTTEN_AT
     if not stop.forgotten_good and out and lost <= 2 * stop.collateral_max_loss + 1e-9:
         stop.reason = "collateral_kept"
@@ -337,6 +357,9 @@ def add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
     for step, extraction, nll in stop.collateral_history:
         if step in rows:
             rows[step].update(collateral_extraction=extraction, collateral_nll=nll)
+    for step, extraction in stop.probe_history:
+        if step in rows:
+            rows[step]["collateral_probe_extraction"] = extraction
     for step in stop.repair_steps:  # steps trained on the retain term alone
         if step in rows:
             rows[step]["repair"] = True
