@@ -101,12 +101,12 @@ def test_evaluate_runs_an_lm_eval_task_on_the_model_in_memory(tokenizer, tmp_pat
     assert info["higher_is_better"][key] is True
     assert 0 < info["stderr"][key] < 1  # closed-form standard error of the mean accuracy
     assert info["lm_eval_version"]
-    # lm_eval_limit: only the first documents are scored
+    # lm_eval_limit: only the first documents are scored; one task name as a plain string
     few, d2 = genforget.evaluate(
         model,
         tokenizer,
         [],
-        lm_eval_tasks=[TASK],
+        lm_eval_tasks=TASK,
         lm_eval_include=str(tasks),
         lm_eval_limit=2,
         return_details=True,

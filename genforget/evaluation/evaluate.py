@@ -193,7 +193,7 @@ def evaluate(
     chat_template: str | None = None,
     bias_pairs: list[dict] | str | None = None,
     bias_pairs_normalisation: str = "sum",
-    lm_eval_tasks: list[str] | None = None,
+    lm_eval_tasks: str | list[str] | None = None,
     lm_eval_include: str | list[str] | None = None,
     lm_eval_limit: int | float | None = None,
     lm_eval_num_fewshot: int | None = None,

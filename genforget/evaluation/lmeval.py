@@ -96,7 +96,7 @@ def run_lm_eval(
     lm_eval = _require_lm_eval()
     from lm_eval.models.huggingface import HFLM
 
-    tasks = list(tasks)
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)  # one name, not its letters
     if not tasks or not all(isinstance(t, str) and t for t in tasks):
         raise ValueError(f"lm_eval_tasks must be a list of task names (got {tasks!r})")
     tm = task_manager(include_path, tasks)
