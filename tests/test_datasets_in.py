@@ -89,7 +89,7 @@ def test_bad_dataset_inputs_name_the_field_and_the_fix(tmp_path, monkeypatch):
         match="retain: 'org/x:train' read as hub dataset 'org/x', split 'train'.*unreachable",
     ):
         as_examples("org/x:train", "retain")
-    with pytest.raises(FileNotFoundError, match="not found; give a JSONL"):
+    with pytest.raises(FileNotFoundError, match="data file not found: .*nope.jsonl.*; give a JSONL"):
         as_examples(str(tmp_path / "nope.jsonl"))
 
 

@@ -132,9 +132,13 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         if cfg.plain and args.calibration_data:
             raise UsageError("--plain true runs exactly max_steps steps: drop --calibration_data")
         corpus = (args.n_people, args.n_passages, args.forget_frac, args.corpus_seed)
-        forget = load_data_spec(args.forget_data, *corpus)
-        retain = load_data_spec(args.retain_data, *corpus) if args.retain_data else None
-        calibration = load_data_spec(args.calibration_data, *corpus) if args.calibration_data else None
+        forget = load_data_spec(args.forget_data, *corpus, name="forget_data")
+        retain = load_data_spec(args.retain_data, *corpus, name="retain_data") if args.retain_data else None
+        calibration = (
+            load_data_spec(args.calibration_data, *corpus, name="calibration_data")
+            if args.calibration_data
+            else None
+        )
         if not forget:
             raise UsageError(f"forget_data {args.forget_data!r} holds no examples")
         resumed = None

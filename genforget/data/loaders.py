@@ -286,7 +286,7 @@ def load_data_spec(
             ) from e
         return from_dataset(ds, spec)
     raise FileNotFoundError(
-        f"{name}: {spec!r} not found; give a JSONL/parquet/CSV file, a dataset dir (save_to_disk), "
+        f"{name}: data file not found: {spec!r}; give a JSONL/parquet/CSV file, a dataset dir (save_to_disk), "
         "<dir>:<split>, a hub dataset <name>:<split>, pii:<split> or tofu:<dir or hub id>:<split>"
     )
 
