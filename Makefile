@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation "deepspeed>=0.16"
-	$(BIN)/pip install -q -e ".[dev,docs,quant,diffusion,image,scale,ray,distributed,tracking]"
+	$(BIN)/pip install -q -e ".[dev,docs,quant,diffusion,image,scale,ray,distributed,tracking,lmeval]"
 	touch $(STAMP)
 
 install: $(STAMP)

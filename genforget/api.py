@@ -54,7 +54,10 @@ def unlearn(
 
     ``forget``/``retain``: lists of examples (``{"text", "spans"}``, ``{"prompt", "target"}``,
     ``{"question", "answer"}``, chats ``{"messages": [...]}`` or plain strings), a
-    ``datasets.Dataset`` (a ``messages`` column included), or a JSONL path. Chats are rendered with
+    ``datasets.Dataset`` (one split of a ``DatasetDict``; a ``messages`` column included), or a
+    string: a JSONL/parquet/CSV path, a ``save_to_disk`` dir (``<dir>:<split>``), a hub id
+    ``<name>:<split>`` (:func:`genforget.data.loaders.load_data_spec`; docs/datasets.md); likewise
+    ``calibration``. Chats are rendered with
     the tokenizer's chat template, or ``chat_template`` (Jinja text or a file path), and their
     assistant turns are the targets (:mod:`genforget.lm.chat`).
     ``plain=True``: exactly ``max_steps`` steps, no calibrated stop, collateral watch or

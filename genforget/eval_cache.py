@@ -51,6 +51,17 @@ def data_sha256(data) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _files_sha256(paths: list[str]) -> str:
+    """SHA-256 over the names and contents of every file under ``paths`` (files or dirs)."""
+    h = hashlib.sha256()
+    for root in paths:
+        p = Path(root)
+        for f in sorted([p] if p.is_file() else p.rglob("*") if p.is_dir() else []):
+            if f.is_file():
+                h.update(str(f).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def score_key(
     model_path: str | Path, suite, data_fp: str, load: dict, reference: str | Path | None = None
 ) -> str | None:
@@ -71,6 +82,9 @@ def score_key(
         "data": data_fp,
         "load": load,
     }
+    if getattr(suite, "lm_eval_include", None):
+        # A user's task YAML (or the data file beside it) edited under the same name: a miss.
+        blob["lm_eval_include"] = _files_sha256(suite.lm_eval_include)
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
 

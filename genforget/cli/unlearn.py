@@ -38,7 +38,13 @@ class UnlearnScriptArgs(LoadingArgs, QuantArgs):
     model_name_or_path: str = field(
         default="", metadata={"help": "save_pretrained dir or hub id of the model"}
     )
-    forget_data: str = field(default="", metadata={"help": "JSONL path, pii:forget, or tofu:<dir>:<split>"})
+    forget_data: str = field(
+        default="",
+        metadata={
+            "help": "JSONL/parquet/CSV file, dataset dir (save_to_disk; <dir>:<split> for a DatasetDict), "
+            "hub dataset <name>:<split>, pii:forget, or tofu:<dir>:<split>"
+        },
+    )
     retain_data: str = field(
         default="", metadata={"help": "same forms as forget_data; empty = no retain term"}
     )
@@ -108,7 +114,10 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         if not args.model_name_or_path:
             raise UsageError("model_name_or_path is required")
         if not args.forget_data:
-            raise UsageError("forget_data is required (a JSONL path, pii:forget or tofu:<dir>:<split>)")
+            raise UsageError(
+                "forget_data is required (a JSONL path, a dataset dir, <hub name>:<split>, pii:forget or "
+                "tofu:<dir>:<split>)"
+            )
         if args.save_mode == "adapter" and not cfg.use_lora:
             raise UsageError("save_mode adapter needs --use_lora true")
         if args.load_in_4bit and not cfg.use_lora:
@@ -123,9 +132,13 @@ def unlearn_main(argv: list[str] | None = None) -> int:
         if cfg.plain and args.calibration_data:
             raise UsageError("--plain true runs exactly max_steps steps: drop --calibration_data")
         corpus = (args.n_people, args.n_passages, args.forget_frac, args.corpus_seed)
-        forget = load_data_spec(args.forget_data, *corpus)
-        retain = load_data_spec(args.retain_data, *corpus) if args.retain_data else None
-        calibration = load_data_spec(args.calibration_data, *corpus) if args.calibration_data else None
+        forget = load_data_spec(args.forget_data, *corpus, name="forget_data")
+        retain = load_data_spec(args.retain_data, *corpus, name="retain_data") if args.retain_data else None
+        calibration = (
+            load_data_spec(args.calibration_data, *corpus, name="calibration_data")
+            if args.calibration_data
+            else None
+        )
         if not forget:
             raise UsageError(f"forget_data {args.forget_data!r} holds no examples")
         resumed = None

@@ -180,6 +180,8 @@ def unlearn_diffusion_main(argv: list[str] | None = None) -> int:
         args, cfg, dcfg = parse_config((DiffusionScriptArgs, UnlearnConfig, DiffusionConfig), argv)
         out = check_output_dir(args.output_dir, args.overwrite)
         check_accelerate_env()
+        if cfg.report_to != "none" and not cfg.logging_dir:  # beside the output, as genforget unlearn
+            cfg = dataclasses.replace(cfg, logging_dir=f"{out}.logs")
         if args.save_mode not in ("auto", "full", "adapter"):
             raise UsageError(f"save_mode must be auto, full or adapter (got {args.save_mode!r})")
         if args.save_mode == "adapter" and not cfg.use_lora:

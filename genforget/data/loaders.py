@@ -5,7 +5,13 @@
   :mod:`genforget.lm.chat`).
 - TOFU: the question/answer JSONL files (``forget10.jsonl`` ...) from a local dir, or the hub copy
   ``locuslab/TOFU`` through ``datasets`` where a user has access.
-- ``datasets``: any ``Dataset`` (or a name/path ``datasets.load_dataset`` understands).
+- ``datasets``: a ``Dataset`` (a ``DatasetDict``'s split), a ``save_to_disk`` dir (``<dir>:<split>``
+  for a ``DatasetDict``), a parquet/CSV file, or a hub id ``<name>[:<config>]:<split>`` read with
+  ``datasets.load_dataset`` (:func:`load_data_spec`; docs/data-formats.md).
+
+Field mapping, every form alike: ``text`` (+ ``spans``), ``prompt`` + ``target``, ``question`` +
+``answer``, ``prompt`` + ``value`` (a PII probe), or ``messages`` (a chat). Other columns are kept
+and ignored; a row's empty (None) columns are dropped, as ``datasets`` fills a column a row lacks.
 """
 
 from __future__ import annotations
@@ -160,17 +166,51 @@ def _dataset_dir(d: Path):
     raise FileNotFoundError(f"{d}: no dataset files (save_to_disk, parquet, arrow or JSON Lines)")
 
 
+KNOWN_FIELDS = "'text', 'prompt'+'target', 'question'+'answer', 'prompt'+'value' or 'messages'"
+
+
+def _check_columns(columns: list[str], name: str) -> None:
+    """A dataset none of whose columns genforget reads: say which it has and how to map them."""
+    if "messages" in columns or any(all(k in columns for k in keys) for keys in EXAMPLE_KEYS):
+        return
+    raise ValueError(
+        f"{name}: a dataset with columns {sorted(columns)} has none genforget reads ({KNOWN_FIELDS}); "
+        f"rename one, e.g. ds.rename_column({sorted(columns)[0] if columns else 'x'!r}, 'text')"
+    )
+
+
 def from_dataset(ds: Iterable[dict], name: str = "dataset") -> list[dict]:
-    """Rows of a ``datasets.Dataset`` (or any iterable of dicts) as checked examples."""
-    return [_check(dict(row), f"{name} row {i}") for i, row in enumerate(ds)]
+    """Rows of a ``datasets.Dataset`` (or any iterable of dicts) as checked examples; a row's
+    None-valued columns are dropped (``datasets`` fills a column missing from a row with None)."""
+    columns = getattr(ds, "column_names", None)
+    if isinstance(columns, list):
+        _check_columns(columns, name)
+    return [
+        _check({k: v for k, v in dict(row).items() if v is not None}, f"{name} row {i}")
+        for i, row in enumerate(ds)
+    ]
+
+
+def _is_datasets(data: Any, cls: str) -> bool:
+    """Whether ``data`` is a ``datasets.<cls>`` (without importing ``datasets`` for a plain list)."""
+    return any(t.__module__.startswith("datasets") and t.__name__ == cls for t in type(data).__mro__)
 
 
 def as_examples(data: Any, name: str = "data") -> list[dict]:
-    """Normalise user input: a list of dicts or strings, a ``Dataset``, or a path to JSONL."""
+    """Normalise user input: a list of dicts or strings, a ``datasets.Dataset`` (one split of a
+    ``DatasetDict``), or a string :func:`load_data_spec` reads (JSONL path, dataset dir,
+    ``<dir>:<split>``, hub ``<name>:<split>``, ``pii:<split>``, ``tofu:<src>:<split>``)."""
     if data is None:
         return []
     if isinstance(data, (str, Path)):
-        return load_jsonl(data)
+        return load_data_spec(str(data), name=name)
+    if _is_datasets(data, "DatasetDict") or _is_datasets(data, "IterableDatasetDict"):
+        raise ValueError(
+            f"{name}: a DatasetDict holds several splits ({', '.join(data)}); pass one, e.g. "
+            f"dd[{next(iter(data), 'train')!r}] (or '<dir>:<split>' for a saved one)"
+        )
+    if _is_datasets(data, "Dataset") or _is_datasets(data, "IterableDataset"):
+        return from_dataset(data, name)
     rows = list(data)
     return [
         {"text": r} if isinstance(r, str) else _check(dict(r), f"{name}[{i}]") for i, r in enumerate(rows)
@@ -178,16 +218,27 @@ def as_examples(data: Any, name: str = "data") -> list[dict]:
 
 
 def load_data_spec(
-    spec: str, n_people: int = 200, n_passages: int = 50, forget_frac: float = 0.1, seed: int = 0
+    spec: str,
+    n_people: int = 200,
+    n_passages: int = 50,
+    forget_frac: float = 0.1,
+    seed: int = 0,
+    name: str = "data",
 ) -> list[dict]:
-    """Examples named by a recipe's data string.
+    """Examples named by a data string (a recipe's ``forget_data`` / ``retain_data`` /
+    ``calibration_data``, the CLI's flags, or a string given to the API), tried in this order:
 
     - ``pii:forget`` / ``pii:retain`` / ``pii:holdout`` / ``pii:calibration``: the built-in corpus
       (rebuilt from its seed; forget and calibration examples carry name/PII spans, retain and
       holdout are whole texts);
     - ``tofu:<dir or hub id>:<split>``: TOFU question/answer pairs (``tofu:builtin:<split>``: the
       copy packaged with genforget);
-    - anything else: a JSONL file path.
+    - an existing file: JSON Lines (``.jsonl`` / ``.json``), or ``.parquet`` / ``.csv`` read with
+      ``datasets``;
+    - an existing dir: a ``datasets`` ``save_to_disk`` dir (a ``DatasetDict`` with one split, or
+      ``<dir>:<split>`` to pick one), parquet/arrow shards, or JSON Lines files;
+    - ``<name>:<split>`` or ``<name>:<config>:<split>``: a hub dataset through
+      ``datasets.load_dataset(name, config, split=split)`` (the split may slice: ``train[:100]``).
     """
     if spec.startswith("pii:"):
         from genforget.data.pii import build_pii_corpus
@@ -204,4 +255,57 @@ def load_data_spec(
         if len(parts) != 3:
             raise ValueError(f"data spec {spec!r}: expected tofu:<dir or hub id>:<split>")
         return load_tofu(parts[1], parts[2])
-    return load_jsonl(spec)
+    path = Path(spec)
+    if path.is_file():
+        if path.suffix in (".parquet", ".csv"):
+            import datasets
+
+            builder = path.suffix.lstrip(".")
+            return from_dataset(datasets.load_dataset(builder, data_files=str(path), split="train"), spec)
+        return load_jsonl(path)
+    if path.is_dir():
+        return from_dataset(_saved_dataset(path, None), spec)
+    # A split may slice (`train[:100]`): the colon inside the brackets is not a separator.
+    cut = spec.rfind("[") if spec.endswith("]") else len(spec)
+    head, sep, split = spec[:cut].rpartition(":")
+    split += spec[cut:]
+    if sep and Path(head).is_dir():
+        return from_dataset(_saved_dataset(Path(head), split), spec)
+    file_like = Path(head).suffix in (".jsonl", ".json", ".parquet", ".csv", ".arrow")
+    if sep and head and split and not file_like and not head.startswith((".", "/", "~")):
+        from datasets import load_dataset
+
+        hub, _, config = head.partition(":")
+        try:
+            ds = load_dataset(hub, config or None, split=split)
+        except Exception as e:  # offline, gated, or no such dataset/split: say what was asked
+            raise FileNotFoundError(
+                f"{name}: {spec!r} read as hub dataset {hub!r}"
+                + (f" (config {config!r})" if config else "")
+                + f", split {split!r}: {type(e).__name__}: {e}"
+            ) from e
+        return from_dataset(ds, spec)
+    raise FileNotFoundError(
+        f"{name}: data file not found: {spec!r}; give a JSONL/parquet/CSV file, a dataset dir (save_to_disk), "
+        "<dir>:<split>, a hub dataset <name>:<split>, pii:<split> or tofu:<dir or hub id>:<split>"
+    )
+
+
+def _saved_dataset(d: Path, split: str | None) -> Any:
+    """One split of a dataset dir: a ``save_to_disk`` ``Dataset`` (no split to give), a
+    ``DatasetDict`` (``split``, or its only one), or parquet/arrow/JSON Lines files (no split)."""
+    import datasets
+
+    if (d / "dataset_dict.json").is_file():
+        dd = datasets.load_from_disk(str(d))
+        if split is None and len(dd) == 1:
+            split = next(iter(dd))
+        if split not in dd:
+            raise ValueError(
+                f"{d}: a DatasetDict with splits {', '.join(dd)}; name one: {d}:{next(iter(dd))}"
+                + ("" if split is None else f" (no split {split!r})")
+            )
+        return dd[split]
+    if split is not None:
+        raise ValueError(f"{d}:{split}: {d} is not a saved DatasetDict; drop ':{split}'")
+    return _dataset_dir(d)

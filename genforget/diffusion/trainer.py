@@ -35,6 +35,7 @@ from genforget.diffusion.scoring import (
     training_scheduler,
     training_target,
 )
+from genforget.lm.tracking import RunTracker
 from genforget.loop import cycle, top_share_masks
 from genforget.methods.registry import get_method
 from genforget.scores import Scores
@@ -194,13 +195,18 @@ def unlearn_diffusion(
         with reference_mode(raw):
             return predict_noise(raw, x_t, t, key, c)
 
+    # report_to: the LM loop's trackers (accelerate's, main process only); forget/retain "NLL"
+    # here is the denoising MSE the methods' scores are built from. Numbers only, never prompts.
+    tracker = RunTracker(accelerator, config, project="genforget-diffusion")
+    tracker.watch(opt)
+    pending: list[dict] = []
     model.train()
     bar = tqdm(
         range(config.max_steps),
         desc=f"unlearn[{config.method}]",
         disable=None if accelerator.is_main_process else True,
     )
-    for _ in bar:
+    for step in bar:
         x0, c = next(forget_it)
         x_t, t, noise = add_noise(noise_sched, x0, g)
         if method.diffusion_target == "noise":
@@ -243,5 +249,14 @@ def unlearn_diffusion(
         opt.step()
         opt.zero_grad(set_to_none=True)
         bar.set_postfix(loss=f"{loss.item():.4f}", forget_mse=f"{scores.nll.mean().item():.4f}")
+        if tracker.on:
+            row = {"step": step, "loss": loss.item(), "forget_nll": scores.nll.mean().item()}
+            if retain_scores is not None:
+                row["retain_nll"] = retain_scores.nll.mean().item()
+            pending.append(row)
+            if (step + 1) % config.logging_steps == 0 or step + 1 == config.max_steps:
+                tracker.log_rows(pending)
+                pending = []
+    tracker.finish(None, config.max_steps)
     model.eval()
     return accelerator.unwrap_model(model)

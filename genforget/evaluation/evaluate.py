@@ -193,6 +193,10 @@ def evaluate(
     chat_template: str | None = None,
     bias_pairs: list[dict] | str | None = None,
     bias_pairs_normalisation: str = "sum",
+    lm_eval_tasks: str | list[str] | None = None,
+    lm_eval_include: str | list[str] | None = None,
+    lm_eval_limit: int | float | None = None,
+    lm_eval_num_fewshot: int | None = None,
 ) -> dict[str, float] | tuple[dict[str, float], dict]:
     """Metrics of ``model`` on forget / retain / holdout (and general) data; METRICS.md names.
 
@@ -217,6 +221,13 @@ def evaluate(
     file of them (:func:`genforget.data.bias_pairs.load_bias_pairs`): adds
     ``stereotype_preference`` and one ``stereotype_preference_<bias_type>`` per type
     (:func:`genforget.evaluation.metrics.bias.stereotype_preference`, ``bias_pairs_normalisation`` sum|mean).
+    ``lm_eval_tasks``: lm-evaluation-harness task names (``mmlu``, ``wmdp_bio``, or tasks of your
+    own in YAMLs under ``lm_eval_include``) run on this model in memory: adds
+    ``lm_eval/<task>/<metric>`` and details ``lm_eval`` (stderr, versions, counts), with
+    ``lm_eval_limit`` documents per task and ``lm_eval_num_fewshot`` shots
+    (:func:`genforget.evaluation.lmeval.run_lm_eval`; extra ``genforget[lmeval]``; docs/lm-eval.md).
+    Data arguments also take a ``datasets.Dataset``, a dataset dir or a data spec string
+    (:func:`genforget.data.loaders.as_examples`).
     """
     from genforget.lm.chat import load_chat_template
     from genforget.lm.quant import keep_4bit_trainable
@@ -301,6 +312,18 @@ def evaluate(
         pref = stereotype_preference(model, tokenizer, pairs, bias_pairs_normalisation)
         out.update({k: v for k, v in pref.items() if k.startswith("stereotype_preference")})
         details["bias_pairs"] = {"pairs": pref["pairs"], "ties": pref["ties"]}
+    if lm_eval_tasks:
+        from genforget.evaluation.lmeval import run_lm_eval
+
+        lm_out, details["lm_eval"] = run_lm_eval(
+            model,
+            tokenizer,
+            lm_eval_tasks,
+            lm_eval_include,
+            num_fewshot=lm_eval_num_fewshot,
+            limit=lm_eval_limit,
+        )
+        out.update(lm_out)
     if dump is not None:
         details["examples"] = dump
     model.train(was_training)

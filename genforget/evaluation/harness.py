@@ -204,6 +204,10 @@ def run_suite(
             return_details=True,
             scoring=suite.scoring,
             dump_examples=dump_examples,
+            lm_eval_tasks=suite.lm_eval_tasks or None,
+            lm_eval_include=suite.lm_eval_include or None,
+            lm_eval_limit=suite.lm_eval_limit,
+            lm_eval_num_fewshot=suite.lm_eval_num_fewshot,
         )
         timings[f"eval_{name}_s"] = time.perf_counter() - t0
     if scores_out is not None:
@@ -260,6 +264,21 @@ def run_suite(
             "tokenization": {n: d.get("tokenization") for n, d in details.items()},
         },
     }
+    if suite.lm_eval_tasks:  # per model: stderr, counts, versions (numbers and names only)
+        lm = {n: d.get("lm_eval") or {} for n, d in details.items()}
+        report["details"]["lm_eval"] = lm
+        hib = {k: v for d in lm.values() for k, v in d.get("higher_is_better", {}).items()}
+        report["details"]["metric_info"].update(
+            {
+                k: {
+                    "name": k,
+                    "higher_is_better": hib.get(k.split("@")[0]),
+                    "description": "lm-evaluation-harness",
+                }
+                for k in used
+                if k.startswith("lm_eval/")
+            }
+        )
     if speed is not None:
         report["relearn_speed"] = speed
     if pairs_info is not None:

@@ -50,7 +50,9 @@ def _fmt(v: object) -> str:
 
 
 def markdown_table(models: dict[str, dict[str, float]]) -> str:
-    """Metrics as rows, models as columns; headline metrics first, then the rest sorted."""
+    """Metrics as rows, models as columns; headline metrics first, then the rest sorted
+    (lm-evaluation-harness metrics go to their own table: :func:`lm_eval_table`)."""
+    models = {n: {k: v for k, v in m.items() if not k.startswith("lm_eval/")} for n, m in models.items()}
     names = list(models)
     keys = [k for k, _, _ in HEADLINE if any(k in m for m in models.values())]
     labels = {k: lab for k, lab, _ in HEADLINE}
@@ -58,6 +60,25 @@ def markdown_table(models: dict[str, dict[str, float]]) -> str:
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for k in keys + rest:
         lines.append(f"| {labels.get(k, k)} | " + " | ".join(_fmt(models[n].get(k)) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def lm_eval_table(models: dict[str, dict[str, float]], lm_details: dict | None = None) -> str:
+    """lm-evaluation-harness metrics (``lm_eval/<task>/<metric>``) as rows, models as columns,
+    each value with its standard error where lm-eval gave one; empty when there are none."""
+    keys = sorted({k for m in models.values() for k in m if k.startswith("lm_eval/")})
+    if not keys:
+        return ""
+    names = list(models)
+
+    def cell(n: str, k: str) -> str:
+        v = models[n].get(k)
+        se = ((lm_details or {}).get(n) or {}).get("stderr", {}).get(k)
+        return _fmt(v) + (f" ± {se:.3f}" if isinstance(v, float) and isinstance(se, float) else "")
+
+    lines = ["| task / metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for k in keys:
+        lines.append(f"| {k.removeprefix('lm_eval/')} | " + " | ".join(cell(n, k) for n in names) + " |")
     return "\n".join(lines)
 
 
@@ -81,6 +102,16 @@ def render_markdown(report: dict) -> str:
     if report.get("suite"):
         title += f", suite `{report['suite']}`"
     out = [title, "", markdown_table(report["models"]), ""]
+    lm_table = lm_eval_table(report["models"], report.get("details", {}).get("lm_eval"))
+    if lm_table:
+        out += [
+            "## Standard tasks (lm-evaluation-harness)",
+            "",
+            "Retained capability on lm-eval tasks, run on each model in memory (± standard error).",
+            "",
+            lm_table,
+            "",
+        ]
     if report.get("audits"):
         out += [
             "## Robustness audits",

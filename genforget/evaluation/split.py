@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -43,7 +44,7 @@ class EvalSplit:
     adversarial: list[dict] = field(default_factory=list)
 
     @classmethod
-    def from_examples(cls, examples: list[dict] | EvalSplit | None) -> EvalSplit:
+    def from_examples(cls, examples: Any) -> EvalSplit:
         """Sort plain examples by shape: prompt+value -> PII probe; prompt+target -> verbatim
         probe and scored text; question+answer (+perturbations) -> QA (and truth item); text ->
         scored text."""
@@ -51,6 +52,10 @@ class EvalSplit:
             return cls()
         if isinstance(examples, EvalSplit):
             return examples
+        if not isinstance(examples, list):  # a Dataset, a dataset dir, a data spec string
+            from genforget.data.loaders import as_examples
+
+            examples = as_examples(examples, "evaluation data")
         split = cls()
         for ex in examples:
             if "messages" in ex:

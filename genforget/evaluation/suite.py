@@ -80,9 +80,44 @@ class Suite:
             "help": "sentence log-likelihood compared per pair: sum (whole sentence) or mean (per token)"
         },
     )
+    lm_eval_tasks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "lm-evaluation-harness tasks run on every model (mmlu, wmdp_bio, or tasks of your own "
+            "under lm_eval_include): lm_eval/<task>/<metric> per model; needs genforget[lmeval]"
+        },
+    )
+    lm_eval_include: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "dirs or files of lm-eval task YAMLs (a relative path: the suite file's folder, then the working dir)"
+        },
+    )
+    lm_eval_limit: float | None = field(
+        default=None,
+        metadata={
+            "help": "at most this many documents per lm-eval task (a value < 1: that share); none = all"
+        },
+    )
+    lm_eval_num_fewshot: int | None = field(
+        default=None, metadata={"help": "few-shot examples per lm-eval prompt; none = the task's own"}
+    )
 
     def __post_init__(self) -> None:
         from genforget.evaluation.audits import AUDITS
+
+        for key in ("lm_eval_tasks", "lm_eval_include"):
+            value = getattr(self, key)
+            if isinstance(value, str):
+                setattr(self, key, [value])  # `--set lm_eval_tasks=mmlu` reads as one name
+            elif not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError(f"{key} must be a list of names/paths, e.g. {key}: [mmlu] (got {value!r})")
+        if self.lm_eval_limit is not None and (
+            isinstance(self.lm_eval_limit, bool)
+            or not isinstance(self.lm_eval_limit, (int, float))
+            or self.lm_eval_limit <= 0
+        ):
+            raise ValueError(f"lm_eval_limit must be a positive number or null (got {self.lm_eval_limit!r})")
         from genforget.evaluation.metrics.profiles import get_scoring
 
         bad = [a for a in self.audits if a not in AUDITS]
@@ -99,8 +134,11 @@ class Suite:
             raise ValueError(
                 f"bias_pairs_normalisation must be one of {NORMALISATIONS} (got {self.bias_pairs_normalisation!r})"
             )
-        if self.data == "none" and not self.bias_pairs:
-            raise ValueError("suite data 'none' evaluates bias_pairs only: give bias_pairs=<file>")
+        if self.data == "none" and not self.bias_pairs and not self.lm_eval_tasks:
+            raise ValueError(
+                "suite data 'none' evaluates bias_pairs only (or lm_eval_tasks): give bias_pairs=<file> "
+                "or lm_eval_tasks=[<task>]"
+            )
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -151,6 +189,14 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         pairs = Path(os.path.expandvars(values["bias_pairs"]))
         if not pairs.is_absolute() and (path.resolve().parent / pairs).is_file():
             values["bias_pairs"] = str(path.resolve().parent / pairs)
+    includes = values.get("lm_eval_include")
+    if isinstance(includes, (str, list)):
+        here = path.resolve().parent
+        values["lm_eval_include"] = [
+            str(here / p) if not Path(p).is_absolute() and (here / p).exists() else p
+            for p in ([includes] if isinstance(includes, str) else includes)
+            for p in [os.path.expandvars(str(p))]
+        ]
     return make_config(Suite, values)
 
 
