@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,28 @@ class LoadingArgs:
 
 
 @dataclass
+class OutputArgs:
+    """Where a verb saves its result; an existing non-empty dir is refused unless ``overwrite``."""
+
+    output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
+
+
+@dataclass
+class ThreadArgs:
+    """Torch's CPU thread count for the run."""
+
+    num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
+
+    def set_threads(self) -> None:
+        """Apply ``num_threads`` (0 leaves torch's own choice)."""
+        import torch
+
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+
+
+@dataclass
 class QuantArgs:
     """A 4-bit base for QLoRA (transformers' ``BitsAndBytesConfig`` options; genforget.lm.quant)."""
 
@@ -46,13 +69,8 @@ class QuantArgs:
     )
 
     def quant_kwargs(self) -> dict:
-        """The :func:`genforget.load_model` keywords of these options."""
-        return {
-            "load_in_4bit": self.load_in_4bit,
-            "bnb_4bit_quant_type": self.bnb_4bit_quant_type,
-            "bnb_4bit_compute_dtype": self.bnb_4bit_compute_dtype,
-            "bnb_4bit_use_double_quant": self.bnb_4bit_use_double_quant,
-        }
+        """The :func:`genforget.load_model` keywords of these options (named as its parameters)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(QuantArgs)}
 
 
 def apply_chat_template_file(tokenizer, path: str) -> str | None:
