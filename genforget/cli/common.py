@@ -35,6 +35,19 @@ class OutputArgs:
 
 
 @dataclass
+class ChatTemplateArgs:
+    """A chat template for data in chat form, for the verbs that tokenize chats."""
+
+    chat_template: str = field(
+        default="",
+        metadata={
+            "help": "Jinja chat template file for chat data ('messages'); default: the tokenizer's own "
+            "(unlearn saves the one used with the output model)"
+        },
+    )
+
+
+@dataclass
 class ThreadArgs:
     """Torch's CPU thread count for the run."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from genforget.cli.args import parse_config
 from genforget.cli.common import (
+    ChatTemplateArgs,
     LoadingArgs,
     OutputArgs,
     QuantArgs,
@@ -35,7 +36,7 @@ from genforget.lm.outcome import EXIT_NOT_FORGOTTEN
 
 
 @dataclass
-class UnlearnScriptArgs(ThreadArgs, PIICorpusArgs, OutputArgs, LoadingArgs, QuantArgs):
+class UnlearnScriptArgs(ThreadArgs, PIICorpusArgs, ChatTemplateArgs, OutputArgs, LoadingArgs, QuantArgs):
     """What to load and where to save, for ``recipes/unlearn_lm.py`` (the built-in corpus's fields
     size ``pii:`` data)."""
 
@@ -49,13 +50,6 @@ class UnlearnScriptArgs(ThreadArgs, PIICorpusArgs, OutputArgs, LoadingArgs, Quan
     calibration_data: str = field(
         default="",
         metadata={"help": "never-seen data like the forget set (pii:calibration): enables calibrated stop"},
-    )
-    chat_template: str = field(
-        default="",
-        metadata={
-            "help": "Jinja chat template file for chat data ('messages'); default: the tokenizer's own. "
-            "Saved with the output model"
-        },
     )
     save_mode: str = field(
         default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"}
