@@ -9,13 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genforget.cli.args import parse_config
-from genforget.cli.common import (
-    ChatTemplateArgs,
-    LoadingArgs,
-    QuantArgs,
-    apply_chat_template_file,
-    check_output_dir,
-)
+from genforget.cli.common import apply_chat_template_file, check_output_dir
+from genforget.common_args import ChatTemplateArgs, LoadingArgs, QuantArgs
 from genforget.config import UsageError
 from genforget.eval_cache import data_sha256, read_scores, score_key, write_scores
 from genforget.io import atomic_dir

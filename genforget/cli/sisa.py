@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from genforget.cli.args import parse_config
-from genforget.cli.common import ThreadArgs
+from genforget.common_args import ThreadArgs
 from genforget.config import UsageError
 from genforget.data.pii import PIICorpusArgs
 from genforget.sisa.shards import SisaConfig, corpus_records, id_hash

@@ -17,11 +17,6 @@ from pathlib import Path
 
 from genforget.cli.args import parse_config
 from genforget.cli.common import (
-    ChatTemplateArgs,
-    LoadingArgs,
-    OutputArgs,
-    QuantArgs,
-    ThreadArgs,
     apply_chat_template_file,
     check_accelerate_env,
     fail,
@@ -29,6 +24,7 @@ from genforget.cli.common import (
     raised_here,
 )
 from genforget.cli.launch import launched, relaunch
+from genforget.common_args import ChatTemplateArgs, LoadingArgs, OutputArgs, QuantArgs, ThreadArgs
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.pii import PIICorpusArgs
 from genforget.io import atomic_dir, check_output_dir

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genforget.cli.args import parse_config
-from genforget.cli.common import OutputArgs, ThreadArgs, check_accelerate_env, check_output_dir
+from genforget.cli.common import check_accelerate_env, check_output_dir
+from genforget.common_args import OutputArgs, ThreadArgs
 from genforget.config import UnlearnConfig, UsageError
 from genforget.diffusion.data import DiffusionConfig
 from genforget.io import atomic_dir, check_safe_weights

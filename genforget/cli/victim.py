@@ -7,7 +7,8 @@ import sys
 from dataclasses import dataclass, field
 
 from genforget.cli.args import parse_config
-from genforget.cli.common import LoadingArgs, OutputArgs, ThreadArgs, check_output_dir
+from genforget.cli.common import check_output_dir
+from genforget.common_args import LoadingArgs, OutputArgs, ThreadArgs
 from genforget.config import UsageError
 from genforget.data.pii import PIICorpusArgs
 from genforget.io import atomic_dir
