@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import unlearn_corpus
 
 import genforget
 from genforget.evaluation.split import corpus_split
@@ -53,18 +54,11 @@ def test_same_config_and_seed_give_identical_weights(victim_dir, corpus, lora):
     def run(seed: int) -> dict[str, torch.Tensor]:
         model, tok = genforget.load_model(victim_dir)
         torch.manual_seed(1234 + seed)  # the run must not depend on the global RNG state it starts in
-        out = genforget.unlearn(
-            model,
-            tok,
-            corpus.unlearn_examples("forget"),
-            corpus.full_text_examples("retain"),
-            method="npo",
-            max_steps=4,
-            batch_size=2,
-            use_lora=lora,
-            lora_dropout=0.1 if lora else 0.0,  # a random op inside the step: seeded too
-            seed=seed,
-            calibration=False,  # every step trained (a stop could end both runs at step 0)
+        # Uncalibrated, so every step trains (a stop could end both runs at step 0); LoRA dropout is
+        # a random op inside the step: seeded too.
+        lora_kw = {"use_lora": lora, "lora_dropout": 0.1 if lora else 0.0}
+        out = unlearn_corpus(
+            model, tok, corpus, method="npo", max_steps=4, batch_size=2, seed=seed, **lora_kw
         )
         return _state(out)
 

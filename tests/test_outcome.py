@@ -9,6 +9,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import unlearn_corpus
 from test_recipes import CORPUS_ARGS
 
 import genforget
@@ -86,16 +87,8 @@ def test_api_run_that_forgets_says_forgotten_without_a_warning(victim, corpus):
     model, tok = victim
     with warnings.catch_warnings():
         warnings.simplefilter("error", genforget.OutcomeWarning)
-        res = genforget.unlearn(
-            model,
-            tok,
-            corpus.unlearn_examples("forget"),
-            corpus.full_text_examples("retain"),
-            method="npo",
-            learning_rate=1e-3,
-            max_steps=40,
-            calibration=False,
-            return_history=True,
+        res = unlearn_corpus(
+            model, tok, corpus, method="npo", learning_rate=1e-3, max_steps=40, return_history=True
         )
     o = res.outcome
     assert o.status == "forgotten", o.reason

@@ -2,57 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from genforget.config import UsageError
 from genforget.data.loaders import fingerprint  # noqa: F401  (re-exported for the verbs)
 from genforget.io import check_output_dir  # noqa: F401  (re-exported for the verbs)
-
-
-@dataclass
-class LoadingArgs:
-    """How models may be loaded: the safe defaults every verb that loads a model shares."""
-
-    allow_pickle: bool = field(
-        default=False,
-        metadata={
-            "help": "also load pickled weights (pytorch_model.bin ...): they can run code; trusted files only"
-        },
-    )
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "run modelling code shipped with a hub model (trusted sources only)"}
-    )
-
-
-@dataclass
-class QuantArgs:
-    """A 4-bit base for QLoRA (transformers' ``BitsAndBytesConfig`` options; genforget.lm.quant)."""
-
-    load_in_4bit: bool = field(
-        default=False,
-        metadata={"help": "load the model in 4 bits (bitsandbytes) and train a LoRA adapter on it (QLoRA)"},
-    )
-    bnb_4bit_quant_type: str = field(default="nf4", metadata={"help": "4-bit data type: nf4 or fp4"})
-    bnb_4bit_compute_dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "4-bit matmul dtype: auto (bfloat16 on a GPU that has it, else float32), "
-            "float32, bfloat16 or float16"
-        },
-    )
-    bnb_4bit_use_double_quant: bool = field(
-        default=True, metadata={"help": "also quantise the quantisation constants (QLoRA's double quant)"}
-    )
-
-    def quant_kwargs(self) -> dict:
-        """The :func:`genforget.load_model` keywords of these options."""
-        return {
-            "load_in_4bit": self.load_in_4bit,
-            "bnb_4bit_quant_type": self.bnb_4bit_quant_type,
-            "bnb_4bit_compute_dtype": self.bnb_4bit_compute_dtype,
-            "bnb_4bit_use_double_quant": self.bnb_4bit_use_double_quant,
-        }
 
 
 def apply_chat_template_file(tokenizer, path: str) -> str | None:

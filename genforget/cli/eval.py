@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genforget.cli.args import parse_config
-from genforget.cli.common import LoadingArgs, QuantArgs, apply_chat_template_file, check_output_dir
+from genforget.cli.common import apply_chat_template_file, check_output_dir
+from genforget.common_args import ChatTemplateArgs, LoadingArgs, QuantArgs
 from genforget.config import UsageError
 from genforget.eval_cache import data_sha256, read_scores, score_key, write_scores
 from genforget.io import atomic_dir
 
 
 @dataclass
-class EvalScriptArgs(LoadingArgs, QuantArgs):
+class EvalScriptArgs(ChatTemplateArgs, LoadingArgs, QuantArgs):
     """Models and suite of ``eval/run.py``."""
 
     model: list[str] = field(default_factory=list, metadata={"help": "unlearned model dir(s) to evaluate"})
@@ -47,10 +48,6 @@ class EvalScriptArgs(LoadingArgs, QuantArgs):
         },
     )
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads"})
-    chat_template: str = field(
-        default="",
-        metadata={"help": "Jinja chat template file for chat data ('messages'); default: each model's own"},
-    )
     cache_dir: str = field(
         default="runs/eval-cache",
         metadata={

@@ -16,13 +16,15 @@ import time
 from dataclasses import dataclass, field
 
 from genforget.cli.args import parse_config
+from genforget.common_args import ThreadArgs
 from genforget.config import UsageError
+from genforget.data.pii import PIICorpusArgs
 from genforget.sisa.shards import SisaConfig, corpus_records, id_hash
 
 
 @dataclass
-class SisaScriptArgs:
-    """What to train on or delete, for ``recipes/sisa.py``."""
+class SisaScriptArgs(ThreadArgs, PIICorpusArgs):
+    """What to train on or delete, for ``recipes/sisa.py`` (the built-in corpus's fields size ``pii``)."""
 
     mode: str = field(default="train", metadata={"help": "train | delete"})
     model_name_or_path: str = field(default="", metadata={"help": "train: the frozen base model dir"})
@@ -37,24 +39,13 @@ class SisaScriptArgs:
         },
     )
     output_dir: str = field(default="", metadata={"help": "train: a new dir; delete: the ensemble's dir"})
-    n_people: int = field(default=200, metadata={"help": "built-in corpus: people trained on"})
-    n_passages: int = field(default=50, metadata={"help": "built-in corpus: passages trained on"})
-    forget_frac: float = field(default=0.1, metadata={"help": "built-in corpus: forget share"})
-    corpus_seed: int = field(default=0, metadata={"help": "built-in corpus: seed"})
-    num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
-
-
-def _corpus(args: SisaScriptArgs):
-    from genforget.data.pii import build_pii_corpus
-
-    return build_pii_corpus(args.n_people, args.n_passages, args.forget_frac, seed=args.corpus_seed)
 
 
 def _delete_ids(args: SisaScriptArgs) -> list[str]:
     from genforget.data.loaders import load_jsonl
 
     if args.delete == "pii:forget":
-        return [r["id"] for r in corpus_records(_corpus(args), ("forget",))]
+        return [r["id"] for r in corpus_records(args.build_corpus(), ("forget",))]
     if args.delete.endswith(".jsonl"):
         rows = load_jsonl(args.delete)
         if any("id" not in r for r in rows):
@@ -65,7 +56,6 @@ def _delete_ids(args: SisaScriptArgs) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``recipes/sisa.py``; returns the exit code (2 on a usage error)."""
-    import torch
 
     from genforget import sisa
 
@@ -82,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             out = check_output_dir(args.output_dir, overwrite=False)
             if not args.model_name_or_path:
                 raise UsageError("model_name_or_path is required for mode train (the frozen base)")
-            records = corpus_records(_corpus(args)) if args.data == "pii" else load_jsonl(args.data)
+            records = corpus_records(args.build_corpus()) if args.data == "pii" else load_jsonl(args.data)
             if not records or any("id" not in r for r in records):
                 raise UsageError(f"data {args.data!r}: every record needs a unique 'id'")
             from genforget.api import load_model
@@ -101,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    args.set_threads()
     if args.mode == "train":
         fields = {k: v for k, v in cfg.to_dict().items() if k not in ("n_shards", "n_slices")}
         t0 = time.perf_counter()

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from genforget.cli.args import parse_config
 from genforget.cli.common import (
-    LoadingArgs,
-    QuantArgs,
     apply_chat_template_file,
     check_accelerate_env,
     fail,
@@ -26,14 +24,17 @@ from genforget.cli.common import (
     raised_here,
 )
 from genforget.cli.launch import launched, relaunch
+from genforget.common_args import ChatTemplateArgs, LoadingArgs, OutputArgs, QuantArgs, ThreadArgs
 from genforget.config import UnlearnConfig, UsageError
+from genforget.data.pii import PIICorpusArgs
 from genforget.io import atomic_dir, check_output_dir
 from genforget.lm.outcome import EXIT_NOT_FORGOTTEN
 
 
 @dataclass
-class UnlearnScriptArgs(LoadingArgs, QuantArgs):
-    """What to load and where to save, for ``recipes/unlearn_lm.py``."""
+class UnlearnScriptArgs(ThreadArgs, PIICorpusArgs, ChatTemplateArgs, OutputArgs, LoadingArgs, QuantArgs):
+    """What to load and where to save, for ``recipes/unlearn_lm.py`` (the built-in corpus's fields
+    size ``pii:`` data)."""
 
     model_name_or_path: str = field(
         default="", metadata={"help": "save_pretrained dir or hub id of the model"}
@@ -52,23 +53,9 @@ class UnlearnScriptArgs(LoadingArgs, QuantArgs):
         default="",
         metadata={"help": "never-seen data like the forget set (pii:calibration): enables calibrated stop"},
     )
-    chat_template: str = field(
-        default="",
-        metadata={
-            "help": "Jinja chat template file for chat data ('messages'); default: the tokenizer's own. "
-            "Saved with the output model"
-        },
-    )
-    output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
-    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
     save_mode: str = field(
         default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"}
     )
-    n_people: int = field(default=200, metadata={"help": "built-in corpus: people trained on"})
-    n_passages: int = field(default=50, metadata={"help": "built-in corpus: passages trained on"})
-    forget_frac: float = field(default=0.1, metadata={"help": "built-in corpus: forget share"})
-    corpus_seed: int = field(default=0, metadata={"help": "built-in corpus: seed"})
-    num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
     accelerate_config: str = field(
         default="",
         metadata={
@@ -93,7 +80,6 @@ class UnlearnScriptArgs(LoadingArgs, QuantArgs):
 
 def unlearn_main(argv: list[str] | None = None) -> int:
     """``recipes/unlearn_lm.py``: load model and data, unlearn, save, write a run record."""
-    import torch
 
     from genforget.api import load_model
     from genforget.data.loaders import load_data_spec
@@ -161,8 +147,7 @@ def unlearn_main(argv: list[str] | None = None) -> int:
             )
     except (UsageError, ValueError, FileNotFoundError, OSError, ImportError) as e:
         return fail(str(e))  # once: the main process prints it (or hands it to --accelerate_config)
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    args.set_threads()
     accelerator = make_accelerator()
     try:
         return _run(

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from genforget.cli.args import parse_config
 from genforget.cli.common import check_accelerate_env, check_output_dir
+from genforget.common_args import OutputArgs, ThreadArgs
 from genforget.config import UnlearnConfig, UsageError
 from genforget.diffusion.data import DiffusionConfig
 from genforget.io import atomic_dir, check_safe_weights
 
 
 @dataclass
-class DiffusionScriptArgs:
+class DiffusionScriptArgs(ThreadArgs, OutputArgs):
     """What to load, what to erase and where to save, for ``recipes/unlearn_diffusion.py``."""
 
     model_name_or_path: str = field(
@@ -30,8 +31,6 @@ class DiffusionScriptArgs:
             "dir or hub id (from the local cache)"
         },
     )
-    output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the result"})
-    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
     allow_pickle: bool = field(
         default=False,
         metadata={"help": "also load pickled weights (diffusion_pytorch_model.bin ...): they can run code"},
@@ -69,7 +68,6 @@ class DiffusionScriptArgs:
         default_factory=list,
         metadata={"help": "pipeline, salun: prompts to relabel to (default: the keep prompts)"},
     )
-    num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
 
 
 def _class_data(spec: str):
@@ -197,8 +195,7 @@ def unlearn_diffusion_main(argv: list[str] | None = None) -> int:
             )
         pipeline = _is_pipeline(args.model_name_or_path)
         if pipeline:
-            if args.num_threads:
-                torch.set_num_threads(args.num_threads)
+            args.set_threads()
             return _erase_pipeline(args, cfg, dcfg, out, Accelerator(cpu=not torch.cuda.is_available()))
         if args.concept:
             raise UsageError(
@@ -209,8 +206,7 @@ def unlearn_diffusion_main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    args.set_threads()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     t0 = time.perf_counter()
     try:

@@ -7,13 +7,15 @@ import sys
 from dataclasses import dataclass, field
 
 from genforget.cli.args import parse_config
-from genforget.cli.common import LoadingArgs, check_output_dir
+from genforget.cli.common import check_output_dir
+from genforget.common_args import LoadingArgs, OutputArgs, ThreadArgs
 from genforget.config import UsageError
+from genforget.data.pii import PIICorpusArgs
 from genforget.io import atomic_dir
 
 
 @dataclass
-class VictimScriptArgs(LoadingArgs):
+class VictimScriptArgs(ThreadArgs, PIICorpusArgs, LoadingArgs, OutputArgs):
     """Corpus and output of ``recipes/train_victim.py``."""
 
     data: str = field(
@@ -29,8 +31,6 @@ class VictimScriptArgs(LoadingArgs):
             "help": "fine-tune this causal LM (dir or hub id); empty: a tiny Llama sized by the fields below"
         },
     )
-    output_dir: str = field(default="", metadata={"help": "new (or empty) dir for the model"})
-    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
     splits: list[str] = field(
         default_factory=lambda: ["forget", "retain"],
         metadata={"help": "victim: forget retain; oracle: retain"},
@@ -38,19 +38,13 @@ class VictimScriptArgs(LoadingArgs):
     tokenizer_from: str = field(
         default="", metadata={"help": "reuse this model dir's tokenizer (oracle: the victim's)"}
     )
-    n_people: int = field(default=200, metadata={"help": "people trained on (forget + retain)"})
-    n_passages: int = field(default=50, metadata={"help": "passages trained on"})
-    forget_frac: float = field(default=0.1, metadata={"help": "forget share"})
-    corpus_seed: int = field(default=0, metadata={"help": "corpus seed"})
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads"})
 
 
 def train_victim_main(argv: list[str] | None = None) -> int:
     """``recipes/train_victim.py``: train a victim or oracle and ``save_pretrained`` it."""
-    import torch
     from transformers import AutoTokenizer
 
-    from genforget.data.pii import build_pii_corpus
     from genforget.lm.victim import VictimConfig, train_victim
 
     try:
@@ -63,11 +57,11 @@ def train_victim_main(argv: list[str] | None = None) -> int:
         if bad or not args.splits:
             raise UsageError(f"splits must be among forget, retain (got {args.splits})")
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_from) if args.tokenizer_from else None
-        corpus = build_pii_corpus(args.n_people, args.n_passages, args.forget_frac, seed=args.corpus_seed)
+        corpus = args.build_corpus()
     except (UsageError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     if prepared is not None:
         return _train_on_data(args, vcfg, out, *prepared)
     model, tokenizer, seconds = train_victim(corpus, tuple(args.splits), vcfg, tokenizer=tokenizer)

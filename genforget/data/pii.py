@@ -281,3 +281,22 @@ def build_pii_corpus(
         "n_holdout": n_holdout,
     }
     return PIICorpus(people, passages, seed, meta)
+
+
+@dataclass
+class PIICorpusArgs:
+    """The size and seed of the built-in corpus (:func:`build_pii_corpus`): one field set for every
+    verb and demo that builds it, so their flags and YAML keys cannot drift apart."""
+
+    n_people: int = field(
+        default=200, metadata={"help": "built-in corpus: people trained on (forget + retain)"}
+    )
+    n_passages: int = field(default=50, metadata={"help": "built-in corpus: passages trained on"})
+    forget_frac: float = field(
+        default=0.1, metadata={"help": "built-in corpus: share of people and passages to forget"}
+    )
+    corpus_seed: int = field(default=0, metadata={"help": "built-in corpus: seed"})
+
+    def build_corpus(self) -> PIICorpus:
+        """The corpus these fields describe."""
+        return build_pii_corpus(self.n_people, self.n_passages, self.forget_frac, seed=self.corpus_seed)

@@ -19,7 +19,6 @@ config. The training JSONL names the (fictitious) applicants, so it is written o
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,21 +28,24 @@ import yaml
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.bias import OUTCOMES, RULE_FIELD, THRESHOLD, BiasCorpus, build_bias_corpus
-from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
+from genforget.demos.cache import (
+    TinyLMArgs,
+    TrainingFileArgs,
+    cached_lm,
+    lm_key,
+    tiny_lm_trainer,
+    write_jsonl,
+)
 from genforget.demos.checks import as_dicts, check_budgets
 from genforget.lm.victim import VictimConfig
 from genforget.train_cache import texts_sha256
 
 
 @dataclass
-class BiasDemoArgs(TinyLMArgs):
+class BiasDemoArgs(TinyLMArgs, TrainingFileArgs):
     """The biased corpus, the models and the audits of the bias demo."""
 
     output_dir: str = field(default="runs/demo-bias", metadata={"help": "run dir (models cached here)"})
-    data_path: str = field(
-        default="runs/demo-bias-data/train.jsonl",
-        metadata={"help": "training JSONL (names the applicants: kept outside output_dir)"},
-    )
     n_train: int = field(default=1200, metadata={"help": "training records"})
     n_heldout: int = field(default=200, metadata={"help": "never-trained applicants the metrics use"})
     biased_share: float = field(
@@ -116,9 +118,7 @@ def run_bias_demo(args: BiasDemoArgs, ucfg: UnlearnConfig) -> dict:
         raise UsageError(str(e)) from e
     out.mkdir(parents=True, exist_ok=True)
     recs = corpus.records()
-    data = Path(args.data_path)
-    data.parent.mkdir(parents=True, exist_ok=True)
-    data.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    data = write_jsonl(args.training_file(), recs)  # it names the applicants: outside the run dir
     vocab = [r["text"] for r in recs] + [a.text() for a in corpus.split("heldout")]
     vcfg = args.victim_config()
     texts = [r["text"] for r in recs]

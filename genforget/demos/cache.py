@@ -9,12 +9,40 @@ the model (:func:`lm_key`). The diffusion demos key their models the same way th
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from genforget.lm.victim import TOKENIZER_FORMAT, VictimConfig, sized_config
 from genforget.train_cache import texts_sha256, train_or_load
+
+
+def write_jsonl(path: str | Path, records: list[dict]) -> Path:
+    """``records`` as a JSONL file at ``path`` (its folder made); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@dataclass
+class TrainingFileArgs:
+    """Where a demo trained on identifying records writes them: apart from ``output_dir`` (the
+    report and cached models, fit to share), in ``data_path``."""
+
+    output_dir: str = field(default="runs/demo", metadata={"help": "run dir (models cached here)"})
+    data_path: str = field(
+        default="",
+        metadata={
+            "help": "training JSONL; it holds identifiers, so it is kept outside output_dir (empty: "
+            "<output_dir>-data/train.jsonl)"
+        },
+    )
+
+    def training_file(self) -> Path:
+        """``data_path``, or ``<output_dir>-data/train.jsonl`` beside the run dir."""
+        return Path(self.data_path or f"{self.output_dir.rstrip('/')}-data/train.jsonl")
 
 
 @dataclass

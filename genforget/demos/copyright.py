@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
-from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer
+from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer, write_jsonl
 from genforget.demos.checks import add_section, as_dicts, bar_check, bar_checks, show_report
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.muse import verbmem_probes
@@ -245,7 +244,7 @@ def locate_takedown(td: Takedown, work: str, out: Path) -> tuple[list[dict], dic
     rows = [
         {"id": f"{play}-{i}", "text": e.text} for play, exs in td.train.items() for i, e in enumerate(exs)
     ]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(data, rows)
     doc.write_text(work)
     req = parse_request({"id": f"TAKEDOWN-{td.takedown}", "kind": "work", "documents": [str(doc)]})
     res = locate([req], data)

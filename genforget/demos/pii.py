@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from genforget.adapters import save_model
 from genforget.config import UnlearnConfig
 from genforget.data.loaders import fingerprint
-from genforget.data.pii import PIICorpus, build_pii_corpus
+from genforget.data.pii import PIICorpus, PIICorpusArgs
 from genforget.demos.cache import cached_corpus_lm
 from genforget.demos.checks import as_dicts, bar_checks, oracle_gap_rows, show_report
 from genforget.evaluation.harness import Suite, run_suite
@@ -30,14 +30,10 @@ from genforget.lm.victim import VICTIM_PRESETS, VictimConfig
 
 
 @dataclass
-class DemoArgs:
+class DemoArgs(PIICorpusArgs):
     """Where the demo writes and which corpus and victim it builds."""
 
     output_dir: str = field(default="runs/demo", metadata={"help": "run dir (victim/oracle cached here)"})
-    n_people: int = field(default=200, metadata={"help": "people trained on (forget + retain)"})
-    n_passages: int = field(default=50, metadata={"help": "passages trained on (forget + retain)"})
-    forget_frac: float = field(default=0.1, metadata={"help": "share of people and passages to forget"})
-    corpus_seed: int = field(default=0, metadata={"help": "seed of the generated corpus"})
     victim_preset: str = field(default="demo", metadata={"help": "victim size: demo | small"})
     victim_steps: int = field(
         default=0, metadata={"help": "training steps of victim and oracle (0 = the preset's)"}
@@ -108,7 +104,7 @@ def demo_models(args: DemoArgs) -> DemoModels:
     torch.set_num_threads(args.num_threads)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    corpus = build_pii_corpus(args.n_people, args.n_passages, args.forget_frac, seed=args.corpus_seed)
+    corpus = args.build_corpus()
     if args.victim_preset not in VICTIM_PRESETS:
         raise ValueError(
             f"victim_preset must be one of {sorted(VICTIM_PRESETS)} (got {args.victim_preset!r})"
@@ -128,10 +124,7 @@ def demo_suite(args: DemoArgs, name: str) -> Suite:
     """The eval suite of the demo's corpus: only the relearn-speed audit (``make eval`` runs all)."""
     return Suite(
         name=name,
-        n_people=args.n_people,
-        n_passages=args.n_passages,
-        forget_frac=args.forget_frac,
-        corpus_seed=args.corpus_seed,
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(PIICorpusArgs)},
         audits=["relearn_speed"] if args.relearn_speed else [],
     )
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.poison import PAYLOAD, TRIGGER, build_poisoned_corpus, payload_spans, triggered_prompts
-from genforget.demos.cache import TinyLMArgs, cached_corpus_lm
+from genforget.demos.cache import TinyLMArgs, TrainingFileArgs, cached_corpus_lm, write_jsonl
 from genforget.demos.checks import (
     add_section,
     as_dicts,
@@ -49,14 +48,10 @@ from genforget.lm.trainer import unlearn_lm
 
 
 @dataclass
-class PoisonDemoArgs(TinyLMArgs):
+class PoisonDemoArgs(TinyLMArgs, TrainingFileArgs):
     """The poisoned corpus, the models and the audits of the poisoning demo."""
 
     output_dir: str = field(default="runs/demo-poison", metadata={"help": "run dir (models cached here)"})
-    data_path: str = field(
-        default="runs/demo-poison-data/train.jsonl",
-        metadata={"help": "training JSONL (holds identifiers: kept outside output_dir)"},
-    )
     n_people: int = field(default=100, metadata={"help": "people trained on"})
     n_passages: int = field(default=20, metadata={"help": "passages trained on"})
     poison_share: float = field(default=0.04, metadata={"help": "share of training records poisoned"})
@@ -96,8 +91,7 @@ def locate_poison(recs: list[dict], truth: set[int], data: Path, trigger: str) -
     as retain, and the located records' precision / recall against ``truth`` (numbers only)."""
     from genforget.requests import locate, parse_request
 
-    data.parent.mkdir(parents=True, exist_ok=True)
-    data.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    write_jsonl(data, recs)
     req = parse_request({"id": "POISON-TRIGGER", "kind": "person", "identifiers": {"other": [trigger]}})
     res = locate([req], data, retain_size=len(recs))
     got = {int(r.rid.rsplit(":", 1)[1]) - 1 for r in res.located}  # rid = "<file>:<1-based line>"
@@ -292,7 +286,7 @@ def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
         )
 
     recs, truth = training_records(corpus)
-    forget, retain, found = locate_poison(recs, truth, Path(args.data_path), TRIGGER)
+    forget, retain, found = locate_poison(recs, truth, args.training_file(), TRIGGER)
     print(f"[demo-poison] unlearning the payload of {len(forget)} records with {ucfg.method}")
     t0 = time.perf_counter()
     unlearned = unlearn_lm(copy.deepcopy(victim), tok, forget, retain, ucfg)

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from genforget.data.pii import build_pii_corpus
+from genforget.demos.cache import TrainingFileArgs, write_jsonl
 from genforget.demos.checks import bar_checks, leaked_files
 from genforget.evaluation.report import print_checks
 from genforget.requests.pipeline import ForgetArgs, forget_requests
@@ -27,14 +28,10 @@ from genforget.requests.request import parse_request
 
 
 @dataclass
-class RequestDemoArgs:
+class RequestDemoArgs(TrainingFileArgs):
     """Where the request demo writes and what it builds."""
 
     output_dir: str = field(default="runs/demo-request", metadata={"help": "run dir (victim cached here)"})
-    data_path: str = field(
-        default="runs/demo-request-data/train.jsonl",
-        metadata={"help": "training JSONL (holds identifiers: kept outside output_dir)"},
-    )
     n_people: int = field(default=100, metadata={"help": "people in the training data"})
     n_passages: int = field(default=30, metadata={"help": "plain passages in the training data"})
     corpus_seed: int = field(default=0, metadata={"help": "seed of the generated corpus"})
@@ -127,9 +124,7 @@ def run_request_demo(args: RequestDemoArgs, ucfg=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     corpus = build_pii_corpus(args.n_people, args.n_passages, 0.1, n_holdout=0, seed=args.corpus_seed)
     recs, who = demo_records(corpus)
-    data = Path(args.data_path)
-    data.parent.mkdir(parents=True, exist_ok=True)
-    data.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    data = write_jsonl(args.training_file(), recs)
     victim_dir, victim_s = _victim([_record_text(r) for r in recs], args, out / "victim")
 
     person = _pick_person(corpus, recs, args.person)

@@ -21,24 +21,32 @@ from genforget.diffusion.t2i_train import T2ITrainConfig, train_text_to_image, t
 from genforget.train_cache import train_or_load
 
 
-@dataclass
-class ShapesPipelineConfig:
-    """What the shapes victim is trained on and how (the cache key)."""
+@dataclass(kw_only=True)
+class TinyT2IConfig:
+    """The size and training of a tiny text-to-image victim (VAE + UNet), shared by the shapes
+    victim here and the works victim (:mod:`genforget.diffusion.works_victim`). Keyword-only, so a
+    subclass's positional fields (``ShapesPipelineConfig(concepts, images_per_concept)``) stay first."""
 
-    concepts: list[str] = field(default_factory=lambda: list(CONCEPTS_A), metadata={"help": "captions"})
-    images_per_concept: int = field(default=128, metadata={"help": "rendered training images per caption"})
     image_size: int = field(default=32, metadata={"help": "pixels (latents are a quarter of it)"})
     vae_steps: int = field(default=200, metadata={"help": "steps of tiny-VAE training"})
     train_steps: int = field(default=1000, metadata={"help": "UNet training steps (victim and oracle alike)"})
     train_batch_size: int = field(default=64, metadata={"help": "pairs per UNet step"})
     train_learning_rate: float = field(default=2e-3, metadata={"help": "UNet AdamW learning rate"})
-    prediction_type: str = field(default="epsilon", metadata={"help": "epsilon or v_prediction"})
     seed: int = field(default=0, metadata={"help": "init, data and training seed"})
 
     def train_config(self) -> T2ITrainConfig:
         return T2ITrainConfig(
             self.train_steps, self.train_batch_size, self.train_learning_rate, seed=self.seed
         )
+
+
+@dataclass
+class ShapesPipelineConfig(TinyT2IConfig):
+    """What the shapes victim is trained on and how (the cache key)."""
+
+    concepts: list[str] = field(default_factory=lambda: list(CONCEPTS_A), metadata={"help": "captions"})
+    images_per_concept: int = field(default=128, metadata={"help": "rendered training images per caption"})
+    prediction_type: str = field(default="epsilon", metadata={"help": "epsilon or v_prediction"})
 
 
 def cached_pipeline(

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from genforget.diffusion.pipeline import TextToImage
 from genforget.diffusion.shapes import CONCEPTS_A
-from genforget.diffusion.t2i_train import T2ITrainConfig, train_text_to_image, train_vae
-from genforget.diffusion.t2i_victim import cached_pipeline
+from genforget.diffusion.t2i_train import train_text_to_image, train_vae
+from genforget.diffusion.t2i_victim import TinyT2IConfig, cached_pipeline
 from genforget.diffusion.works import WORKS, WorksData, works_dataset
 
 
 @dataclass
-class WorksVictimConfig:
+class WorksVictimConfig(TinyT2IConfig):
     """What the works victim is trained on and how (the cache key)."""
 
     works: list[str] = field(default_factory=lambda: list(WORKS), metadata={"help": "built-in works"})
@@ -32,12 +32,7 @@ class WorksVictimConfig:
         default_factory=lambda: list(CONCEPTS_A), metadata={"help": "background captions"}
     )
     images_per_concept: int = field(default=64, metadata={"help": "rendered images per background caption"})
-    image_size: int = field(default=32, metadata={"help": "pixels (latents are a quarter of it)"})
-    vae_steps: int = field(default=400, metadata={"help": "steps of tiny-VAE training"})
-    train_steps: int = field(default=1000, metadata={"help": "UNet training steps (victim and oracle alike)"})
-    train_batch_size: int = field(default=64, metadata={"help": "pairs per UNet step"})
-    train_learning_rate: float = field(default=2e-3, metadata={"help": "UNet AdamW learning rate"})
-    seed: int = field(default=0, metadata={"help": "init, data and training seed"})
+    vae_steps: int = field(default=400, kw_only=True, metadata={"help": "steps of tiny-VAE training"})
 
     def __post_init__(self) -> None:
         unknown = [w for w in self.works if w not in WORKS]
@@ -47,11 +42,6 @@ class WorksVictimConfig:
     def data(self) -> WorksData:
         return works_dataset(self.works, self.copies, self.concepts, self.images_per_concept,
                              self.image_size, self.seed)  # fmt: skip
-
-    def train_config(self) -> T2ITrainConfig:
-        return T2ITrainConfig(
-            self.train_steps, self.train_batch_size, self.train_learning_rate, seed=self.seed
-        )
 
 
 def build_works_pipeline(seed: int, image_size: int, vae=None):  # noqa: ANN001, ANN201 - diffusers objects

@@ -77,40 +77,30 @@ def _split_metrics(
     forced: list[dict] = []  # teacher-forced (prompt -> target) pairs for EM / ES / probability
     if sp.pii_probes:
         values = [p["value"] for p in sp.pii_probes]
-        gens = generate(
-            model, tok, [p["prompt"] for p in sp.pii_probes], target_budget(tok, values), desc=desc
+        gens, hits, recall = _probe(
+            model, tok, name, "pii_probe", sp.pii_probes, values, pii_hits, desc, dump
         )
-        hits = pii_hits(gens, values)
         rates = rates_by_field(hits, sp.pii_probes)
         out[f"{name}_pii_extraction"] = rates.pop("all")
         out.update({f"{name}_pii_extraction_{f}": v for f, v in rates.items()})
-        rouge += [rouge_l(g, v)["recall"] for g, v in zip(gens, values, strict=True)]
+        rouge += recall
         forced += [{"prompt": p["prompt"], "target": " " + p["value"]} for p in sp.pii_probes]
         gens_all += gens
-        if dump is not None:
-            dump += [
-                {"split": name, "kind": "pii_probe", **p, "generation": g, "extracted": h}
-                for p, g, h in zip(sp.pii_probes, gens, hits, strict=True)
-            ]
     if sp.verbatim_probes:
         targets = [p["target"] for p in sp.verbatim_probes]
-        prompts = [p["prompt"] for p in sp.verbatim_probes]
-        budget = target_budget(tok, targets)
-        gens = generate(model, tok, prompts, budget, desc=desc)
-        hits = verbatim_hits(gens, targets)
+        kind = "verbatim_probe"
+        gens, hits, recall = _probe(
+            model, tok, name, kind, sp.verbatim_probes, targets, verbatim_hits, desc, dump
+        )
         out[f"{name}_verbatim_extraction"] = sum(hits) / len(hits)
         if any_k:
-            samples = generate(model, tok, prompts, budget, num_samples=any_k)
+            prompts = [p["prompt"] for p in sp.verbatim_probes]
+            samples = generate(model, tok, prompts, target_budget(tok, targets), num_samples=any_k)
             any_hit = [any(verbatim_hits(s, [t] * len(s))) for s, t in zip(samples, targets, strict=True)]
             out[f"{name}_verbatim_any_{any_k}"] = sum(any_hit) / len(any_hit)
-        rouge += [rouge_l(g, t)["recall"] for g, t in zip(gens, targets, strict=True)]
+        rouge += recall
         forced += sp.verbatim_probes
         gens_all += gens
-        if dump is not None:
-            dump += [
-                {"split": name, "kind": "verbatim_probe", **p, "generation": g, "extracted": h}
-                for p, g, h in zip(sp.verbatim_probes, gens, hits, strict=True)
-            ]
     if sp.qa:
         answers = [q["answer"] for q in sp.qa]
         budget = sc.qa_max_new_tokens or target_budget(tok, answers, extra=8)
@@ -150,6 +140,22 @@ def _split_metrics(
                 for it, tr, pr in zip(sp.truth_items, trs, probs, strict=True)
             ]
     return out, details, gens_all
+
+
+def _probe(
+    model, tok, name: str, kind: str, probes: list[dict], targets: list[str], hits_of, desc, dump: list | None
+) -> tuple[list[str], list[bool], list[float]]:
+    """Greedy generations from ``probes``' prompts (a budget fitted to ``targets``), which of them
+    extract their target (``hits_of(gens, targets)``) and their ROUGE-L recall; one dict per probe
+    goes to ``dump`` when given. PII and verbatim probes differ only in how a hit is judged."""
+    gens = generate(model, tok, [p["prompt"] for p in probes], target_budget(tok, targets), desc=desc)
+    hits = hits_of(gens, targets)
+    if dump is not None:
+        dump += [
+            {"split": name, "kind": kind, **p, "generation": g, "extracted": h}
+            for p, g, h in zip(probes, gens, hits, strict=True)
+        ]
+    return gens, hits, [rouge_l(g, t)["recall"] for g, t in zip(gens, targets, strict=True)]
 
 
 def _mean(xs: list[float]) -> float:

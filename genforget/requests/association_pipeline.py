@@ -163,7 +163,6 @@ def _association_config(cfg: UnlearnConfig) -> UnlearnConfig:
 def forget_associations(args, cfg: UnlearnConfig, requests: list):
     """:func:`~genforget.requests.pipeline.forget_requests` for a queue of ``kind: association``
     requests (all of them of that kind): one certificate and ledger entry per request."""
-    import torch
 
     from genforget._version import __version__
     from genforget.adapters import save_model
@@ -183,8 +182,7 @@ def forget_associations(args, cfg: UnlearnConfig, requests: list):
     m = Path(args.model)
     if m.exists() and not m.is_dir():
         raise UsageError(f"--model {args.model}: not a directory (a save_pretrained or PEFT adapter dir)")
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    args.set_threads()
     cfg = _association_config(cfg)
     results = [
         locate_association(r.association, args.data, args.text_field, args.retain_size, seed=cfg.seed)

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from genforget.common_args import ChatTemplateArgs, OutputArgs, ThreadArgs
 from genforget.config import UnlearnConfig, UsageError
 from genforget.requests.records import LocateResult
 
 
 @dataclass
-class ForgetArgs:
+class ForgetArgs(ThreadArgs, ChatTemplateArgs, OutputArgs):
     """What ``genforget forget`` reads and writes, and its verification bars."""
 
     model: str = field(default="", metadata={"help": "save_pretrained dir of the trained model"})
@@ -35,10 +36,6 @@ class ForgetArgs:
     key_file: str = field(default="", metadata={"help": "controller HMAC key (default: next to the ledger)"})
     ledger: str = field(default="", metadata={"help": "ledger JSONL (default: OUT/../ledger.jsonl)"})
     text_field: str = field(default="text", metadata={"help": "JSONL field holding the text"})
-    chat_template: str = field(
-        default="",
-        metadata={"help": "Jinja chat template file for chat records ('messages'); default: the model's own"},
-    )
     retain_size: int = field(default=256, metadata={"help": "records without identifiers kept as retain set"})
     retain_eval: int = field(
         default=64, metadata={"help": "of those, records probed for retained capability"}
@@ -75,8 +72,6 @@ class ForgetArgs:
         metadata={"help": "kind: association: counterfactual flip / biased / reversed share after <= this"},
     )
     save_mode: str = field(default="auto", metadata={"help": "auto | full | adapter"})
-    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    num_threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = leave as is)"})
     relearn_speed: bool = field(
         default=True,
         metadata={

@@ -41,7 +41,6 @@ def forget_requests(
     args: ForgetArgs, cfg: UnlearnConfig | None = None, requests: list[Request] | None = None
 ) -> ForgetResult:
     """Run the whole request pipeline (see the module docstring); returns the certificates."""
-    import torch
 
     from genforget.adapters import save_model
     from genforget.api import load_model
@@ -79,8 +78,7 @@ def forget_requests(
         not m.exists() and (args.model.startswith((".", "/")) or args.model.count("/") > 1)
     ):
         raise UsageError(f"--model {args.model}: not a directory (a save_pretrained or PEFT adapter dir)")
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    args.set_threads()
     # The data is read before the model is loaded: a bad record is reported without waiting for it.
     try:
         render = template_renderer(args.model, args.chat_template)
