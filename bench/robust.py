@@ -38,6 +38,8 @@ DEMO = "recipes/configs/demo.yaml"
 # (row name, config file, overrides). Demo-config rows run with the demo's calibrated stop;
 # recipe configs with calibration only where they name calibration_data, as the recipe does.
 SALIENT = {"undo_alpha": 1.0, "undo_nll_weight": 1.0}
+VICTIM = {"undo_teacher": "victim"}
+LAYERS = {"undo_mask_ratio": 0.3, "undo_mask_unit": "tensor"}
 ROWS: list[tuple[str, str, dict]] = [
     ("npo (demo)", DEMO, {}),
     ("npo + sam rho=0.2", DEMO, {"sam_rho": 0.2}),
@@ -46,6 +48,11 @@ ROWS: list[tuple[str, str, dict]] = [
     ("npo + undo salient 10%", DEMO, {**SALIENT, "undo_mask_ratio": 0.1}),
     ("npo + undo salient 20%", DEMO, {**SALIENT, "undo_mask_ratio": 0.2}),
     ("robust_pii.yaml (undo salient 30%)", "recipes/configs/robust_pii.yaml", {}),
+    # Issue 22's attempts, measured one at a time on top of the same NPO run.
+    ("npo + undo salient 30%, victim teacher", DEMO, {**SALIENT, "undo_mask_ratio": 0.3, **VICTIM}),
+    ("npo + undo salient 20%, victim teacher", DEMO, {**SALIENT, "undo_mask_ratio": 0.2, **VICTIM}),
+    ("npo + undo layers 30%, victim teacher", DEMO, {**SALIENT, **LAYERS, **VICTIM}),
+    ("npo + relearn-aware k=5", DEMO, {"relearn_aware_steps": 5}),
     ("npo_lora_pii.yaml", "recipes/configs/npo_lora_pii.yaml", {}),
     ("robust_lora_pii.yaml", "recipes/configs/robust_lora_pii.yaml", {}),
 ]
