@@ -1,6 +1,12 @@
 """The Pareto view of ``bench/robust.py`` (issue 22): retained knowledge kept (higher is better)
 against the largest relearn gap to the retrain (lower) and the cost in retrains (lower).
 
+    python bench/_frontier.py runs/bench/robust/robust.json runs/bench/robust22/robust.json \
+        --out docs/robust-frontier.png
+
+folds the rows of several ``bench/robust.py --only ...`` runs (same victim and oracle; a model
+named twice keeps its first row) into one table and plot: attempts measured one at a time.
+
 A row that did not forget (forget PII extraction above ``FORGOT``) is no candidate: keeping
 everything by removing nothing is not a trade-off. The retrain itself is a point (kept 1.0,
 gap 0 by definition, cost 1.0): the reference that holds by construction.
@@ -8,6 +14,8 @@ gap 0 by definition, cost 1.0): the reference that holds by construction.
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
 FORGOT = 0.10
@@ -82,3 +90,35 @@ def plot(points: list[dict], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def print_pareto(points: list[dict]) -> None:
+    """The Pareto table, most retained knowledge first."""
+    print(
+        "| model | retain PII kept | largest relearn gap | cost (x retrain) | on frontier | meets all three bars |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in sorted(points, key=lambda r: -r["retain_pii_kept"]):
+        print(
+            f"| {r['model']} | {r['retain_pii_kept']:.2f}x | {r['relearn_max_gap']:.2f} | "
+            f"{r['time_vs_retrain']:.2f} | {'yes' if r['on_frontier'] else ''} | {'yes' if r['meets_bars'] else 'no'} |"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Fold bench/robust.py runs into one Pareto table and plot")
+    ap.add_argument("runs", nargs="+", help="robust.json files of bench/robust.py runs")
+    ap.add_argument("--out", default="runs/bench/robust_frontier.png")
+    ap.add_argument("--title", default="Forgetting that holds: 459k-parameter victim")
+    args = ap.parse_args()
+    rows: dict[str, dict] = {}
+    for path in args.runs:
+        for r in json.loads(Path(path).read_text())["rows"]:
+            rows.setdefault(r["model"], r)
+    points = pareto(list(rows.values()))
+    print_pareto(points)
+    print(f"\n{plot(points, Path(args.out), args.title)}")
+
+
+if __name__ == "__main__":
+    main()

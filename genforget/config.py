@@ -171,6 +171,19 @@ class UnlearnConfig:
             "forgetting holds after 4-bit quantisation (needs bitsandbytes; 0 = off)"
         },
     )
+    relearn_aware_steps: int = field(
+        default=0,
+        metadata={
+            "help": "remedy: also take the forget loss after this many simulated relearning steps on the "
+            "forget batch (meta-unlearning, first-order; 0 = off; ~(2 + steps)x step cost)"
+        },
+    )
+    relearn_aware_lr: float = field(
+        default=1e-3, metadata={"help": "relearn-aware remedy: the simulated attacker's (sign-)step size"}
+    )
+    relearn_aware_weight: float = field(
+        default=1.0, metadata={"help": "relearn-aware remedy: weight of the forget loss after relearning"}
+    )
     undo_alpha: float = field(
         default=0.0,
         metadata={
@@ -186,12 +199,27 @@ class UnlearnConfig:
             "entries most salient to the forget set relative to the retain set, SalUn/SSD-style)"
         },
     )
+    undo_mask_unit: str = field(
+        default="entry",
+        metadata={
+            "help": "UNDO: what undo_mask_ratio ranks: entry (single weights) or tensor (whole weight "
+            "tensors, most forget-salient first: a reset of the layers the forget gradient concentrates in)"
+        },
+    )
     undo_steps: int = field(default=150, metadata={"help": "UNDO: distillation steps"})
     undo_nll_weight: float = field(
         default=0.0,
         metadata={
             "help": "UNDO: weight of an NLL term on the retain texts added to the distillation KL (0 = "
             "the paper's pure distillation; memorised retain facts come back sooner with it)"
+        },
+    )
+    undo_teacher: str = field(
+        default="unlearned",
+        metadata={
+            "help": "UNDO: the model distilled into the noised weights on the retain texts: unlearned (the "
+            "paper's) or victim (the model as given, before unlearning: it knows the retained data best "
+            "and the retain texts carry none of the forgotten; holds a second copy of the model)"
         },
     )
     undo_learning_rate: float = field(default=3e-3, metadata={"help": "UNDO: distillation learning rate"})
@@ -256,7 +284,15 @@ class UnlearnConfig:
         tracker_names(self.report_to)  # a wrong name -> ValueError naming the choices
         if self.reference not in ("auto", "copy"):
             raise ValueError(f"reference must be 'auto' or 'copy' (got {self.reference!r})")
-        non_negative = ("retain_weight", "sam_rho", "quant_aware_weight", "undo_nll_weight")
+        non_negative = (
+            "retain_weight",
+            "sam_rho",
+            "quant_aware_weight",
+            "undo_nll_weight",
+            "relearn_aware_steps",
+            "relearn_aware_lr",
+            "relearn_aware_weight",
+        )
         non_negative += ("weight_decay", "max_grad_norm", "lora_alpha")
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -278,6 +314,10 @@ class UnlearnConfig:
             )
         if self.undo_alpha > 0 and min(self.undo_steps, self.undo_batch_size) < 1:
             raise ValueError("undo_steps and undo_batch_size must be >= 1 when undo_alpha > 0")
+        if self.undo_mask_unit not in ("entry", "tensor"):
+            raise ValueError(f"undo_mask_unit must be 'entry' or 'tensor' (got {self.undo_mask_unit!r})")
+        if self.undo_teacher not in ("unlearned", "victim"):
+            raise ValueError(f"undo_teacher must be 'unlearned' or 'victim' (got {self.undo_teacher!r})")
         if not 0 < self.undo_mask_ratio <= 1:
             raise ValueError(f"undo_mask_ratio must be in (0, 1] (got {self.undo_mask_ratio})")
 

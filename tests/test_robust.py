@@ -74,7 +74,9 @@ def test_distill_pulls_student_toward_teacher(victim, corpus):
     assert any(not torch.equal(p, teacher_w[n]) for n, p in student.named_parameters())
 
 
-@pytest.mark.parametrize("remedy", [{"sam_rho": 0.05}, {"quant_aware_weight": 1.0}])
+@pytest.mark.parametrize(
+    "remedy", [{"sam_rho": 0.05}, {"quant_aware_weight": 1.0}, {"relearn_aware_steps": 2}]
+)
 def test_remedies_change_training_and_still_forget(victim, corpus, remedy):
     model, tok = victim
     cfg = dict(method="npo", max_steps=12, learning_rate=3e-3, beta=0.1, divergence_guard=False)
@@ -128,3 +130,77 @@ def test_saliency_masks_pick_forget_heavy_entries_and_noise_only_them(victim, co
     for n, p in model.named_parameters():
         assert torch.equal(p[~masks[n]], before[n][~masks[n]])
         assert torch.allclose(p[masks[n]], fresh[n][masks[n]])
+
+
+def test_relearn_aware_backward_takes_forget_loss_after_simulated_attack():
+    from genforget.lm.remedies.robust import relearn_aware_backward
+
+    # Attacker: sign-descent on nll(θ) = ‖θ − t‖² (2 steps of lr 0.5 toward t); forget loss
+    # f(θ) = ½‖θ‖², so the added gradient is weight · θ_k, θ_k the attacker's end point.
+    theta = torch.nn.Parameter(torch.tensor([3.0, -4.0]))
+    target = torch.tensor([0.0, 0.0])
+    out = relearn_aware_backward(
+        lambda t: t.backward(),
+        [theta],
+        steps=2,
+        lr=0.5,
+        weight=2.0,
+        forget_nll=lambda: ((theta - target) ** 2).sum(),
+        forget_loss_at=lambda: 0.5 * (theta**2).sum(),
+    )
+    end = torch.tensor([2.0, -3.0])
+    assert torch.allclose(theta.grad, 2.0 * end)
+    assert math.isclose(float(out), 0.5 * 13.0, rel_tol=1e-6)
+    assert torch.equal(theta.detach(), torch.tensor([3.0, -4.0]))  # weights put back
+
+
+def test_tensor_masks_reset_whole_tensors_most_forget_salient_first(victim, corpus):
+    model, tok = victim
+    from genforget.lm.data import Collator, tokenize_all
+    from genforget.lm.remedies.undo import _grad_magnitudes, saliency_masks
+
+    collate = Collator(tok.pad_token_id)
+    forget = tokenize_all(corpus.full_text_examples("forget"), tok, 256)
+    retain = tokenize_all(corpus.full_text_examples("retain"), tok, 256)
+    masks = saliency_masks(model, forget, retain, collate, 0.3, unit="tensor")
+    assert all(bool(m.all()) or not bool(m.any()) for m in masks.values())  # all or nothing
+    total = sum(p.numel() for p in model.parameters())
+    taken = sum(int(m.sum()) for m in masks.values())
+    assert 0.3 * total <= taken < total
+    g_f, g_r = _grad_magnitudes(model, forget, collate), _grad_magnitudes(model, retain, collate)
+    score = {n: float(g_f[n].sum()) / len(forget) / (float(g_r[n].sum()) / len(retain) + 1e-8) for n in g_f}
+    best = max(score, key=score.get)
+    assert masks[best].all()
+    assert min(score[n] for n in masks if masks[n].all()) >= max(
+        score[n] for n in masks if not masks[n].any()
+    )
+    with pytest.raises(ValueError, match="undo_mask_unit"):
+        genforget.UnlearnConfig(undo_mask_unit="layer")
+
+
+def test_undo_victim_teacher_distils_the_given_teacher(victim, corpus):
+    teacher, tok = victim
+    import copy
+
+    from genforget.lm.scoring import sequence_scores
+
+    unlearned = copy.deepcopy(teacher)
+    noise_like_init(unlearned, 0.6, seed=5)  # stands in for a model far from the victim
+    retain = corpus.full_text_examples("retain")
+    kw = dict(alpha=1.0, steps=40, learning_rate=3e-3, batch_size=16, seed=0)
+    from_victim, rec = undo(unlearned, tok, retain, teacher=teacher, **kw)
+    from_unlearned, rec_u = undo(unlearned, tok, retain, **kw)
+    assert rec["undo_teacher"] == "victim" and rec_u["undo_teacher"] == "unlearned"
+    from genforget.lm.data import Collator, tokenize_all
+
+    batch = Collator(tok.pad_token_id)(tokenize_all(retain[:16], tok, 256))
+    batch.pop("idx")
+    with torch.no_grad():
+        nll = {
+            k: float(sequence_scores(m, batch).nll.mean())
+            for k, m in (("victim", from_victim), ("unlearned", from_unlearned), ("teacher", teacher))
+        }
+    # The victim knows the retain texts best: its student ends nearer the victim's NLL.
+    assert nll["victim"] < nll["unlearned"] - 0.2
+    with pytest.raises(ValueError, match="undo_teacher"):
+        genforget.UnlearnConfig(undo_teacher="oracle")

@@ -98,3 +98,9 @@ def forget_loss_again(method_run, model, raw, attach_ref, fb: dict, idx: torch.T
     if fresh:
         scores = attach_ref(scores_from_tokens(*token_logprobs(model, fb)), fb, idx)
     return method_run.loss(scores, None, model, raw, fb, idx, None)
+
+
+def forget_nll_at(model, fb: dict) -> torch.Tensor:
+    """The forget batch's mean NLL over its loss tokens at the weights as they are when called
+    (the relearn-aware remedy's simulated attacker)."""
+    return sequence_scores(model, fb).nll.mean()

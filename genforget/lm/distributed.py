@@ -225,9 +225,9 @@ def configure_engine(accelerator, config, model: torch.nn.Module, method=None) -
             f"a 4-/8-bit (bitsandbytes) base model under {dt} is not supported: quantized LoRA (QLoRA) runs on "
             "one process or under DDP (recipes/accelerate/ddp.yaml); or load the base unquantized to shard it"
         )
-    if config.sam_rho > 0 or config.quant_aware_weight > 0:
+    if config.sam_rho > 0 or config.quant_aware_weight > 0 or config.relearn_aware_steps > 0:
         raise ValueError(
-            f"sam_rho / quant_aware_weight are not supported under {dt}: they run several backward passes per "
+            f"sam_rho / quant_aware_weight / relearn_aware_steps are not supported under {dt}: they run several backward passes per "
             "step at moved weights (DeepSpeed steps its optimizer in each backward); set them 0 or use DDP"
         )
     if config.undo_alpha > 0:

@@ -26,6 +26,7 @@ from genforget.lm.batches import (
     concat_batches,
     flush_history,
     forget_loss_again,
+    forget_nll_at,
 )
 from genforget.lm.chat import render_examples
 from genforget.lm.data import Collator, normalise_example, tokenize_all
@@ -143,6 +144,10 @@ def unlearn_lm(
         check_ids_fit(model, feats, name)  # a special token's text in the data, beyond the embedding
 
     ref_cache = ref_copy = None
+    # UNDO's victim teacher: the weights as given, before any step moves them.
+    teacher = None
+    if config.undo_alpha > 0 and config.undo_teacher == "victim":
+        teacher = copy.deepcopy(model).requires_grad_(False).eval()
     if method.needs_ref and config.reference == "copy":
         # The naive reference open toolkits use, kept for inputs that are not deterministic and
         # as the benchmark's baseline: a second model in memory and a second forward per step.
@@ -320,7 +325,8 @@ def unlearn_lm(
             forget_loss = functools.partial(
                 forget_loss_again, method_run, model, raw, attach_ref, fb, idx, scores
             )
-            robust.backward(accelerator.backward, loss, forget_loss)
+            forget_nll = functools.partial(forget_nll_at, model, fb)
+            robust.backward(accelerator.backward, loss, forget_loss, forget_nll)
         if config.max_grad_norm > 0:  # DeepSpeed clips inside its step (configure_engine set the norm)
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
         opt.step()
@@ -374,10 +380,15 @@ def unlearn_lm(
             forget=forget,
             mask_ratio=config.undo_mask_ratio,
             nll_weight=config.undo_nll_weight,
+            teacher=teacher,
+            mask_unit=config.undo_mask_unit,
         )
         if history is not None:
             history.append(dict(record, step=config.max_steps, stage="undo"))
-        events.append(f"UNDO: noised {config.undo_alpha:g} toward init, distilled {config.undo_steps} steps")
+        events.append(
+            f"UNDO: noised {config.undo_alpha:g} toward init, distilled the {config.undo_teacher} model "
+            f"{config.undo_steps} steps"
+        )
     # The prepared (possibly sharded) model runs the measuring forwards; UNDO's student is new.
     finish_run(
         probe, result if config.undo_alpha > 0 else model, events, accelerator, outcome, tracker, step + 1

@@ -14,6 +14,13 @@ for forgetting that survives the move (the retain term stays at the weights them
   2024's remedy for "Does your LLM truly unlearn? An embarrassingly simple approach to recover
   unlearned knowledge" (arXiv:2410.16454): the forget set must stay forgotten on the grid a
   4-bit deployment puts the weights on.
+- ``relearn_aware_steps`` — a relearn-aware forget loss in the spirit of meta-unlearning (Tamirisa
+  et al. 2024, "Tamper-Resistant Safeguards for Open-Weight LLMs", arXiv:2408.00761; Gao et al.
+  2024, "Meta-Unlearning on Diffusion Models", arXiv:2410.12777): an attacker is simulated for
+  ``k`` fine-tuning steps on the forget batch (sign-of-gradient descent on its NLL, the shape of
+  Adam's first steps, at ``relearn_aware_lr``) and the method's forget loss is taken where the
+  attacker ends; its gradient there is added to the step's (first-order, as first-order MAML),
+  so the optimizer is paid for forgetting that survives ``k`` steps of relearning.
 """
 
 from __future__ import annotations
@@ -105,31 +112,71 @@ def fake_nf4(model: torch.nn.Module, blocksize: int = 64) -> Iterator[None]:
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
 
 
+def relearn_aware_backward(
+    backward: Callable[[torch.Tensor], None],
+    params: list[torch.nn.Parameter],
+    steps: int,
+    lr: float,
+    weight: float,
+    forget_nll: Callable[[], torch.Tensor],
+    forget_loss_at: Callable[[], torch.Tensor],
+) -> torch.Tensor:
+    """Adds ``weight`` × the gradient of the forget loss after ``steps`` simulated relearning
+    steps (``θ ← θ − lr · sign ∇ forget NLL``) to the parameters' ``.grad``; the weights are put
+    back exactly. Returns the forget loss at the attacker's end point."""
+    moves = [torch.zeros_like(p) for p in params]
+    try:
+        for _ in range(steps):
+            grads = torch.autograd.grad(forget_nll(), params, allow_unused=True)
+            with torch.no_grad():
+                for p, m, g in zip(params, moves, grads, strict=True):
+                    if g is not None:
+                        d = -lr * g.sign()
+                        p.add_(d)
+                        m.add_(d)
+        attacked = forget_loss_at()
+        backward(weight * attacked)
+    finally:
+        with torch.no_grad():
+            for p, m in zip(params, moves, strict=True):
+                p.sub_(m)
+    return attacked.detach()
+
+
 class RobustStep:
     """The backward of one training step with the configured remedies (``None`` when none is)."""
 
     def __init__(
-        self, params: list, model: torch.nn.Module, sam_rho: float, quant_aware_weight: float
+        self,
+        params: list,
+        model: torch.nn.Module,
+        sam_rho: float,
+        quant_aware_weight: float,
+        relearn_aware: tuple[int, float, float] = (0, 0.0, 0.0),
     ) -> None:
         self.params, self.model = params, model
         self.sam_rho, self.quant_aware_weight = sam_rho, quant_aware_weight
+        self.relearn_steps, self.relearn_lr, self.relearn_weight = relearn_aware
 
     @classmethod
     def from_config(cls, config, params: list, model: torch.nn.Module) -> RobustStep | None:
-        if config.sam_rho <= 0 and config.quant_aware_weight <= 0:
+        relearn = (config.relearn_aware_steps, config.relearn_aware_lr, config.relearn_aware_weight)
+        if config.sam_rho <= 0 and config.quant_aware_weight <= 0 and relearn[0] <= 0:
             return None
-        return cls(params, model, config.sam_rho, config.quant_aware_weight)
+        return cls(params, model, config.sam_rho, config.quant_aware_weight, relearn)
 
     def backward(
         self,
         backward: Callable[[torch.Tensor], None],
         loss: torch.Tensor,
         forget_loss: Callable[[bool], torch.Tensor],
+        forget_nll: Callable[[], torch.Tensor] | None = None,
     ) -> None:
         """``loss`` (forget + retain, at ``θ``) back-propagated with its forget term replaced by the
         SAM version, plus ``quant_aware_weight`` × the forget loss through NF4 rounding.
         ``forget_loss(False)``: the forget term of ``loss``'s own forward; ``forget_loss(True)``: a
-        new forget forward at the weights as they are when called."""
+        new forget forward at the weights as they are when called; ``forget_nll()``: the forget
+        batch's mean NLL at the weights as they are (the simulated attacker's loss)."""
         if self.sam_rho > 0:
             sam_backward(
                 backward, loss, forget_loss(False), self.params, self.sam_rho, lambda: forget_loss(True)
@@ -139,3 +186,15 @@ class RobustStep:
         if self.quant_aware_weight > 0:
             with fake_nf4(self.model):
                 backward(self.quant_aware_weight * forget_loss(True))
+        if self.relearn_steps > 0:
+            if forget_nll is None:
+                raise ValueError("relearn_aware_steps needs the forget batch's NLL (forget_nll)")
+            relearn_aware_backward(
+                backward,
+                self.params,
+                self.relearn_steps,
+                self.relearn_lr,
+                self.relearn_weight,
+                forget_nll,
+                lambda: forget_loss(True),
+            )

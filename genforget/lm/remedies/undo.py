@@ -65,16 +65,39 @@ def _grad_magnitudes(model: torch.nn.Module, feats: list[dict], collate: Collato
     return total
 
 
+def _tensor_masks(
+    g_f: dict[str, torch.Tensor], g_r: dict[str, torch.Tensor], n_f: int, n_r: int, ratio: float
+) -> dict[str, torch.Tensor]:
+    """Whole tensors, most forget-concentrated first (summed |∇ forget| / summed |∇ retain|),
+    until they hold ``ratio`` of all entries: a reset of the layers the forget gradient lands in."""
+    score = {n: float(g.sum() / n_f) / (float(g_r[n].sum() / n_r) + 1e-8) for n, g in g_f.items()}
+    total = sum(g.numel() for g in g_f.values())
+    masks, taken = {}, 0
+    for n in sorted(score, key=score.get, reverse=True):
+        take = taken < ratio * total
+        masks[n] = torch.full_like(g_f[n], take, dtype=torch.bool)
+        taken += g_f[n].numel() if take else 0
+    return masks
+
+
 def saliency_masks(
-    model: torch.nn.Module, forget: list[dict], retain: list[dict], collate: Collator, ratio: float
+    model: torch.nn.Module,
+    forget: list[dict],
+    retain: list[dict],
+    collate: Collator,
+    ratio: float,
+    unit: str = "entry",
 ) -> dict[str, torch.Tensor]:
     """The ``ratio`` share of all trainable entries that matter most to the forget set relative
     to the retain set: ``|∇ forget NLL| / (|∇ retain NLL| + ε)`` at the unlearned weights, i.e. the
     weights a relearning attacker would move first and the retain data leans on least (SalUn's
     gradient saliency, Fan et al. 2024, arXiv:2310.12508, with SSD's retain normalisation, Foster
-    et al. 2024, arXiv:2308.07707)."""
+    et al. 2024, arXiv:2308.07707). ``unit="tensor"``: whole weight tensors instead of entries
+    (:func:`_tensor_masks`)."""
     g_f = _grad_magnitudes(model, forget, collate)
     g_r = _grad_magnitudes(model, retain, collate)
+    if unit == "tensor":
+        return _tensor_masks(g_f, g_r, len(forget), len(retain), ratio)
     # The ratio has no unit, so one threshold over all tensors compares like with like: a
     # forgotten name's embedding row (no retain gradient at all) ranks above any shared weight.
     scores = {n: (gf / len(forget)) / (g_r[n] / len(retain) + 1e-8) for n, gf in g_f.items()}
@@ -144,11 +167,15 @@ def undo(
     forget: list[dict] | None = None,
     mask_ratio: float = 1.0,
     nll_weight: float = 0.0,
+    teacher: torch.nn.Module | None = None,
+    mask_unit: str = "entry",
 ) -> tuple[torch.nn.Module, dict]:
     """UNDO on an unlearned (full-parameter) ``model``: a noised copy distilled from ``model`` on
     the whole texts of ``retain``. Returns ``(student, record)``; ``model`` is left as it was.
     ``mask_ratio`` < 1 noises only that share of each tensor, chosen by :func:`saliency_masks`
-    over ``forget`` (the whole texts of the forgotten examples) and ``retain``."""
+    over ``forget`` (the whole texts of the forgotten examples) and ``retain``. ``teacher``: the
+    model distilled from (default ``model``, the paper's); the victim before unlearning knows the
+    retained people best, and the retain texts it is queried on hold none of the forgotten."""
     if not retain:
         raise ValueError("undo needs retain data to distil on (retain_data)")
     if steps < 1:
@@ -163,16 +190,25 @@ def undo(
             raise ValueError("undo with mask_ratio < 1 needs the forget examples to rank weights")
         whole = [{"text": normalise_example(ex)["text"]} for ex in forget]
         masks = saliency_masks(
-            model, tokenize_all(whole, tokenizer, max_length, "forget"), feats, collate, mask_ratio
+            model, tokenize_all(whole, tokenizer, max_length, "forget"), feats, collate, mask_ratio, mask_unit
         )
     student = copy.deepcopy(model)
     noise_like_init(student, alpha, beta, seed, masks)
     losses = distill(
-        student, model, feats, collate, steps, learning_rate, batch_size, seed, nll_weight=nll_weight
+        student,
+        model if teacher is None else teacher.to(next(model.parameters()).device),
+        feats,
+        collate,
+        steps,
+        learning_rate,
+        batch_size,
+        seed,
+        nll_weight=nll_weight,
     )
     return student, {
         "undo_alpha": alpha,
         "undo_steps": steps,
+        "undo_teacher": "unlearned" if teacher is None else "victim",
         "undo_first_kl": losses[0],
         "undo_last_kl": losses[-1],
     }
