@@ -1,7 +1,7 @@
 """The image-copyright takedown demo: a memorising text-to-image model, one work taken down, proven.
 
-``make demo-image-copyright`` (``genforget demo image-copyright --config
-recipes/configs/demo_image_copyright.yaml``) runs :func:`run_image_copyright_demo`, offline:
+``make demo-diffusion-copyright`` (``genforget demo diffusion-copyright --config
+recipes/configs/demo_diffusion_copyright.yaml``) runs :func:`run_image_copyright_demo`, offline:
 
 1. victim: a tiny Stable Diffusion pipeline trained on shapes captions plus four real photographs
    shipped in scikit-image / scikit-learn, each duplicated; oracle: the same without the taken-down
@@ -51,7 +51,7 @@ class ImageCopyrightDemoArgs:
     """Where the demo writes, which work is taken down, and how much it samples and attacks."""
 
     output_dir: str = field(
-        default="runs/demo-image-copyright", metadata={"help": "run dir (victim/oracle cached)"}
+        default="runs/demo-diffusion-copyright", metadata={"help": "run dir (victim/oracle cached)"}
     )
     takedown: str = field(
         default="astronaut", metadata={"help": f"the work taken down, one of {sorted(WORKS)}"}
@@ -73,7 +73,7 @@ class ImageCopyrightDemoArgs:
 
 
 def _log(msg: str) -> None:
-    print(f"[demo-image-copyright] {msg}", flush=True)
+    print(f"[demo-diffusion-copyright] {msg}", flush=True)
 
 
 def _takedown_file(key: str, out: Path) -> Path:
