@@ -112,7 +112,8 @@ def usage() -> str:
     lines = [f"  {n:<{width}}  {d.help}" for n, d in DEMOS.items()]
     return (
         "usage: genforget demo <name> [--config x.yaml] [--field value ...]  (genforget demo <name> --help: "
-        "its options)\n\ndemos:\n" + "\n".join(lines)
+        "its options)\n\ndemos:\n"
+        + "\n".join(lines)
         + "".join(f"\n  ({old}: the old name of {new})" for old, new in ALIASES.items())
     )
 
