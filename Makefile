@@ -9,8 +9,8 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo demo-diffusion demo-diffusion-sd demo-image-copyright demo-request demo-copyright demo-poison demo-bias \
-	test test-slow lint clean-demo clean-demo-diffusion clean-demo-diffusion-sd clean-demo-image-copyright clean-demo-request \
+.PHONY: install demo demo-diffusion demo-diffusion-sd demo-diffusion-copyright demo-image-copyright demo-request demo-copyright demo-poison demo-bias \
+	test test-slow lint clean-demo clean-demo-diffusion clean-demo-diffusion-sd clean-demo-diffusion-copyright clean-demo-image-copyright clean-demo-request \
 	clean-demo-poison clean-demo-bias eval bench bench-locate bench-robust docs config-docs wheel-check
 
 $(BIN)/python:
@@ -43,11 +43,14 @@ demo-diffusion-sd: $(STAMP)
 	$(BIN)/genforget demo diffusion-sd --config recipes/configs/esd_concept.yaml
 
 # Image copyright takedown: a tiny text-to-image model memorises four photographs shipped in
-# scikit-image / scikit-learn (victim + retrain oracle cached in runs/demo-image-copyright) ->
+# scikit-image / scikit-learn (victim + retrain oracle cached in runs/demo-diffusion-copyright) ->
 # locate the rights-holder's JPEG among the training images -> unlearn its caption -> extraction
 # vs the oracle, attacks (paraphrase, optimised condition, relearning) -> certificate + ledger.
-demo-image-copyright: $(STAMP)
-	$(BIN)/genforget demo image-copyright --config recipes/configs/demo_image_copyright.yaml
+demo-diffusion-copyright: $(STAMP)
+	$(BIN)/genforget demo diffusion-copyright --config recipes/configs/demo_diffusion_copyright.yaml
+
+# The same demo under its first name.
+demo-image-copyright: demo-diffusion-copyright
 
 # Tiny Shakespeare: memorise 9 plays, take The Tempest down with every LM method, vs the retrained oracle.
 demo-copyright: $(STAMP)
@@ -118,8 +121,10 @@ clean-demo-diffusion:
 clean-demo-diffusion-sd:
 	rm -rf runs/demo-diffusion-sd
 
-clean-demo-image-copyright:
-	rm -rf runs/demo-image-copyright
+clean-demo-diffusion-copyright:
+	rm -rf runs/demo-diffusion-copyright
+
+clean-demo-image-copyright: clean-demo-diffusion-copyright
 
 clean-demo-request:
 	rm -rf runs/demo-request runs/demo-request-data

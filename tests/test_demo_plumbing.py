@@ -65,7 +65,7 @@ def test_demo_help_lists_every_demo_and_every_entry_resolves(capsys):
         "pii",
         "diffusion",
         "diffusion-sd",
-        "image-copyright",
+        "diffusion-copyright",
         "request",
         "copyright",
         "poison",
@@ -107,3 +107,16 @@ def test_relearn_ladders_from_the_command_line_are_numbers():
     for bad in (["3", "0"], ["1", "2"], ["x"]):
         with pytest.raises(UsageError, match="relearn_budgets"):
             check_budgets(SimpleNamespace(relearn_budgets=bad), "relearn_budgets")
+
+
+def test_old_demo_name_is_an_alias_of_the_new(tmp_path, capsys):
+    """``genforget demo image-copyright`` runs the diffusion-copyright demo: the same option
+    check answers (exit 2) under both names, and neither writes anything."""
+    from genforget.cli.demos import ALIASES, demo_main
+
+    assert ALIASES == {"image-copyright": "diffusion-copyright"}
+    for name in ("diffusion-copyright", "image-copyright"):
+        out = tmp_path / name
+        assert demo_main([name, "--takedown", "mona-lisa", "--output_dir", str(out)]) == 2
+        assert "takedown must be one of the built-in works" in capsys.readouterr().err
+        assert not out.exists()

@@ -69,8 +69,8 @@ DEMOS: dict[str, Demo] = {
         "genforget.demos.diffusion_sd:run_sd_demo",
         _check_caption,
     ),
-    "image-copyright": Demo(
-        "take down a memorised training image from a tiny text-to-image model (make demo-image-copyright)",
+    "diffusion-copyright": Demo(
+        "take down a memorised training image from a tiny text-to-image model (make demo-diffusion-copyright)",
         ("genforget.demos.image_copyright:ImageCopyrightDemoArgs", UNLEARN, DIFFUSION),
         "genforget.demos.image_copyright:run_image_copyright_demo",
         _check_work,
@@ -98,6 +98,10 @@ DEMOS: dict[str, Demo] = {
 }
 
 
+# Older names kept working: ``genforget demo image-copyright`` is the diffusion-copyright demo.
+ALIASES: dict[str, str] = {"image-copyright": "diffusion-copyright"}
+
+
 def _resolve(ref: str) -> Any:
     module, attr = ref.split(":")
     return getattr(importlib.import_module(module), attr)
@@ -108,7 +112,9 @@ def usage() -> str:
     lines = [f"  {n:<{width}}  {d.help}" for n, d in DEMOS.items()]
     return (
         "usage: genforget demo <name> [--config x.yaml] [--field value ...]  (genforget demo <name> --help: "
-        "its options)\n\ndemos:\n" + "\n".join(lines)
+        "its options)\n\ndemos:\n"
+        + "\n".join(lines)
+        + "".join(f"\n  ({old}: the old name of {new})" for old, new in ALIASES.items())
     )
 
 
@@ -119,6 +125,8 @@ def demo_main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
+    if argv and argv[0] in ALIASES:
+        argv = [ALIASES[argv[0]], *argv[1:]]
     if not argv or argv[0] not in DEMOS:
         got = repr(argv[0]) if argv else "nothing"
         print(

@@ -9,6 +9,8 @@ TRAIN: a file, a directory or a quoted glob of shards ('runs/x/*.parquet'; .json
 scans it with N local processes through datatrove (``genforget[scale]``); ``--executor slurm``
 or ``ray`` runs the same pipeline on a cluster, with the executor's own options (partition,
 time, cpus_per_task, work_dir, ...) in ``--executor_options`` (see docs/corpus-scale.md).
+An image takedown (image files or hashes in the request) takes a diffusers pipeline dir as
+``--model`` and an image–caption dataset dir as ``--data`` (docs/image-copyright.md).
 Without ``--data`` (person requests only), the forget set is built from the model's own texts
 about the person and the certificate says no corpus was scanned (docs/evidence.md).
 
@@ -25,11 +27,13 @@ from genforget.config import UsageError
 
 
 def forget_main(argv: list[str] | None = None) -> int:
+    from genforget.diffusion.data import DiffusionConfig
     from genforget.requests.pipeline import ForgetArgs, RequestUnlearnConfig, forget_requests
 
     try:
-        args, cfg = parse_config((ForgetArgs, RequestUnlearnConfig), argv)
-        result = forget_requests(args, cfg)
+        # DiffusionConfig: the sampling settings of an image takedown (ignored by text requests)
+        args, cfg, dcfg = parse_config((ForgetArgs, RequestUnlearnConfig, DiffusionConfig), argv)
+        result = forget_requests(args, cfg, diffusion=dcfg)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

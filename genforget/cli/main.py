@@ -23,7 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "train-victim": ("genforget.cli.victim:train_victim_main", "train the built-in memorising victim"),
     "demo": (
         "genforget.cli.demos:demo_main",
-        "run a built-in demo: pii | diffusion | diffusion-sd | image-copyright | request | copyright | poison | bias",
+        "run a built-in demo: pii | diffusion | diffusion-sd | diffusion-copyright | request | copyright | poison | bias",
     ),
     "forget": ("genforget.cli.forget:forget_main", "act on deletion requests: locate, unlearn, certify"),
     "ledger": ("genforget.cli.ledger:ledger_main", "ledger verify PATH: check the deletion ledger's chain"),

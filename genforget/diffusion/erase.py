@@ -77,6 +77,8 @@ def erase_concept(
         # user prompts may be private: in the record only as hashes
         keep = list(keep_prompts)
         keep_record = {"source": "user", "count": len(keep), "sha256": [sha256_text(p) for p in keep]}
+    if getattr(cfg, "anchor_prompt", "") and not other_prompts:  # concept ablation's anchor
+        other_prompts = [cfg.anchor_prompt]
     task = pipeline_task(model, concept, keep, other_prompts, latents)
     info: dict = {}
     t0 = time.perf_counter()

@@ -126,7 +126,19 @@ def unlearn_diffusion(
     model.to(accelerator.device)
     device = accelerator.device
 
-    if method.diffusion_target == "esd" or task.forget_images is None:
+    anchor = None
+    if method.diffusion_target == "anchor":
+        # Concept ablation: noisy images of the anchor caption (the frozen model's own samples),
+        # each paired with the forgotten caption's condition.
+        n = dcfg.num_model_samples
+        anchor = _repeat_rows(cond_index(task.other_conds, torch.arange(1)), n)
+        images = _own_samples(model, scheduler, task, anchor, dcfg, g, "ablate: sampling the anchor")
+        cond = _repeat_rows(task.forget_cond, n)
+        if task.forget_images is not None:
+            print(f"[genforget] ablate trains on the frozen model's samples of the anchor: the "
+                  f"{len(task.forget_images)} given forget images are not used", file=sys.stderr)  # fmt: skip
+        info["forget_images"] = f"{n} samples of the frozen model for the anchor"
+    elif method.diffusion_target == "esd" or task.forget_images is None:
         # The model's own samples of the concept, drawn once before any update (so from the
         # frozen model): ESD's data by design, every other method's when no images are given.
         n = dcfg.num_model_samples
@@ -214,6 +226,9 @@ def unlearn_diffusion(
         elif method.diffusion_target == "esd":
             null = cond_to(cond_expand(task.null_cond, len(x0)), device)
             target = esd_target(frozen_pred(x_t, t, c), frozen_pred(x_t, t, null), config.esd_eta)
+        elif method.diffusion_target == "anchor":
+            a = cond_to(cond_expand(cond_index(anchor, torch.arange(1)), len(x0)), device)
+            target = frozen_pred(x_t, t, a)
         elif method.diffusion_target == "relabel":
             pick = torch.randint(0, cond_len(task.other_conds), (len(x0),), generator=g)
             target = frozen_pred(x_t, t, cond_to(cond_index(task.other_conds, pick), device))

@@ -33,6 +33,7 @@ BUILTIN: dict[str, str] = {
     "newton": "genforget.methods.newton:Newton",
     "esd": "genforget.methods.esd:ESD",
     "salun": "genforget.methods.salun:SalUn",
+    "ablate": "genforget.methods.ablate:Ablate",
 }
 
 

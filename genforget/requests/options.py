@@ -45,6 +45,12 @@ class ForgetArgs(ThreadArgs, ChatTemplateArgs, OutputArgs):
     near_dup: float = field(
         default=0.2, metadata={"help": "kind: work: near-duplicate bigram Jaccard of a window (0 = off)"}
     )
+    image_samples: int = field(
+        default=8, metadata={"help": "image takedown: generations per caption, before and after"}
+    )
+    image_max_distance: int = field(
+        default=10, metadata={"help": "image takedown: perceptual-hash bits (of 64) a copy may differ by"}
+    )
     workers: int = field(
         default=0, metadata={"help": "locate with N worker processes via datatrove (0 = in this process)"}
     )

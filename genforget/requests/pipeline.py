@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from genforget.config import UnlearnConfig, UsageError
+from genforget.diffusion.data import DiffusionConfig
 from genforget.requests.certificate import (
     file_certificate,
     hmac_hex,
@@ -38,9 +39,14 @@ from genforget.requests.verify import figures, measure, verification_plan
 
 
 def forget_requests(
-    args: ForgetArgs, cfg: UnlearnConfig | None = None, requests: list[Request] | None = None
+    args: ForgetArgs,
+    cfg: UnlearnConfig | None = None,
+    requests: list[Request] | None = None,
+    diffusion: DiffusionConfig | None = None,
 ) -> ForgetResult:
-    """Run the whole request pipeline (see the module docstring); returns the certificates."""
+    """Run the whole request pipeline (see the module docstring); returns the certificates.
+    Image takedowns go to :func:`genforget.diffusion.forget_images.forget_image_requests`
+    (``diffusion``: its sampling settings)."""
 
     from genforget.adapters import save_model
     from genforget.api import load_model
@@ -61,6 +67,10 @@ def forget_requests(
         from genforget.requests.association_pipeline import forget_associations
 
         return forget_associations(args, cfg, requests)
+    if any(r.is_image for r in requests):
+        from genforget.diffusion.forget_images import forget_image_requests
+
+        return forget_image_requests(args, cfg, requests, diffusion)
     out, ledger_path, key_path = resolve_paths(args)
     if not args.model:
         raise UsageError("--model is required (the trained model's save_pretrained dir)")

@@ -7,8 +7,14 @@ identifiers:               # person: any subset; each a list of values
   name: ["Jane Roe"]
   email: ["jane.roe@example.org"]
   phone: ["+1 (555) 010-0199"]
-documents: []              # work: paths of the text(s) taken down
+documents: []              # work: paths of the text(s) taken down, or of image files
+hashes: []                 # work (images): "sha256:<64 hex>" of a file, "phash:<16 hex>" of an image
 ```
+
+A ``work`` whose documents are image files (``.png``, ``.jpg`` ...) or that gives ``hashes`` is an
+image takedown (``kind: image`` says the same): it runs on a diffusers pipeline and an
+image–caption dataset (:mod:`genforget.diffusion.forget_images`). Image and text documents are not
+mixed in one request.
 
 ``kind: association`` names a protected attribute, the outcome words and the fair rule instead
 (``attribute``, ``outcome``, ``rule``: see :mod:`genforget.requests.association`).
@@ -30,9 +36,10 @@ from genforget.config import UsageError
 from genforget.methods.registry import did_you_mean
 from genforget.requests.association import ASSOCIATION_KEYS, AssociationSpec, parse_association
 
-KINDS = ("person", "work", "association")
+KINDS = ("person", "work", "image", "association")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 IDENTIFIER_TYPES = ("name", "email", "phone", "iban", "id_number", "address", "other")
-TOP_KEYS = ("id", "kind", "identifiers", "documents", "region", *ASSOCIATION_KEYS)
+TOP_KEYS = ("id", "kind", "identifiers", "documents", "hashes", "region", *ASSOCIATION_KEYS)
 
 
 @dataclass
@@ -48,13 +55,25 @@ class Request:
     region: str = "US"  # default country of phone numbers written without a country code
     path: str = ""
     association: AssociationSpec | None = None  # kind: association
+    images: list[str] = field(default_factory=list)  # image takedown: the files' paths (read later)
+    image_hashes: list[str] = field(default_factory=list)  # "sha256:..." / "phash:..." (lower case)
+
+    @property
+    def is_image(self) -> bool:
+        """An image takedown (image files or image hashes), whatever its ``kind`` said."""
+        return bool(self.images or self.image_hashes)
 
     def values(self) -> list[str]:
         """Every identifier value (for leak checks); documents are not included."""
         return [v for vals in self.identifiers.values() for v in vals]
 
     def n_identifiers(self) -> int:
-        return sum(len(v) for v in self.identifiers.values()) + len(self.documents)
+        return (
+            sum(len(v) for v in self.identifiers.values())
+            + len(self.documents)
+            + len(self.images)
+            + len(self.image_hashes)
+        )
 
 
 def _norm(s: str) -> str:
@@ -76,7 +95,7 @@ def parse_request(data: object, source: str = "<request>", base_dir: Path | None
         raise UsageError(f"{source}: field 'kind' must be one of {', '.join(KINDS)} (got {kind!r})")
     given = [k for k in ASSOCIATION_KEYS if k in data]
     if kind == "association":
-        if data.get("identifiers") or data.get("documents"):
+        if data.get("identifiers") or data.get("documents") or data.get("hashes"):
             raise UsageError(
                 f"{source}: kind: association takes attribute, outcome and rule, not identifiers or documents"
             )
@@ -113,11 +132,16 @@ def parse_request(data: object, source: str = "<request>", base_dir: Path | None
         docs = [docs]
     if not isinstance(docs, list):
         raise UsageError(f"{source}: field 'documents' must be a list of file paths")
-    texts, paths = [], []
+    texts, paths, images = [], [], []
     for d in docs:
         p = Path(str(d))
         if not p.is_absolute() and base_dir is not None and not p.exists():
             p = base_dir / p
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            if not p.is_file():
+                raise UsageError(f"{source}: documents: image file {str(d)!r} not found")
+            images.append(str(p))
+            continue
         try:
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
@@ -126,14 +150,52 @@ def parse_request(data: object, source: str = "<request>", base_dir: Path | None
             raise UsageError(f"{source}: documents: {str(d)!r} is empty")
         texts.append(text)
         paths.append(str(d))
-    if kind == "person" and docs:
-        raise UsageError(f"{source}: 'documents' belongs to kind: work; a person request names identifiers")
-    if kind == "work" and identifiers:
-        raise UsageError(f"{source}: kind: work takes 'documents', not 'identifiers'")
+    hashes = _image_hashes(data.get("hashes"), source)
+    if kind == "person" and (docs or hashes):
+        raise UsageError(
+            f"{source}: 'documents' and 'hashes' belong to kind: work; a person request names identifiers"
+        )
+    if kind in ("work", "image") and identifiers:
+        raise UsageError(f"{source}: kind: {kind} takes 'documents' (or 'hashes'), not 'identifiers'")
+    if (images or hashes) and texts:
+        raise UsageError(
+            f"{source}: documents mixes image files with text files; an image takedown and a text "
+            "takedown run on different models: file them as two requests"
+        )
+    if kind == "image" and not (images or hashes):
+        raise UsageError(
+            f"{source}: kind: image needs image files under 'documents' ({', '.join(IMAGE_SUFFIXES)}) "
+            "or 'hashes'"
+        )
+    if images or hashes:
+        return Request(str(rid).strip(), kind, path=source, images=images, image_hashes=hashes)
     if not identifiers and not texts:
         what = "identifiers (name, email, phone, ...)" if kind == "person" else "documents"
         raise UsageError(f"{source}: empty request: give at least one value under {what}")
     return Request(str(rid).strip(), kind, identifiers, texts, paths, region.upper(), source)
+
+
+def _image_hashes(raw: object, source: str) -> list[str]:
+    """``hashes``: ``sha256:<64 hex>`` (a file's bytes) or ``phash:<16 hex>`` (a perceptual hash,
+    as ``imagehash.phash`` prints it), lower-cased and de-duplicated."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise UsageError(
+            f"{source}: field 'hashes' must be a list like ['sha256:<64 hex>', 'phash:<16 hex>']"
+        )
+    out = []
+    for h in raw:
+        algo, _, hexd = str(h).strip().lower().partition(":")
+        width = {"sha256": 64, "phash": 16}.get(algo)
+        if width is None or len(hexd) != width or any(c not in "0123456789abcdef" for c in hexd):
+            raise UsageError(
+                f"{source}: hashes: {str(h)[:80]!r} is not 'sha256:<64 hex digits>' or 'phash:<16 hex digits>'"
+            )
+        out.append(f"{algo}:{hexd}")
+    return list(dict.fromkeys(out))
 
 
 def load_request(path: str | Path) -> Request:
