@@ -265,7 +265,18 @@ def test_demo_pipeline_small_reports_and_caches(tmp_path, corpus):
     assert "forget MIA min-k AUC, |unlearned - oracle|" in names
     gap = abs(data["models"]["unlearned"]["mia_min_k_auc"] - data["models"]["oracle"]["mia_min_k_auc"])
     assert data["checks"][names.index("forget MIA min-k AUC, |unlearned - oracle|")]["value"] == gap
-    assert _leaks(run, corpus) == []
+    # the demo's own corpus (20 people), not the 200-person fixture's, is what must not leak
+    demo_corpus = args.build_corpus()
+    assert demo_corpus.pii_values("forget") and _leaks(run, demo_corpus) == []
+    # make demo's unlearned model carries a model card a hub client parses, with no forget value
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(run / "unlearned" / "README.md")
+    assert {"genforget", "npo"} <= set(card.data.tags) and "forget" in card.text.lower()
+    # ... and the demo's gating checks with their bars, as measured
+    shown = json.dumps(card.data.to_dict()) + card.text
+    first = data["checks"][0]
+    assert first["name"] in shown and f"{first['value']}"[:5] in shown
     # Second run: victim and oracle come from the cache (same recorded training time).
     again = run_demo(args, ucfg)
     assert again["timings"]["train_victim_s"] == report["timings"]["train_victim_s"]

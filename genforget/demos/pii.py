@@ -171,6 +171,18 @@ def run_demo(args: DemoArgs, ucfg: UnlearnConfig) -> dict:
     report["timings"] = {**timings, **report["timings"]}
     report["config"].update(as_dicts(unlearn=ucfg, demo=args, victim=vcfg), saved_as=mode)
     report["checks"] = demo_checks(report["models"], timings, report.get("relearn_speed"))
+    # The card written at save time knew no figures; now the demo's checks (numbers and bars only)
+    # and the unlearned model's metrics go next to the weights, as a deletion request's card has.
+    from genforget.lm.model_card import write_lm_card
+
+    write_lm_card(
+        out / "unlearned",
+        unlearned,
+        adapter=mode == "adapter",
+        **card,
+        verification=report["checks"],
+        metrics=report["models"]["unlearned"],
+    )
     paths = write_report(report, out)
     show_report(report)
     print(

@@ -86,6 +86,8 @@ def write_lm_card(
             "decoding reproduces from their prefix; forgotten means forget extraction <= 0.10 after, "
             "with retain extraction and token accuracy within 0.10 of before."
         )
+    elif verification:
+        summary += " Its verification figures, each with its bar, are under Results."
     else:
         summary += " No outcome was measured for this save."
     if metrics:
