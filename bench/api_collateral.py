@@ -12,25 +12,22 @@ the retained people, and all retained PII. Writes runs/bench/api_collateral.json
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
+import sys
 import time
 from pathlib import Path
-
-import torch
 
 import genforget
 from genforget.data.pii import build_pii_corpus
 from genforget.evaluation.split import EvalSplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import demo_victim_args  # noqa: E402
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--victim", default="runs/demo/victim")
-    ap.add_argument("--out", default="runs/bench/api_collateral.json")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args = demo_victim_args(__doc__, out="runs/bench/api_collateral.json")
     corpus = build_pii_corpus(200, 50, 0.1, seed=0)
     victim, tok = genforget.load_model(args.victim)
     targeted = corpus.persons("forget")[:3]

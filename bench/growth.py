@@ -12,7 +12,6 @@ process (``_measure.py``) for its peak memory. Writes ``growth.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -20,13 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from genforget.config import UnlearnConfig
 from genforget.data.pii import build_pii_corpus
 from genforget.lm.trainer import unlearn_lm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import demo_victim_args  # noqa: E402
 from _measure import in_subprocess  # noqa: E402
 
 FACTORS = (1, 2, 5, 10)
@@ -91,13 +89,7 @@ def model_case(victim: str, size: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--victim", default="runs/demo/victim")
-    ap.add_argument("--out", default="runs/bench")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    if not (Path(args.victim) / "config.json").is_file():
-        sys.exit(f"no trained victim in {args.victim}: run `make demo` (or bench/quality_cost.py) first")
+    args = demo_victim_args(__doc__, out="runs/bench")
     victim = str(Path(args.victim).resolve())
     n0 = len(_examples()[0])
     forget_rows = []

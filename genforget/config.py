@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from genforget.common_args import arg
 from genforget.methods.registry import did_you_mean
 
 # What the calibrated stop can compare (genforget.lm.safeguards.stopping).
@@ -50,105 +51,76 @@ class UnlearnConfig:
             obj.__init__(**values)  # Python calls __init__ itself only on an instance of cls
         return obj
 
-    method: str = field(
-        default="npo",
-        metadata={
-            "help": "registered method: grad_ascent, grad_diff, npo, simnpo, idk_nll, idk_dpo, rmu, whp, "
-            "wga, newton; diffusion: esd, salun"
-        },
+    method: str = arg(
+        "npo",
+        "registered method: grad_ascent, grad_diff, npo, simnpo, idk_nll, idk_dpo, rmu, whp, "
+        "wga, newton; diffusion: esd, salun",
     )
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
-    max_steps: int = field(default=60, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=8, metadata={"help": "forget examples per step (per process)"})
-    retain_batch_size: int = field(default=16, metadata={"help": "retain examples per step (per process)"})
-    retain_weight: float = field(default=1.0, metadata={"help": "weight of the retain NLL term"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
-    reference: str = field(
-        default="auto",
-        metadata={
-            "help": "frozen reference of NPO-style methods: auto (cached log-probs; LoRA: adapter "
-            "off) or copy (a deep-copied model run every step: the naive baseline)"
-        },
+    learning_rate: float = arg(1e-3, "AdamW learning rate")
+    max_steps: int = arg(60, "optimizer steps")
+    batch_size: int = arg(8, "forget examples per step (per process)")
+    retain_batch_size: int = arg(16, "retain examples per step (per process)")
+    retain_weight: float = arg(1.0, "weight of the retain NLL term")
+    weight_decay: float = arg(0.0, "AdamW weight decay")
+    max_grad_norm: float = arg(1.0, "gradient clipping norm (0 = off)")
+    reference: str = arg(
+        "auto",
+        "frozen reference of NPO-style methods: auto (cached log-probs; LoRA: adapter "
+        "off) or copy (a deep-copied model run every step: the naive baseline)",
     )
-    gradient_checkpointing: bool = field(
-        default=False,
-        metadata={"help": "recompute activations during backward: far less memory, ~30 % more time"},
+    gradient_checkpointing: bool = arg(
+        False, "recompute activations during backward: far less memory, ~30 % more time"
     )
-    use_lora: bool = field(default=False, metadata={"help": "train a LoRA adapter; reference = adapter off"})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
-    use_rslora: bool = field(
-        default=True,
-        metadata={
-            "help": "causal LMs: rank-stabilised LoRA scale lora_alpha/sqrt(lora_r) (Kalajdzievski 2023) "
-            "instead of lora_alpha/lora_r, so an adapter learns at a rate near full fine-tuning's at the "
-            "same learning_rate; diffusion adapters keep lora_alpha/lora_r (diffusers' LoRA format)"
-        },
+    use_lora: bool = arg(False, "train a LoRA adapter; reference = adapter off")
+    lora_r: int = arg(8, "LoRA rank")
+    lora_alpha: int = arg(16, "LoRA alpha")
+    lora_dropout: float = arg(0.0, "LoRA dropout")
+    use_rslora: bool = arg(
+        True,
+        "causal LMs: rank-stabilised LoRA scale lora_alpha/sqrt(lora_r) (Kalajdzievski 2023) "
+        "instead of lora_alpha/lora_r, so an adapter learns at a rate near full fine-tuning's at the "
+        "same learning_rate; diffusion adapters keep lora_alpha/lora_r (diffusers' LoRA format)",
     )
-    lora_target_modules: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "module names LoRA wraps (empty: every linear layer of the decoder blocks, fused qkv and "
-            "MoE experts included, chosen per model and logged; diffusion: to_q to_k to_v to_out.0)"
-        },
+    lora_target_modules: list[str] = arg(
+        factory=list,
+        help="module names LoRA wraps (empty: every linear layer of the decoder blocks, fused qkv and "
+        "MoE experts included, chosen per model and logged; diffusion: to_q to_k to_v to_out.0)",
     )
-    layer_pattern: str = field(
-        default="",
-        metadata={
-            "help": "dotted name of the ModuleList holding the decoder blocks (model.layers, transformer.h, "
-            "...): where LoRA targets, rmu and whp look; empty: found from the model's block class"
-        },
+    layer_pattern: str = arg(
+        "",
+        "dotted name of the ModuleList holding the decoder blocks (model.layers, transformer.h, "
+        "...): where LoRA targets, rmu and whp look; empty: found from the model's block class",
     )
-    calibration_every: int = field(
-        default=5, metadata={"help": "steps between calibrated-stop checks (when calibration data is given)"}
+    calibration_every: int = arg(5, "steps between calibrated-stop checks (when calibration data is given)")
+    calibration_statistic: str = arg(
+        "text_min_k",
+        "what calibrated stop compares: text_min_k (min-k % of whole texts, what a "
+        "membership attack reads), min_k or nll (of the loss's target tokens)",
     )
-    calibration_statistic: str = field(
-        default="text_min_k",
-        metadata={
-            "help": "what calibrated stop compares: text_min_k (min-k % of whole texts, what a "
-            "membership attack reads), min_k or nll (of the loss's target tokens)"
-        },
+    collateral_max_loss: float = arg(
+        0.1,
+        "collateral watch (genforget.unlearn without calibration data): the share of other "
+        "people's same-shaped values (greedy extraction from the retain texts) that may be lost "
+        "before training backs off (last good weights, half the learning rate)",
     )
-    collateral_max_loss: float = field(
-        default=0.1,
-        metadata={
-            "help": "collateral watch (genforget.unlearn without calibration data): the share of other "
-            "people's same-shaped values (greedy extraction from the retain texts) that may be lost "
-            "before training backs off (last good weights, half the learning rate)"
-        },
+    max_length: int = arg(256, "truncate examples to this many tokens")
+    logging_steps: int = arg(10, "steps between progress-bar updates (each reads the device once)")
+    seed: int = arg(0, "random seed")
+    report_to: str = arg(
+        "none",
+        "experiment trackers (accelerate's): none, tensorboard, wandb, trackio, all, or several "
+        "comma-separated; per-step loss, forget/retain NLL, learning rate, stop and guard state, outcome",
     )
-    max_length: int = field(default=256, metadata={"help": "truncate examples to this many tokens"})
-    logging_steps: int = field(
-        default=10, metadata={"help": "steps between progress-bar updates (each reads the device once)"}
+    logging_dir: str = arg(
+        "", "where local trackers (tensorboard) write (empty: genforget_logs; CLI: <output_dir>.logs)"
     )
-    seed: int = field(default=0, metadata={"help": "random seed"})
-    report_to: str = field(
-        default="none",
-        metadata={
-            "help": "experiment trackers (accelerate's): none, tensorboard, wandb, trackio, all, or several "
-            "comma-separated; per-step loss, forget/retain NLL, learning rate, stop and guard state, outcome"
-        },
+    plain: bool = arg(
+        False,
+        "a fixed-step run for benchmarks: exactly max_steps steps, no calibrated stop, no "
+        "collateral watch, no divergence guard (overrides those settings)",
     )
-    logging_dir: str = field(
-        default="",
-        metadata={
-            "help": "where local trackers (tensorboard) write (empty: genforget_logs; CLI: <output_dir>.logs)"
-        },
-    )
-    plain: bool = field(
-        default=False,
-        metadata={
-            "help": "a fixed-step run for benchmarks: exactly max_steps steps, no calibrated stop, no "
-            "collateral watch, no divergence guard (overrides those settings)"
-        },
-    )
-    divergence_guard: bool = field(
-        default=True,
-        metadata={
-            "help": "stop and restore the last good state when retain perplexity rises past divergence_ratio x"
-        },
+    divergence_guard: bool = arg(
+        True, "stop and restore the last good state when retain perplexity rises past divergence_ratio x"
     )
     divergence_ratio: float = field(
         # 10x: a collapse (gradient ascent reaches 10^4x in 2 steps), not the transient rise of a
@@ -156,97 +128,69 @@ class UnlearnConfig:
         default=10.0,
         metadata={"help": "divergence guard: allowed retain perplexity / its value before training"},
     )
-    divergence_every: int = field(default=5, metadata={"help": "divergence guard: steps between checks"})
-    sam_rho: float = field(
-        default=0.0,
-        metadata={
-            "help": "remedy: sharpness-aware forget loss, taken at the worst point within this L2 radius "
-            "(Fan et al. 2025, arXiv:2502.05374; 0 = off; ~2x step cost)"
-        },
+    divergence_every: int = arg(5, "divergence guard: steps between checks")
+    sam_rho: float = arg(
+        0.0,
+        "remedy: sharpness-aware forget loss, taken at the worst point within this L2 radius "
+        "(Fan et al. 2025, arXiv:2502.05374; 0 = off; ~2x step cost)",
     )
-    quant_aware_weight: float = field(
-        default=0.0,
-        metadata={
-            "help": "remedy: weight of the forget loss taken through NF4 rounding (straight-through), so "
-            "forgetting holds after 4-bit quantisation (needs bitsandbytes; 0 = off)"
-        },
+    quant_aware_weight: float = arg(
+        0.0,
+        "remedy: weight of the forget loss taken through NF4 rounding (straight-through), so "
+        "forgetting holds after 4-bit quantisation (needs bitsandbytes; 0 = off)",
     )
-    relearn_aware_steps: int = field(
-        default=0,
-        metadata={
-            "help": "remedy: also take the forget loss after this many simulated relearning steps on the "
-            "forget batch (meta-unlearning, first-order; 0 = off; ~(2 + steps)x step cost)"
-        },
+    relearn_aware_steps: int = arg(
+        0,
+        "remedy: also take the forget loss after this many simulated relearning steps on the "
+        "forget batch (meta-unlearning, first-order; 0 = off; ~(2 + steps)x step cost)",
     )
-    relearn_aware_lr: float = field(
-        default=1e-3, metadata={"help": "relearn-aware remedy: the simulated attacker's (sign-)step size"}
+    relearn_aware_lr: float = arg(1e-3, "relearn-aware remedy: the simulated attacker's (sign-)step size")
+    relearn_aware_weight: float = arg(1.0, "relearn-aware remedy: weight of the forget loss after relearning")
+    undo_alpha: float = arg(
+        0.0,
+        "remedy UNDO (Lee et al. 2025, arXiv:2506.06278): after unlearning, move the weights "
+        "this far toward fresh initialisation, then distil the unlearned model back on retain "
+        "data (0 = off; full-parameter only)",
     )
-    relearn_aware_weight: float = field(
-        default=1.0, metadata={"help": "relearn-aware remedy: weight of the forget loss after relearning"}
+    undo_mask_ratio: float = arg(
+        1.0,
+        "UNDO: share of each weight tensor that is noised (1 = all, the paper's; below 1: the "
+        "entries most salient to the forget set relative to the retain set, SalUn/SSD-style)",
     )
-    undo_alpha: float = field(
-        default=0.0,
-        metadata={
-            "help": "remedy UNDO (Lee et al. 2025, arXiv:2506.06278): after unlearning, move the weights "
-            "this far toward fresh initialisation, then distil the unlearned model back on retain "
-            "data (0 = off; full-parameter only)"
-        },
+    undo_mask_unit: str = arg(
+        "entry",
+        "UNDO: what undo_mask_ratio ranks: entry (single weights) or tensor (whole weight "
+        "tensors, most forget-salient first: a reset of the layers the forget gradient concentrates in)",
     )
-    undo_mask_ratio: float = field(
-        default=1.0,
-        metadata={
-            "help": "UNDO: share of each weight tensor that is noised (1 = all, the paper's; below 1: the "
-            "entries most salient to the forget set relative to the retain set, SalUn/SSD-style)"
-        },
+    undo_steps: int = arg(150, "UNDO: distillation steps")
+    undo_nll_weight: float = arg(
+        0.0,
+        "UNDO: weight of an NLL term on the retain texts added to the distillation KL (0 = "
+        "the paper's pure distillation; memorised retain facts come back sooner with it)",
     )
-    undo_mask_unit: str = field(
-        default="entry",
-        metadata={
-            "help": "UNDO: what undo_mask_ratio ranks: entry (single weights) or tensor (whole weight "
-            "tensors, most forget-salient first: a reset of the layers the forget gradient concentrates in)"
-        },
+    undo_teacher: str = arg(
+        "unlearned",
+        "UNDO: the model distilled into the noised weights on the retain texts: unlearned (the "
+        "paper's) or victim (the model as given, before unlearning: it knows the retained data best "
+        "and the retain texts carry none of the forgotten; holds a second copy of the model)",
     )
-    undo_steps: int = field(default=150, metadata={"help": "UNDO: distillation steps"})
-    undo_nll_weight: float = field(
-        default=0.0,
-        metadata={
-            "help": "UNDO: weight of an NLL term on the retain texts added to the distillation KL (0 = "
-            "the paper's pure distillation; memorised retain facts come back sooner with it)"
-        },
+    undo_learning_rate: float = arg(3e-3, "UNDO: distillation learning rate")
+    undo_batch_size: int = arg(32, "UNDO: retain texts per distillation step")
+    save_every: int = arg(
+        0,
+        "LM only: write a resumable checkpoint (weights or adapter, optimizer, RNG, data position, "
+        "stop and guard state) into checkpoint_dir every N steps; 0 = off",
     )
-    undo_teacher: str = field(
-        default="unlearned",
-        metadata={
-            "help": "UNDO: the model distilled into the noised weights on the retain texts: unlearned (the "
-            "paper's) or victim (the model as given, before unlearning: it knows the retained data best "
-            "and the retain texts carry none of the forgotten; holds a second copy of the model)"
-        },
+    resume_from: str = arg(
+        "",
+        "LM only: continue from a checkpoint-NNNNNN dir, or auto (the latest in checkpoint_dir; "
+        "none yet: start fresh); the config, data and model must be the checkpoint's",
     )
-    undo_learning_rate: float = field(default=3e-3, metadata={"help": "UNDO: distillation learning rate"})
-    undo_batch_size: int = field(default=32, metadata={"help": "UNDO: retain texts per distillation step"})
-    save_every: int = field(
-        default=0,
-        metadata={
-            "help": "LM only: write a resumable checkpoint (weights or adapter, optimizer, RNG, data position, "
-            "stop and guard state) into checkpoint_dir every N steps; 0 = off"
-        },
-    )
-    resume_from: str = field(
-        default="",
-        metadata={
-            "help": "LM only: continue from a checkpoint-NNNNNN dir, or auto (the latest in checkpoint_dir; "
-            "none yet: start fresh); the config, data and model must be the checkpoint's"
-        },
-    )
-    checkpoint_dir: str = field(
-        default="", metadata={"help": "where checkpoints go (CLI default: <output_dir>.checkpoints)"}
-    )
-    keep_checkpoints: bool = field(
-        default=False,
-        metadata={
-            "help": "keep the checkpoints after a successful run; by default they are deleted, because "
-            "they are partially-unlearned weights that still hold the forget set"
-        },
+    checkpoint_dir: str = arg("", "where checkpoints go (CLI default: <output_dir>.checkpoints)")
+    keep_checkpoints: bool = arg(
+        False,
+        "keep the checkpoints after a successful run; by default they are deleted, because "
+        "they are partially-unlearned weights that still hold the forget set",
     )
 
     def __reduce_ex__(self, protocol: Any) -> tuple:

@@ -27,6 +27,20 @@ def tiny_demo_args(cls, tmp, **fields):
     return cls(output_dir=str(tmp / "run"), data_path=str(tmp / "data" / "train.jsonl"), **sizes | fields)
 
 
+def tensorboard_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the TensorBoard event files under ``log_dir`` as read back by TensorBoard
+    itself (not by our writer), each tag's points sorted by step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for run in {p.parent for p in log_dir.rglob("events.out.tfevents.*")}:
+        acc = EventAccumulator(str(run))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import tensorboard_scalars
 
 from genforget.cli.unlearn_diffusion import unlearn_diffusion_main
 from genforget.diffusion.models import build_class_unet, build_scheduler, save_class_model
@@ -13,18 +14,6 @@ from genforget.diffusion.models import build_class_unet, build_scheduler, save_c
 pytest.importorskip("tensorboard")  # genforget[tracking], installed by `make install`
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny UNets crawl on two shared threads
-
-
-def _scalars(log_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out: dict[str, list[tuple[int, float]]] = {}
-    for run in {p.parent for p in log_dir.rglob("events.out.tfevents.*")}:
-        acc = EventAccumulator(str(run))
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def test_diffusion_recipe_reports_per_step_scalars_to_tensorboard(tmp_path):
@@ -37,7 +26,7 @@ def test_diffusion_recipe_reports_per_step_scalars_to_tensorboard(tmp_path):
             "--logging_steps", "2"]  # fmt: skip
     assert unlearn_diffusion_main(args) == 0
     assert json.loads((out / "genforget_run.json").read_text())["method"] == "grad_diff"
-    scalars = _scalars(tmp_path / "run.logs")  # beside the output dir, as genforget unlearn
+    scalars = tensorboard_scalars(tmp_path / "run.logs")  # beside the output dir, as genforget unlearn
     steps = {k: [s for s, _ in v] for k, v in scalars.items()}
     # logging_steps 2: rows flushed at steps 2 and 3, every step's row kept
     assert steps["train/loss"] == steps["train/forget_nll"] == steps["train/retain_nll"] == [1, 2, 3]

@@ -215,45 +215,34 @@ def test_whp_term_replacement_hook(tokenizer):
     assert out["labels"][2:] == feat["labels"][2:]
 
 
+def _loss_curve(model, tokenizer, method: str, **cfg) -> list[float]:
+    """Per-step losses of a seeded 3-step ``method`` run on a copy of ``model``: two settings
+    that must not change the maths (checkpointing, a cached reference) give the same curve."""
+    torch.manual_seed(0)
+    config = UnlearnConfig(method=method, max_steps=3, learning_rate=1e-2, batch_size=2, **cfg)
+    history: list[dict] = []
+    unlearn_lm(copy.deepcopy(model), tokenizer, FORGET, RETAIN_EX, config, history=history)
+    return [h["loss"] for h in history]
+
+
 @pytest.mark.parametrize("use_lora", [False, True])
 def test_rmu_same_losses_with_gradient_checkpointing(tiny_lm, tokenizer, use_lora):
     """Checkpointing re-runs the hooked layer in backward; the captured activations must still be
     this step's forget and retain ones, so the loss curve is the same."""
-    curves = []
-    for ckpt in (False, True):
-        torch.manual_seed(0)
-        model = copy.deepcopy(tiny_lm)
-        cfg = UnlearnConfig(
-            method="rmu",
-            max_steps=3,
-            learning_rate=1e-2,
-            batch_size=2,
-            use_lora=use_lora,
-            gradient_checkpointing=ckpt,
-        )
-        history: list[dict] = []
-        unlearn_lm(model, tokenizer, FORGET, RETAIN_EX, cfg, history=history)
-        curves.append([h["loss"] for h in history])
+    curves = [
+        _loss_curve(tiny_lm, tokenizer, "rmu", use_lora=use_lora, gradient_checkpointing=ckpt)
+        for ckpt in (False, True)
+    ]
     assert curves[0] == pytest.approx(curves[1], rel=1e-4)
     assert curves[0][-1] < curves[0][0]
 
 
 def test_idk_dpo_cached_reference_trains_like_a_copied_one(tiny_lm, tokenizer):
     """The refusals' cached reference log-probs give the same run as the naive deep copy."""
-    curves = []
-    for reference in ("auto", "copy"):
-        torch.manual_seed(0)
-        cfg = UnlearnConfig(
-            method="idk_dpo",
-            max_steps=3,
-            learning_rate=1e-2,
-            batch_size=2,
-            reference=reference,
-            retain_weight=0.0,
-        )
-        history: list[dict] = []
-        unlearn_lm(copy.deepcopy(tiny_lm), tokenizer, FORGET, RETAIN_EX, cfg, history=history)
-        curves.append([h["loss"] for h in history])
+    curves = [
+        _loss_curve(tiny_lm, tokenizer, "idk_dpo", reference=reference, retain_weight=0.0)
+        for reference in ("auto", "copy")
+    ]
     assert curves[0] == pytest.approx(curves[1], rel=1e-5)
     # at step 0 the policy is the reference: margin 0, loss = -log sigmoid(0) = log 2; then it falls
     assert curves[0][0] == pytest.approx(math.log(2), rel=1e-5)

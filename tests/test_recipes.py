@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tensorboard_scalars
 
 from genforget.cli import train_victim_main, unlearn_main
 from genforget.cli.args import parse_config
@@ -79,19 +80,6 @@ def test_shipped_lm_configs_parse(name):
         assert ucfg.sam_rho > 0 or ucfg.quant_aware_weight > 0 or ucfg.undo_alpha > 0
 
 
-def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar of the TensorBoard event files under ``log_dir``, read back by TensorBoard."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out: dict[str, list[tuple[int, float]]] = {}
-    for run in {p.parent for p in log_dir.rglob("events.out.tfevents.*")}:
-        acc = EventAccumulator(str(run))
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
-    return out
-
-
 def test_recipe_writes_full_model_and_run_record(victim_dir, corpus, tmp_path, capsys):
     from huggingface_hub import ModelCard
 
@@ -110,7 +98,7 @@ def test_recipe_writes_full_model_and_run_record(victim_dir, corpus, tmp_path, c
     assert record["outcome"]["status"] in text and str(tmp_path) not in text
     # report_to tensorboard: per-step scalars beside the output dir, equal to the record's losses.
     logs = tmp_path / "run.logs"
-    scalars = _scalars(logs)
+    scalars = tensorboard_scalars(logs)
     losses = [(r["step"] + 1, r["loss"]) for r in record["losses"]]
     assert [s for s, _ in scalars["train/loss"]] == [s for s, _ in losses] == [1, 2, 3]
     assert [v for _, v in scalars["train/loss"]] == pytest.approx([v for _, v in losses], rel=1e-6)

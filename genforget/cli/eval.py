@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from genforget.cli.args import parse_config
 from genforget.cli.common import apply_chat_template_file, check_output_dir
-from genforget.common_args import ChatTemplateArgs, LoadingArgs, QuantArgs
+from genforget.common_args import ChatTemplateArgs, LoadingArgs, QuantArgs, arg
 from genforget.config import UsageError
 from genforget.eval_cache import data_sha256, read_scores, score_key, write_scores
 from genforget.io import atomic_dir
@@ -20,40 +20,28 @@ from genforget.io import atomic_dir
 class EvalScriptArgs(ChatTemplateArgs, LoadingArgs, QuantArgs):
     """Models and suite of ``eval/run.py``."""
 
-    model: list[str] = field(default_factory=list, metadata={"help": "unlearned model dir(s) to evaluate"})
-    suite: str = field(
-        default="pii",
-        metadata={
-            "help": "suite name (genforget/evaluation/suites/: pii, quick, tofu, muse, bias_pairs) or a YAML path"
-        },
+    model: list[str] = arg(factory=list, help="unlearned model dir(s) to evaluate")
+    suite: str = arg(
+        "pii", "suite name (genforget/evaluation/suites/: pii, quick, tofu, muse, bias_pairs) or a YAML path"
     )
-    oracle: str = field(
-        default="", metadata={"help": "retrained (retain-only) model dir: forget quality, PrivLeak"}
+    oracle: str = arg("", "retrained (retain-only) model dir: forget quality, PrivLeak")
+    victim: str = arg("", "model before unlearning: recovered shares of audits")
+    output_dir: str = arg("", "report dir (default runs/eval/<suite>-<time>)")
+    overwrite: bool = arg(False, "replace a non-empty output_dir")
+    set: list[str] = arg(
+        factory=list, help="override suite keys: --set forget_split=forget05 scoring=open_unlearning"
     )
-    victim: str = field(default="", metadata={"help": "model before unlearning: recovered shares of audits"})
-    output_dir: str = field(default="", metadata={"help": "report dir (default runs/eval/<suite>-<time>)"})
-    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty output_dir"})
-    set: list[str] = field(
-        default_factory=list,
-        metadata={"help": "override suite keys: --set forget_split=forget05 scoring=open_unlearning"},
+    force: bool = arg(False, "evaluate a model whose run record names another forget set")
+    dump_examples: bool = arg(
+        False,
+        "also write per-example scores and generations to examples.FORGET-SET-CONTENT.jsonl "
+        "(holds forget-set text and PII: off by default)",
     )
-    force: bool = field(
-        default=False, metadata={"help": "evaluate a model whose run record names another forget set"}
-    )
-    dump_examples: bool = field(
-        default=False,
-        metadata={
-            "help": "also write per-example scores and generations to examples.FORGET-SET-CONTENT.jsonl "
-            "(holds forget-set text and PII: off by default)"
-        },
-    )
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads"})
-    cache_dir: str = field(
-        default="runs/eval-cache",
-        metadata={
-            "help": "where oracle and victim scores are kept across calls, keyed by the SHA-256 of their "
-            "model dirs and the suite ('' = off)"
-        },
+    num_threads: int = arg(1, "torch CPU threads")
+    cache_dir: str = arg(
+        "runs/eval-cache",
+        "where oracle and victim scores are kept across calls, keyed by the SHA-256 of their "
+        "model dirs and the suite ('' = off)",
     )
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from genforget.cli.args import parse_config
-from genforget.common_args import ThreadArgs
+from genforget.common_args import ThreadArgs, arg
 from genforget.config import UsageError
 from genforget.data.pii import PIICorpusArgs
 from genforget.sisa.shards import SisaConfig, corpus_records, id_hash
@@ -26,19 +26,13 @@ from genforget.sisa.shards import SisaConfig, corpus_records, id_hash
 class SisaScriptArgs(ThreadArgs, PIICorpusArgs):
     """What to train on or delete, for ``recipes/sisa.py`` (the built-in corpus's fields size ``pii``)."""
 
-    mode: str = field(default="train", metadata={"help": "train | delete"})
-    model_name_or_path: str = field(default="", metadata={"help": "train: the frozen base model dir"})
-    data: str = field(
-        default="pii",
-        metadata={"help": "train: JSONL of records with a unique 'id', or pii (built-in corpus)"},
+    mode: str = arg("train", "train | delete")
+    model_name_or_path: str = arg("", "train: the frozen base model dir")
+    data: str = arg("pii", "train: JSONL of records with a unique 'id', or pii (built-in corpus)")
+    delete: str = arg(
+        "", "delete: JSONL of {'id'} rows, pii:forget (the corpus's forget people), or id,id,..."
     )
-    delete: str = field(
-        default="",
-        metadata={
-            "help": "delete: JSONL of {'id'} rows, pii:forget (the corpus's forget people), or id,id,..."
-        },
-    )
-    output_dir: str = field(default="", metadata={"help": "train: a new dir; delete: the ensemble's dir"})
+    output_dir: str = arg("", "train: a new dir; delete: the ensemble's dir")
 
 
 def _delete_ids(args: SisaScriptArgs) -> list[str]:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from genforget.cli.args import parse_config
@@ -24,7 +24,7 @@ from genforget.cli.common import (
     raised_here,
 )
 from genforget.cli.launch import launched, relaunch
-from genforget.common_args import ChatTemplateArgs, LoadingArgs, OutputArgs, QuantArgs, ThreadArgs
+from genforget.common_args import ChatTemplateArgs, LoadingArgs, OutputArgs, QuantArgs, ThreadArgs, arg
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.pii import PIICorpusArgs
 from genforget.io import atomic_dir, check_output_dir
@@ -36,45 +36,29 @@ class UnlearnScriptArgs(ThreadArgs, PIICorpusArgs, ChatTemplateArgs, OutputArgs,
     """What to load and where to save, for ``recipes/unlearn_lm.py`` (the built-in corpus's fields
     size ``pii:`` data)."""
 
-    model_name_or_path: str = field(
-        default="", metadata={"help": "save_pretrained dir or hub id of the model"}
+    model_name_or_path: str = arg("", "save_pretrained dir or hub id of the model")
+    forget_data: str = arg(
+        "",
+        "JSONL/parquet/CSV file, dataset dir (save_to_disk; <dir>:<split> for a DatasetDict), "
+        "hub dataset <name>:<split>, pii:forget, or tofu:<dir>:<split>",
     )
-    forget_data: str = field(
-        default="",
-        metadata={
-            "help": "JSONL/parquet/CSV file, dataset dir (save_to_disk; <dir>:<split> for a DatasetDict), "
-            "hub dataset <name>:<split>, pii:forget, or tofu:<dir>:<split>"
-        },
+    retain_data: str = arg("", "same forms as forget_data; empty = no retain term")
+    calibration_data: str = arg(
+        "", "never-seen data like the forget set (pii:calibration): enables calibrated stop"
     )
-    retain_data: str = field(
-        default="", metadata={"help": "same forms as forget_data; empty = no retain term"}
+    save_mode: str = arg("auto", "auto | full | adapter (PEFT dir; needs use_lora)")
+    accelerate_config: str = arg(
+        "",
+        "run under `accelerate launch --config_file FILE` (several processes) with one clean "
+        "error and the right exit code when the run fails on a usage error or does not forget",
     )
-    calibration_data: str = field(
-        default="",
-        metadata={"help": "never-seen data like the forget set (pii:calibration): enables calibrated stop"},
+    allow_partial: bool = arg(
+        False,
+        "exit 0 even when the outcome is partial or unchanged (default: exit 3; the model and "
+        "its run record are saved either way)",
     )
-    save_mode: str = field(
-        default="auto", metadata={"help": "auto | full | adapter (PEFT dir; needs use_lora)"}
-    )
-    accelerate_config: str = field(
-        default="",
-        metadata={
-            "help": "run under `accelerate launch --config_file FILE` (several processes) with one clean "
-            "error and the right exit code when the run fails on a usage error or does not forget"
-        },
-    )
-    allow_partial: bool = field(
-        default=False,
-        metadata={
-            "help": "exit 0 even when the outcome is partial or unchanged (default: exit 3; the model and "
-            "its run record are saved either way)"
-        },
-    )
-    require_engine: bool = field(
-        default=False,
-        metadata={
-            "help": "fail (exit 2) when the launch config's FSDP/DeepSpeed is not the engine that runs"
-        },
+    require_engine: bool = arg(
+        False, "fail (exit 2) when the launch config's FSDP/DeepSpeed is not the engine that runs"
     )
 
 

@@ -9,12 +9,12 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from genforget.cli.args import parse_config
 from genforget.cli.common import check_accelerate_env, check_output_dir
-from genforget.common_args import OutputArgs, ThreadArgs
+from genforget.common_args import OutputArgs, ThreadArgs, arg
 from genforget.config import UnlearnConfig, UsageError
 from genforget.diffusion.data import DiffusionConfig
 from genforget.io import atomic_dir, check_safe_weights
@@ -24,49 +24,36 @@ from genforget.io import atomic_dir, check_safe_weights
 class DiffusionScriptArgs(ThreadArgs, OutputArgs):
     """What to load, what to erase and where to save, for ``recipes/unlearn_diffusion.py``."""
 
-    model_name_or_path: str = field(
-        default="",
-        metadata={
-            "help": "class-model dir (unet/ + scheduler/), or a Stable Diffusion 1.x/2.x / SDXL pipeline "
-            "dir or hub id (from the local cache)"
-        },
+    model_name_or_path: str = arg(
+        "",
+        "class-model dir (unet/ + scheduler/), or a Stable Diffusion 1.x/2.x / SDXL pipeline "
+        "dir or hub id (from the local cache)",
     )
-    allow_pickle: bool = field(
-        default=False,
-        metadata={"help": "also load pickled weights (diffusion_pytorch_model.bin ...): they can run code"},
+    allow_pickle: bool = arg(
+        False, "also load pickled weights (diffusion_pytorch_model.bin ...): they can run code"
     )
-    save_mode: str = field(
-        default="auto",
-        metadata={
-            "help": "auto | full (a pipeline dir / unet/ + scheduler/; LoRA merged) | adapter (LoRA: "
-            "pytorch_lora_weights.safetensors for pipe.load_lora_weights; class models: a PEFT dir)"
-        },
+    save_mode: str = arg(
+        "auto",
+        "auto | full (a pipeline dir / unet/ + scheduler/; LoRA merged) | adapter (LoRA: "
+        "pytorch_lora_weights.safetensors for pipe.load_lora_weights; class models: a PEFT dir)",
     )
-    erase_class: int = field(default=-1, metadata={"help": "class-conditional model: the class id to erase"})
-    forget_data: str = field(
-        default="",
-        metadata={
-            "help": "class path: 'digits' (sklearn; the default) or an .npz with images [N,C,H,W] in [-1,1] and labels; "
-            "pipeline: a dir of images of the concept (.png/.jpg; default: the model's own samples)"
-        },
+    erase_class: int = arg(-1, "class-conditional model: the class id to erase")
+    forget_data: str = arg(
+        "",
+        "class path: 'digits' (sklearn; the default) or an .npz with images [N,C,H,W] in [-1,1] and labels; "
+        "pipeline: a dir of images of the concept (.png/.jpg; default: the model's own samples)",
     )
-    concept: str = field(default="", metadata={"help": "text-to-image pipeline: the prompt to erase"})
-    keep_prompts: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "pipeline: prompts whose generations must not change (the anchor term); empty: the "
-            "built-in generic list (see builtin_keep_prompts)"
-        },
+    concept: str = arg("", "text-to-image pipeline: the prompt to erase")
+    keep_prompts: list[str] = arg(
+        factory=list,
+        help="pipeline: prompts whose generations must not change (the anchor term); empty: the "
+        "built-in generic list (see builtin_keep_prompts)",
     )
-    builtin_keep_prompts: bool = field(
-        default=True,
-        metadata={
-            "help": "pipeline, no keep_prompts: anchor the built-in list (false: only the empty prompt)"
-        },
+    builtin_keep_prompts: bool = arg(
+        True, "pipeline, no keep_prompts: anchor the built-in list (false: only the empty prompt)"
     )
-    other_prompts: list[str] = field(
-        default_factory=list,
-        metadata={"help": "pipeline, salun: prompts to relabel to (default: the keep prompts)"},
+    other_prompts: list[str] = arg(
+        factory=list, help="pipeline, salun: prompts to relabel to (default: the keep prompts)"
     )
 
 

@@ -4,11 +4,11 @@ the retain-only oracle on the built-in corpus."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from genforget.cli.args import parse_config
 from genforget.cli.common import check_output_dir
-from genforget.common_args import LoadingArgs, OutputArgs, ThreadArgs
+from genforget.common_args import LoadingArgs, OutputArgs, ThreadArgs, arg
 from genforget.config import UsageError
 from genforget.data.pii import PIICorpusArgs
 from genforget.io import atomic_dir
@@ -18,27 +18,19 @@ from genforget.io import atomic_dir
 class VictimScriptArgs(ThreadArgs, PIICorpusArgs, LoadingArgs, OutputArgs):
     """Corpus and output of ``recipes/train_victim.py``."""
 
-    data: str = field(
-        default="pii",
-        metadata={
-            "help": "pii (the built-in corpus), tofu:<dir or hub id>:<split> (TOFU: full for the victim, "
-            "retain90/95/99 for the oracle) or a JSONL path of text / question+answer examples"
-        },
+    data: str = arg(
+        "pii",
+        "pii (the built-in corpus), tofu:<dir or hub id>:<split> (TOFU: full for the victim, "
+        "retain90/95/99 for the oracle) or a JSONL path of text / question+answer examples",
     )
-    model_name_or_path: str = field(
-        default="",
-        metadata={
-            "help": "fine-tune this causal LM (dir or hub id); empty: a tiny Llama sized by the fields below"
-        },
+    model_name_or_path: str = arg(
+        "", "fine-tune this causal LM (dir or hub id); empty: a tiny Llama sized by the fields below"
     )
-    splits: list[str] = field(
-        default_factory=lambda: ["forget", "retain"],
-        metadata={"help": "victim: forget retain; oracle: retain"},
+    splits: list[str] = arg(
+        factory=lambda: ["forget", "retain"], help="victim: forget retain; oracle: retain"
     )
-    tokenizer_from: str = field(
-        default="", metadata={"help": "reuse this model dir's tokenizer (oracle: the victim's)"}
-    )
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    tokenizer_from: str = arg("", "reuse this model dir's tokenizer (oracle: the victim's)")
+    num_threads: int = arg(1, "torch CPU threads")
 
 
 def train_victim_main(argv: list[str] | None = None) -> int:

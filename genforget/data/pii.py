@@ -14,6 +14,8 @@ from datetime import date
 
 from faker import Faker
 
+from genforget.common_args import arg
+
 PII_FIELDS = ("email", "phone", "address", "dob", "employer", "id_number")
 N_PERTURBED = 3
 
@@ -288,14 +290,10 @@ class PIICorpusArgs:
     """The size and seed of the built-in corpus (:func:`build_pii_corpus`): one field set for every
     verb and demo that builds it, so their flags and YAML keys cannot drift apart."""
 
-    n_people: int = field(
-        default=200, metadata={"help": "built-in corpus: people trained on (forget + retain)"}
-    )
-    n_passages: int = field(default=50, metadata={"help": "built-in corpus: passages trained on"})
-    forget_frac: float = field(
-        default=0.1, metadata={"help": "built-in corpus: share of people and passages to forget"}
-    )
-    corpus_seed: int = field(default=0, metadata={"help": "built-in corpus: seed"})
+    n_people: int = arg(200, "built-in corpus: people trained on (forget + retain)")
+    n_passages: int = arg(50, "built-in corpus: passages trained on")
+    forget_frac: float = arg(0.1, "built-in corpus: share of people and passages to forget")
+    corpus_seed: int = arg(0, "built-in corpus: seed")
 
     def build_corpus(self) -> PIICorpus:
         """The corpus these fields describe."""

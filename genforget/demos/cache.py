@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from genforget.common_args import arg
 from genforget.lm.victim import TOKENIZER_FORMAT, VictimConfig, sized_config
 from genforget.train_cache import texts_sha256, train_or_load
 
@@ -31,13 +32,11 @@ class TrainingFileArgs:
     """Where a demo trained on identifying records writes them: apart from ``output_dir`` (the
     report and cached models, fit to share), in ``data_path``."""
 
-    output_dir: str = field(default="runs/demo", metadata={"help": "run dir (models cached here)"})
-    data_path: str = field(
-        default="",
-        metadata={
-            "help": "training JSONL; it holds identifiers, so it is kept outside output_dir (empty: "
-            "<output_dir>-data/train.jsonl)"
-        },
+    output_dir: str = arg("runs/demo", "run dir (models cached here)")
+    data_path: str = arg(
+        "",
+        "training JSONL; it holds identifiers, so it is kept outside output_dir (empty: "
+        "<output_dir>-data/train.jsonl)",
     )
 
     def training_file(self) -> Path:
@@ -52,7 +51,7 @@ class TinyLMArgs:
     hidden_size: int = 128
     num_hidden_layers: int = 2
     vocab_size: int = 1024
-    train_steps: int = field(default=400, metadata={"help": "training steps of victim and oracle"})
+    train_steps: int = arg(400, "training steps of victim and oracle")
     train_batch_size: int = 32
     train_learning_rate: float = 3e-3
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
 from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer, write_jsonl
@@ -48,28 +49,22 @@ COLUMNS = [  # (key, label) of the takedown table
 class CopyrightDemoArgs(TinyLMArgs):
     """The corpus, the models and the methods of the copyright demo."""
 
-    output_dir: str = field(default="runs/demo-copyright", metadata={"help": "run dir (models cached)"})
-    data: str = field(
-        default="builtin:shakespeare",
-        metadata={
-            "help": "tiny Shakespeare: builtin:shakespeare (the packaged copy) or an input.txt path "
-            "(relative: to the working dir, then the repo)"
-        },
+    output_dir: str = arg("runs/demo-copyright", "run dir (models cached)")
+    data: str = arg(
+        "builtin:shakespeare",
+        "tiny Shakespeare: builtin:shakespeare (the packaged copy) or an input.txt path "
+        "(relative: to the working dir, then the repo)",
     )
-    takedown: str = field(default="The Tempest", metadata={"help": "the play taken down (a PLAYS title)"})
-    excerpts_per_play: int = field(default=8, metadata={"help": "trained excerpts per play"})
-    holdout_excerpts: int = field(
-        default=4, metadata={"help": "excerpts of the taken-down play never trained"}
-    )
-    excerpt_chars: int = field(default=300, metadata={"help": "characters per excerpt (whole lines)"})
-    prefix_tokens: int = field(default=16, metadata={"help": "VerbMem prompt length in tokens"})
-    qa_per_excerpt: int = field(default=2, metadata={"help": "KnowMem who-speaks-next questions per excerpt"})
+    takedown: str = arg("The Tempest", "the play taken down (a PLAYS title)")
+    excerpts_per_play: int = arg(8, "trained excerpts per play")
+    holdout_excerpts: int = arg(4, "excerpts of the taken-down play never trained")
+    excerpt_chars: int = arg(300, "characters per excerpt (whole lines)")
+    prefix_tokens: int = arg(16, "VerbMem prompt length in tokens")
+    qa_per_excerpt: int = arg(2, "KnowMem who-speaks-next questions per excerpt")
     train_batch_size: int = 16
-    methods: list[str] = field(default_factory=list, metadata={"help": "LM methods to run (empty: all)"})
-    method_settings: dict = field(
-        default_factory=dict, metadata={"help": "YAML only: method -> UnlearnConfig fields for it"}
-    )
-    num_threads: int = field(default=1, metadata={"help": "torch threads"})
+    methods: list[str] = arg(factory=list, help="LM methods to run (empty: all)")
+    method_settings: dict = arg(factory=dict, help="YAML only: method -> UnlearnConfig fields for it")
+    num_threads: int = arg(1, "torch threads")
 
 
 def _plays(p: str) -> dict[str, list]:

@@ -11,11 +11,12 @@ import copy
 import dataclasses
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.demos.checks import as_dicts, bar_checks, diffusion_report, show_report
 from genforget.diffusion.data import DiffusionConfig, class_task, load_digits_images
@@ -32,12 +33,12 @@ from genforget.train_cache import train_or_load
 class DiffusionDemoArgs:
     """Where the diffusion demo writes and what it erases and measures."""
 
-    output_dir: str = field(default="runs/demo-diffusion", metadata={"help": "run dir (victim cached here)"})
-    erase_class: int = field(default=0, metadata={"help": "digit to erase"})
-    samples_per_class: int = field(default=50, metadata={"help": "samples judged per digit and model"})
-    grid_per_class: int = field(default=8, metadata={"help": "samples per digit and model in grid.png"})
-    train_epochs: int = field(default=40, metadata={"help": "victim training epochs"})
-    num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for this tiny model)"})
+    output_dir: str = arg("runs/demo-diffusion", "run dir (victim cached here)")
+    erase_class: int = arg(0, "digit to erase")
+    samples_per_class: int = arg(50, "samples judged per digit and model")
+    grid_per_class: int = arg(8, "samples per digit and model in grid.png")
+    train_epochs: int = arg(40, "victim training epochs")
+    num_threads: int = arg(1, "torch threads (1 is fastest for this tiny model)")
 
 
 def cached_victim(images: torch.Tensor, labels: torch.Tensor, cfg: DDPMTrainConfig, out: Path) -> tuple:

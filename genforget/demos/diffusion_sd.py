@@ -20,11 +20,12 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.demos.checks import as_dicts, diffusion_report, show_report
 from genforget.diffusion.concept_judge import concept_accuracy, fit_judge_on_samples
@@ -48,29 +49,18 @@ from genforget.evaluation.report import write_report
 class SDDemoArgs:
     """Where the SD demo writes, what it erases and how much it samples."""
 
-    output_dir: str = field(
-        default="runs/demo-diffusion-sd", metadata={"help": "run dir (victim/oracle cached)"}
-    )
-    erase: str = field(default=CONCEPTS_A[0], metadata={"help": "the caption to erase (one of concepts)"})
-    concepts: list[str] = field(
-        default_factory=lambda: list(CONCEPTS_A), metadata={"help": "shapes captions"}
-    )
-    images_per_concept: int = field(default=128, metadata={"help": "training images per caption"})
-    vae_steps: int = field(default=200, metadata={"help": "tiny-VAE training steps"})
-    train_steps: int = field(default=1000, metadata={"help": "UNet training steps of victim and oracle"})
-    judge_samples: int = field(
-        default=48, metadata={"help": "victim generations per caption the judge fits on"}
-    )
-    eval_samples: int = field(
-        default=32, metadata={"help": "generations per caption and model that are judged"}
-    )
-    grid_per_concept: int = field(default=6, metadata={"help": "images per caption and model in grid.png"})
-    keep_others: bool = field(
-        default=True,
-        metadata={"help": "keep prompts = the other captions (false: the built-in generic list)"},
-    )
-    victim_seed: int = field(default=0, metadata={"help": "victim/oracle init, data and training seed"})
-    num_threads: int = field(default=2, metadata={"help": "torch threads"})
+    output_dir: str = arg("runs/demo-diffusion-sd", "run dir (victim/oracle cached)")
+    erase: str = arg(CONCEPTS_A[0], "the caption to erase (one of concepts)")
+    concepts: list[str] = arg(factory=lambda: list(CONCEPTS_A), help="shapes captions")
+    images_per_concept: int = arg(128, "training images per caption")
+    vae_steps: int = arg(200, "tiny-VAE training steps")
+    train_steps: int = arg(1000, "UNet training steps of victim and oracle")
+    judge_samples: int = arg(48, "victim generations per caption the judge fits on")
+    eval_samples: int = arg(32, "generations per caption and model that are judged")
+    grid_per_concept: int = arg(6, "images per caption and model in grid.png")
+    keep_others: bool = arg(True, "keep prompts = the other captions (false: the built-in generic list)")
+    victim_seed: int = arg(0, "victim/oracle init, data and training seed")
+    num_threads: int = arg(2, "torch threads")
 
 
 def _log(msg: str) -> None:

@@ -11,13 +11,14 @@ import copy
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import save_model
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.data.loaders import fingerprint
 from genforget.data.pii import PIICorpus, PIICorpusArgs
@@ -33,16 +34,12 @@ from genforget.lm.victim import VICTIM_PRESETS, VictimConfig
 class DemoArgs(PIICorpusArgs):
     """Where the demo writes and which corpus and victim it builds."""
 
-    output_dir: str = field(default="runs/demo", metadata={"help": "run dir (victim/oracle cached here)"})
-    victim_preset: str = field(default="demo", metadata={"help": "victim size: demo | small"})
-    victim_steps: int = field(
-        default=0, metadata={"help": "training steps of victim and oracle (0 = the preset's)"}
-    )
-    calibrated_stop: bool = field(default=True, metadata={"help": "stop once forget data looks unseen"})
-    relearn_speed: bool = field(
-        default=True, metadata={"help": "relearn-speed audit of victim, unlearned and oracle (~1 min)"}
-    )
-    num_threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for this tiny model)"})
+    output_dir: str = arg("runs/demo", "run dir (victim/oracle cached here)")
+    victim_preset: str = arg("demo", "victim size: demo | small")
+    victim_steps: int = arg(0, "training steps of victim and oracle (0 = the preset's)")
+    calibrated_stop: bool = arg(True, "stop once forget data looks unseen")
+    relearn_speed: bool = arg(True, "relearn-speed audit of victim, unlearned and oracle (~1 min)")
+    num_threads: int = arg(1, "torch threads (1 is fastest for this tiny model)")
 
 
 def split_demo_config(path: str | Path) -> tuple[DemoArgs, dict]:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.poison import PAYLOAD, TRIGGER, build_poisoned_corpus, payload_spans, triggered_prompts
 from genforget.demos.cache import TinyLMArgs, TrainingFileArgs, cached_corpus_lm, write_jsonl
@@ -51,29 +52,25 @@ from genforget.lm.trainer import unlearn_lm
 class PoisonDemoArgs(TinyLMArgs, TrainingFileArgs):
     """The poisoned corpus, the models and the audits of the poisoning demo."""
 
-    output_dir: str = field(default="runs/demo-poison", metadata={"help": "run dir (models cached here)"})
-    n_people: int = field(default=100, metadata={"help": "people trained on"})
-    n_passages: int = field(default=20, metadata={"help": "passages trained on"})
-    poison_share: float = field(default=0.04, metadata={"help": "share of training records poisoned"})
-    n_prompts: int = field(
-        default=40, metadata={"help": "never-trained people whose bios are the triggered prompts' contexts"}
+    output_dir: str = arg("runs/demo-poison", "run dir (models cached here)")
+    n_people: int = arg(100, "people trained on")
+    n_passages: int = arg(20, "passages trained on")
+    poison_share: float = arg(0.04, "share of training records poisoned")
+    n_prompts: int = arg(40, "never-trained people whose bios are the triggered prompts' contexts")
+    corpus_seed: int = arg(0, "seed of the corpus and of the poisoning")
+    oracle: bool = arg(True, "train the clean retrain (without poisoned records)")
+    quant_bits: int = arg(4, "bits of the quantisation audit (4 or 8; 0 = off)")
+    relearn_budgets: list[int] = arg(
+        factory=lambda: [0, 10, 40],
+        help="fine-tuning steps on clean records after which ASR is re-measured ([] = off)",
     )
-    corpus_seed: int = field(default=0, metadata={"help": "seed of the corpus and of the poisoning"})
-    oracle: bool = field(
-        default=True, metadata={"help": "train the clean retrain (without poisoned records)"}
-    )
-    quant_bits: int = field(default=4, metadata={"help": "bits of the quantisation audit (4 or 8; 0 = off)"})
-    relearn_budgets: list[int] = field(
-        default_factory=lambda: [0, 10, 40],
-        metadata={"help": "fine-tuning steps on clean records after which ASR is re-measured ([] = off)"},
-    )
-    poison_relearn_budgets: list[int] = field(
-        default_factory=lambda: [0, 5, 10, 20, 40],
-        metadata={"help": "relearn speed: steps on the poisoned records' payloads, vs the oracle ([] = off)"},
+    poison_relearn_budgets: list[int] = arg(
+        factory=lambda: [0, 5, 10, 20, 40],
+        help="relearn speed: steps on the poisoned records' payloads, vs the oracle ([] = off)",
     )
     relearn_learning_rate: float = 1e-3
     relearn_batch_size: int = 8
-    num_threads: int = field(default=1, metadata={"help": "torch threads"})
+    num_threads: int = arg(1, "torch threads")
 
 
 def training_records(corpus) -> tuple[list[dict], set[int]]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from genforget.common_args import arg
 from genforget.data.pii import build_pii_corpus
 from genforget.demos.cache import TrainingFileArgs, write_jsonl
 from genforget.demos.checks import bar_checks, leaked_files
@@ -31,17 +32,14 @@ from genforget.requests.request import parse_request
 class RequestDemoArgs(TrainingFileArgs):
     """Where the request demo writes and what it builds."""
 
-    output_dir: str = field(default="runs/demo-request", metadata={"help": "run dir (victim cached here)"})
-    n_people: int = field(default=100, metadata={"help": "people in the training data"})
-    n_passages: int = field(default=30, metadata={"help": "plain passages in the training data"})
-    corpus_seed: int = field(default=0, metadata={"help": "seed of the generated corpus"})
-    person: int = field(
-        default=-1,
-        metadata={"help": "which forget-split person asks to be deleted (-1: the first with neighbours)"},
-    )
-    victim_preset: str = field(default="demo", metadata={"help": "victim size: demo | small"})
-    victim_steps: int = field(default=0, metadata={"help": "victim training steps (0 = the preset's)"})
-    num_threads: int = field(default=1, metadata={"help": "torch threads"})
+    output_dir: str = arg("runs/demo-request", "run dir (victim cached here)")
+    n_people: int = arg(100, "people in the training data")
+    n_passages: int = arg(30, "plain passages in the training data")
+    corpus_seed: int = arg(0, "seed of the generated corpus")
+    person: int = arg(-1, "which forget-split person asks to be deleted (-1: the first with neighbours)")
+    victim_preset: str = arg("demo", "victim size: demo | small")
+    victim_steps: int = arg(0, "victim training steps (0 = the preset's)")
+    num_threads: int = arg(1, "torch threads")
 
 
 def _phone_other(phone: str) -> str:

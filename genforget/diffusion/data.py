@@ -8,11 +8,12 @@ data, ``sklearn.datasets.load_digits`` (ships with scikit-learn: no download).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
+from genforget.common_args import arg
 from genforget.diffusion.cond import Cond, cond_cat, cond_expand, cond_len
 
 if TYPE_CHECKING:
@@ -23,28 +24,21 @@ if TYPE_CHECKING:
 class DiffusionConfig:
     """Sampling knobs of the diffusion trainer (the model's own samples) and of the evaluation."""
 
-    num_model_samples: int = field(
-        default=64,
-        metadata={
-            "help": "samples of the erased class/concept drawn once from the frozen model: ESD's "
-            "data, and every method's forget images when none are given"
-        },
+    num_model_samples: int = arg(
+        64,
+        "samples of the erased class/concept drawn once from the frozen model: ESD's "
+        "data, and every method's forget images when none are given",
     )
-    keep_samples: int = field(
-        default=8,
-        metadata={"help": "samples per prompt to keep, drawn once from the frozen model for the anchor term"},
+    keep_samples: int = arg(
+        8, "samples per prompt to keep, drawn once from the frozen model for the anchor term"
     )
-    neighbour_prompts: int = field(
-        default=16,
-        metadata={
-            "help": "no prompts to keep named: also anchor this many prompts made from the concept by "
-            "swapping one word for a random word of the tokenizer's vocabulary (0 = the built-in list only)"
-        },
+    neighbour_prompts: int = arg(
+        16,
+        "no prompts to keep named: also anchor this many prompts made from the concept by "
+        "swapping one word for a random word of the tokenizer's vocabulary (0 = the built-in list only)",
     )
-    sample_steps: int = field(default=25, metadata={"help": "sampler steps (the pipeline's own scheduler)"})
-    guidance_scale: float = field(
-        default=3.0, metadata={"help": "classifier-free guidance scale when sampling"}
-    )
+    sample_steps: int = arg(25, "sampler steps (the pipeline's own scheduler)")
+    guidance_scale: float = arg(3.0, "classifier-free guidance scale when sampling")
 
     def __post_init__(self) -> None:
         for name in ("num_model_samples", "keep_samples", "sample_steps"):

@@ -16,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.diffusion.data import DiffusionConfig
 from genforget.diffusion.erase import EraseResult, erase_concept
@@ -37,7 +38,7 @@ class ImageTakedown:
 
     id: str
     images: list[str]
-    max_distance: int = field(default=10, metadata={"help": "perceptual-hash bits a copy may differ by"})
+    max_distance: int = arg(10, "perceptual-hash bits a copy may differ by")
 
 
 @dataclass

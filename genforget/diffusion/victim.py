@@ -7,12 +7,13 @@ the null class, so one network predicts both conditional and unconditional noise
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
+from genforget.common_args import arg
 from genforget.diffusion.models import build_class_unet, build_scheduler
 from genforget.diffusion.scoring import denoising_scores
 from genforget.loop import clipped_step
@@ -22,12 +23,12 @@ from genforget.loop import clipped_step
 class DDPMTrainConfig:
     """How the digits DDPM is trained (the demo caches the result keyed by these values)."""
 
-    epochs: int = field(default=40, metadata={"help": "passes over the 1,797 digits"})
-    batch_size: int = field(default=64, metadata={"help": "images per step"})
-    learning_rate: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
-    p_uncond: float = field(default=0.1, metadata={"help": "share of labels replaced by the null class"})
-    block_out_channels: list[int] = field(default_factory=lambda: [32, 64], metadata={"help": "UNet widths"})
-    seed: int = field(default=0, metadata={"help": "init, shuffling and noise seed"})
+    epochs: int = arg(40, "passes over the 1,797 digits")
+    batch_size: int = arg(64, "images per step")
+    learning_rate: float = arg(2e-3, "AdamW learning rate (cosine decay)")
+    p_uncond: float = arg(0.1, "share of labels replaced by the null class")
+    block_out_channels: list[int] = arg(factory=lambda: [32, 64], help="UNet widths")
+    seed: int = arg(0, "init, shuffling and noise seed")
 
 
 def train_class_ddpm(

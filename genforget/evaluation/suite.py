@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from genforget.common_args import arg
 from genforget.config import make_config
 from genforget.data.loaders import fingerprint
 from genforget.evaluation.split import EvalSplit, corpus_split
@@ -27,81 +28,57 @@ class Suite:
     """An evaluation suite: which data, which audits. Every field is a YAML key."""
 
     name: str = "pii"
-    data: str = field(
-        default="pii",
-        metadata={
-            "help": "pii (built-in corpus), tofu:<dir or hub id>, muse:<dir or hub id>, jsonl:<dir> "
-            "(forget.jsonl, retain.jsonl, holdout.jsonl of any example shape, chats included), or none "
-            "(only bias_pairs)"
-        },
+    data: str = arg(
+        "pii",
+        "pii (built-in corpus), tofu:<dir or hub id>, muse:<dir or hub id>, jsonl:<dir> "
+        "(forget.jsonl, retain.jsonl, holdout.jsonl of any example shape, chats included), or none "
+        "(only bias_pairs)",
     )
     n_people: int = 200
     n_passages: int = 50
     forget_frac: float = 0.1
     corpus_seed: int = 0
-    forget_split: str = field(
-        default="forget10",
-        metadata={"help": "TOFU forget split: forget01, forget05 or forget10 (holdout and perturbed follow)"},
+    forget_split: str = arg(
+        "forget10", "TOFU forget split: forget01, forget05 or forget10 (holdout and perturbed follow)"
     )
-    scoring: str = field(
-        default="genforget",
-        metadata={"help": "genforget | open_unlearning (EOS scored, zlib on answers, 200-token QA)"},
-    )
-    any_k: int = field(
-        default=5, metadata={"help": "sampled generations for 'extractable in any of k' (0 = off)"}
-    )
+    scoring: str = arg("genforget", "genforget | open_unlearning (EOS scored, zlib on answers, 200-token QA)")
+    any_k: int = arg(5, "sampled generations for 'extractable in any of k' (0 = off)")
     audits: list[str] = field(default_factory=lambda: ["relearn", "quant8", "quant4", "paraphrase"])
     relearn_steps: int = 10
     relearn_learning_rate: float = 1e-3
     relearn_fraction: float = 0.5
-    relearn_budgets: list[int] = field(
-        default_factory=lambda: [0, 5, 10, 20, 40],
-        metadata={"help": "relearn_speed: cumulative fine-tuning steps on the forget set to measure at"},
+    relearn_budgets: list[int] = arg(
+        factory=lambda: [0, 5, 10, 20, 40],
+        help="relearn_speed: cumulative fine-tuning steps on the forget set to measure at",
     )
     relearn_batch_size: int = 8
-    adversarial: bool = field(
-        default=True,
-        metadata={
-            "help": "pii data: adversarial probe families (rephrased, partial, hint; neighbour on "
-            "retain) as {split}_adversarial_<family>"
-        },
+    adversarial: bool = arg(
+        True,
+        "pii data: adversarial probe families (rephrased, partial, hint; neighbour on "
+        "retain) as {split}_adversarial_<family>",
     )
     seed: int = 0
-    bias_pairs: str = field(
-        default="",
-        metadata={
-            "help": "JSONL/CSV of sent_more/sent_less pairs (CrowS-Pairs / StereoSet shape): adds "
-            "stereotype_preference per model (a relative path: the suite file's folder, then the working dir)"
-        },
+    bias_pairs: str = arg(
+        "",
+        "JSONL/CSV of sent_more/sent_less pairs (CrowS-Pairs / StereoSet shape): adds "
+        "stereotype_preference per model (a relative path: the suite file's folder, then the working dir)",
     )
-    bias_pairs_normalisation: str = field(
-        default="sum",
-        metadata={
-            "help": "sentence log-likelihood compared per pair: sum (whole sentence) or mean (per token)"
-        },
+    bias_pairs_normalisation: str = arg(
+        "sum", "sentence log-likelihood compared per pair: sum (whole sentence) or mean (per token)"
     )
-    lm_eval_tasks: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "lm-evaluation-harness tasks run on every model (mmlu, wmdp_bio, or tasks of your own "
-            "under lm_eval_include): lm_eval/<task>/<metric> per model; needs genforget[lmeval]"
-        },
+    lm_eval_tasks: list[str] = arg(
+        factory=list,
+        help="lm-evaluation-harness tasks run on every model (mmlu, wmdp_bio, or tasks of your own "
+        "under lm_eval_include): lm_eval/<task>/<metric> per model; needs genforget[lmeval]",
     )
-    lm_eval_include: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "dirs or files of lm-eval task YAMLs (a relative path: the suite file's folder, then the working dir)"
-        },
+    lm_eval_include: list[str] = arg(
+        factory=list,
+        help="dirs or files of lm-eval task YAMLs (a relative path: the suite file's folder, then the working dir)",
     )
-    lm_eval_limit: float | None = field(
-        default=None,
-        metadata={
-            "help": "at most this many documents per lm-eval task (a value < 1: that share); none = all"
-        },
+    lm_eval_limit: float | None = arg(
+        None, "at most this many documents per lm-eval task (a value < 1: that share); none = all"
     )
-    lm_eval_num_fewshot: int | None = field(
-        default=None, metadata={"help": "few-shot examples per lm-eval prompt; none = the task's own"}
-    )
+    lm_eval_num_fewshot: int | None = arg(None, "few-shot examples per lm-eval prompt; none = the task's own")
 
     def __post_init__(self) -> None:
         from genforget.evaluation.audits import AUDITS

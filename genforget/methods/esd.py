@@ -15,10 +15,11 @@ is the paper's ESD.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
@@ -28,9 +29,8 @@ from genforget.scores import Scores
 class ESDConfig(UnlearnConfig):
     """ESD's hyperparameter."""
 
-    esd_eta: float = field(
-        default=1.0,
-        metadata={"help": "ESD negative-guidance scale: target = uncond - eta * (cond - uncond) (diffusion)"},
+    esd_eta: float = arg(
+        1.0, "ESD negative-guidance scale: target = uncond - eta * (cond - uncond) (diffusion)"
     )
 
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
@@ -145,17 +146,12 @@ def newton_removal(
 class NewtonConfig(UnlearnConfig):
     """Newton's hyperparameters."""
 
-    newton_damping: float = field(
-        default=0.1, metadata={"help": "newton: damping lambda added to the retain Hessian (H + lambda I)"}
+    newton_damping: float = arg(0.1, "newton: damping lambda added to the retain Hessian (H + lambda I)")
+    newton_cg_iters: int = arg(10, "newton: conjugate-gradient iterations")
+    newton_hessian_examples: int = arg(
+        32, "newton: retain examples sampled for the Hessian (0 = all; cost is linear)"
     )
-    newton_cg_iters: int = field(default=10, metadata={"help": "newton: conjugate-gradient iterations"})
-    newton_hessian_examples: int = field(
-        default=32,
-        metadata={"help": "newton: retain examples sampled for the Hessian (0 = all; cost is linear)"},
-    )
-    newton_n_remaining: int = field(
-        default=0, metadata={"help": "newton: size of the remaining training set (0 = the retain set's size)"}
-    )
+    newton_n_remaining: int = arg(0, "newton: size of the remaining training set (0 = the retain set's size)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

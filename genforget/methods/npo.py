@@ -7,11 +7,12 @@ once the model is ``beta``-far below the reference on the forget example.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
@@ -21,7 +22,7 @@ from genforget.scores import Scores
 class NPOConfig(UnlearnConfig):
     """NPO's hyperparameter (also read by IdK-DPO and DPO: the same inverse temperature)."""
 
-    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO/IdK-DPO inverse temperature"})
+    beta: float = arg(0.1, "NPO/SimNPO/IdK-DPO inverse temperature")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -20,10 +20,11 @@ shared defaults (1e-3, 60 steps) left it unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.lm.arch import DOWN_PROJ as _DOWN_PROJ
 from genforget.lm.arch import decoder_layers, mlp_output_projections
@@ -41,25 +42,20 @@ AUTO_C_SCALE = 5.0
 class RMUConfig(UnlearnConfig):
     """RMU's hyperparameters."""
 
-    rmu_layer: int = field(
-        default=-1,
-        metadata={
-            "help": "RMU: decoder layer whose output is steered (-1: round(7/32 * n_layers), the paper's "
-            "depth, at least 1)"
-        },
+    rmu_layer: int = arg(
+        -1,
+        "RMU: decoder layer whose output is steered (-1: round(7/32 * n_layers), the paper's "
+        "depth, at least 1)",
     )
-    rmu_c: float = field(
-        default=0.0,
-        metadata={"help": "RMU: steering coefficient c (0: 5x the frozen mean activation norm at the layer)"},
+    rmu_c: float = arg(
+        0.0, "RMU: steering coefficient c (0: 5x the frozen mean activation norm at the layer)"
     )
-    rmu_alpha: float = field(default=100.0, metadata={"help": "RMU: weight of the retain activation term"})
-    rmu_modules: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "RMU: names (ends of module or expert-weight names inside a decoder block) of what trains "
-            "in the steered layer and the two before it (empty: the MLP output projection: down_proj, "
-            "mlp.c_proj, fc2, dense_4h_to_h, w2 or Mamba's mixer.out_proj)"
-        },
+    rmu_alpha: float = arg(100.0, "RMU: weight of the retain activation term")
+    rmu_modules: list[str] = arg(
+        factory=list,
+        help="RMU: names (ends of module or expert-weight names inside a decoder block) of what trains "
+        "in the steered layer and the two before it (empty: the MLP output projection: down_proj, "
+        "mlp.c_proj, fc2, dense_4h_to_h, w2 or Mamba's mixer.out_proj)",
     )
 
     def __post_init__(self) -> None:

@@ -14,10 +14,11 @@ keep, and the retain term is the anchor term on those prompts' samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
@@ -27,11 +28,8 @@ from genforget.scores import Scores
 class SalUnConfig(UnlearnConfig):
     """SalUn's hyperparameter."""
 
-    saliency_ratio: float = field(
-        default=0.5,
-        metadata={
-            "help": "SalUn: share of weights (largest forget-loss gradients) that may change (diffusion)"
-        },
+    saliency_ratio: float = arg(
+        0.5, "SalUn: share of weights (largest forget-loss gradients) that may change (diffusion)"
     )
 
     def __post_init__(self) -> None:

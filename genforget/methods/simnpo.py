@@ -7,11 +7,12 @@ which removes NPO's bias toward forgetting short examples hardest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from genforget.common_args import arg
 from genforget.methods.base import Method
 from genforget.methods.npo import NPOConfig
 from genforget.scores import Scores
@@ -21,7 +22,7 @@ from genforget.scores import Scores
 class SimNPOConfig(NPOConfig):
     """SimNPO's hyperparameters: NPO's ``beta`` and the margin ``gamma``."""
 
-    gamma: float = field(default=0.0, metadata={"help": "SimNPO margin"})
+    gamma: float = arg(0.0, "SimNPO margin")
 
 
 class SimNPO(Method):

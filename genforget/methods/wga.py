@@ -8,10 +8,11 @@ keep pushing what is already forgotten, which is what makes plain gradient ascen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.methods.base import Method
 from genforget.scores import Scores
@@ -21,9 +22,7 @@ from genforget.scores import Scores
 class WGAConfig(UnlearnConfig):
     """WGA's hyperparameter."""
 
-    wga_beta: float = field(
-        default=1.0, metadata={"help": "WGA: forget-token NLL weighted by p(token)^wga_beta (detached)"}
-    )
+    wga_beta: float = arg(1.0, "WGA: forget-token NLL weighted by p(token)^wga_beta (detached)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

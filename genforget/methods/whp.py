@@ -18,11 +18,12 @@ where both tokenise to the same length. The paper's token-alignment of unequal l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.lm.data import IGNORE
 from genforget.methods.base import Method, PrepareContext
@@ -38,12 +39,9 @@ def generic_logits(base: torch.Tensor, reinforced: torch.Tensor, alpha: float) -
 class WHPConfig(UnlearnConfig):
     """WHP's hyperparameters."""
 
-    whp_alpha: float = field(
-        default=5.0, metadata={"help": "WHP: v_generic = v_base - alpha * ReLU(v_reinforced - v_base)"}
-    )
-    whp_reinforce_steps: int = field(
-        default=20,
-        metadata={"help": "WHP: steps of LoRA fine-tuning on the forget set for the reinforced model"},
+    whp_alpha: float = arg(5.0, "WHP: v_generic = v_base - alpha * ReLU(v_reinforced - v_base)")
+    whp_reinforce_steps: int = arg(
+        20, "WHP: steps of LoRA fine-tuning on the forget set for the reinforced model"
     )
 
     def __post_init__(self) -> None:

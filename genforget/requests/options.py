@@ -4,11 +4,11 @@ requests, the result, and where outputs go (shared by the identifier and associa
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from genforget.common_args import ChatTemplateArgs, OutputArgs, ThreadArgs
+from genforget.common_args import ChatTemplateArgs, OutputArgs, ThreadArgs, arg
 from genforget.config import UnlearnConfig, UsageError
 from genforget.requests.records import LocateResult
 
@@ -17,87 +17,59 @@ from genforget.requests.records import LocateResult
 class ForgetArgs(ThreadArgs, ChatTemplateArgs, OutputArgs):
     """What ``genforget forget`` reads and writes, and its verification bars."""
 
-    model: str = field(default="", metadata={"help": "save_pretrained dir of the trained model"})
-    data: str = field(
-        default="",
-        metadata={
-            "help": "TRAIN: a JSONL/parquet/txt file, a dir or glob of shards (.jsonl, .jsonl.gz, "
-            ".jsonl.zst, .parquet), a saved dataset, or an fsspec URL; empty: zero-shot (the forget "
-            "set is built from the model's own texts about the person, no corpus scanned)"
-        },
+    model: str = arg("", "save_pretrained dir of the trained model")
+    data: str = arg(
+        "",
+        "TRAIN: a JSONL/parquet/txt file, a dir or glob of shards (.jsonl, .jsonl.gz, "
+        ".jsonl.zst, .parquet), a saved dataset, or an fsspec URL; empty: zero-shot (the forget "
+        "set is built from the model's own texts about the person, no corpus scanned)",
     )
-    zero_shot_samples: int = field(default=8, metadata={"help": "no --data: sampled texts per prompt"})
-    adversarial: bool = field(
-        default=True,
-        metadata={"help": "adversarial probe families (rephrased, partial, hint), each <= extraction_bar"},
+    zero_shot_samples: int = arg(8, "no --data: sampled texts per prompt")
+    adversarial: bool = arg(
+        True, "adversarial probe families (rephrased, partial, hint), each <= extraction_bar"
     )
-    request: list[str] = field(default_factory=list, metadata={"help": "request file(s), YAML or JSON"})
-    output_dir: str = field(default="", metadata={"help": "new (or empty) dir: model/, certificate.json/.md"})
-    key_file: str = field(default="", metadata={"help": "controller HMAC key (default: next to the ledger)"})
-    ledger: str = field(default="", metadata={"help": "ledger JSONL (default: OUT/../ledger.jsonl)"})
-    text_field: str = field(default="text", metadata={"help": "JSONL field holding the text"})
-    retain_size: int = field(default=256, metadata={"help": "records without identifiers kept as retain set"})
-    retain_eval: int = field(
-        default=64, metadata={"help": "of those, records probed for retained capability"}
-    )
-    samples: int = field(default=4, metadata={"help": "sampled continuations per probe (any-of-k; 0 = off)"})
-    work_ngram: int = field(default=8, metadata={"help": "kind: work: shared word n-gram length"})
-    near_dup: float = field(
-        default=0.2, metadata={"help": "kind: work: near-duplicate bigram Jaccard of a window (0 = off)"}
-    )
-    image_samples: int = field(
-        default=8, metadata={"help": "image takedown: generations per caption, before and after"}
-    )
-    image_max_distance: int = field(
-        default=10, metadata={"help": "image takedown: perceptual-hash bits (of 64) a copy may differ by"}
-    )
-    workers: int = field(
-        default=0, metadata={"help": "locate with N worker processes via datatrove (0 = in this process)"}
-    )
-    executor: str = field(default="local", metadata={"help": "locate executor: local | slurm | ray"})
-    executor_options: str = field(
-        default="", metadata={"help": "YAML mapping (or file) for the datatrove executor, e.g. '{tasks: 64}'"}
-    )
-    extraction_bar: float = field(default=0.10, metadata={"help": "greedy extraction after must be <= this"})
-    sampled_bar: float = field(default=0.25, metadata={"help": "any-of-k extraction after must be <= this"})
-    auc_bar: float = field(
-        default=0.75, metadata={"help": "min-k AUC located vs twins after must be <= this (>= 5 records)"}
-    )
+    request: list[str] = arg(factory=list, help="request file(s), YAML or JSON")
+    output_dir: str = arg("", "new (or empty) dir: model/, certificate.json/.md")
+    key_file: str = arg("", "controller HMAC key (default: next to the ledger)")
+    ledger: str = arg("", "ledger JSONL (default: OUT/../ledger.jsonl)")
+    text_field: str = arg("text", "JSONL field holding the text")
+    retain_size: int = arg(256, "records without identifiers kept as retain set")
+    retain_eval: int = arg(64, "of those, records probed for retained capability")
+    samples: int = arg(4, "sampled continuations per probe (any-of-k; 0 = off)")
+    work_ngram: int = arg(8, "kind: work: shared word n-gram length")
+    near_dup: float = arg(0.2, "kind: work: near-duplicate bigram Jaccard of a window (0 = off)")
+    image_samples: int = arg(8, "image takedown: generations per caption, before and after")
+    image_max_distance: int = arg(10, "image takedown: perceptual-hash bits (of 64) a copy may differ by")
+    workers: int = arg(0, "locate with N worker processes via datatrove (0 = in this process)")
+    executor: str = arg("local", "locate executor: local | slurm | ray")
+    executor_options: str = arg("", "YAML mapping (or file) for the datatrove executor, e.g. '{tasks: 64}'")
+    extraction_bar: float = arg(0.10, "greedy extraction after must be <= this")
+    sampled_bar: float = arg(0.25, "any-of-k extraction after must be <= this")
+    auc_bar: float = arg(0.75, "min-k AUC located vs twins after must be <= this (>= 5 records)")
     # 0.75, not 1.0: one record against one twin is a noisy pair (their min-k differ by tens of
     # percent with neither trained on), and in a queue the calibrated stop equalises the mean
     # over all requests, not each one (test: two people ended at 0.80 and 1.0x, from 0.04x).
-    member_ratio_bar: float = field(
-        default=0.75, metadata={"help": "mean min-k located / twins after must be >= this"}
+    member_ratio_bar: float = arg(0.75, "mean min-k located / twins after must be >= this")
+    kept_bar: float = arg(0.90, "retain/collateral extraction kept >= this x before")
+    ppl_bar: float = arg(1.50, "retain perplexity after <= this x before")
+    flip_bar: float = arg(
+        0.10, "kind: association: counterfactual flip / biased / reversed share after <= this"
     )
-    kept_bar: float = field(
-        default=0.90, metadata={"help": "retain/collateral extraction kept >= this x before"}
+    save_mode: str = arg("auto", "auto | full | adapter")
+    relearn_speed: bool = arg(
+        True,
+        "relearn-speed audit: fine-tune copies of the unlearned model on the located "
+        "records and on their twins; certify both extraction curves and their gap",
     )
-    ppl_bar: float = field(default=1.50, metadata={"help": "retain perplexity after <= this x before"})
-    flip_bar: float = field(
-        default=0.10,
-        metadata={"help": "kind: association: counterfactual flip / biased / reversed share after <= this"},
+    relearn_budgets: list[int] = arg(
+        factory=lambda: [0, 5, 10, 20, 40],
+        help="relearn-speed audit: cumulative fine-tuning steps to measure at (from 0)",
     )
-    save_mode: str = field(default="auto", metadata={"help": "auto | full | adapter"})
-    relearn_speed: bool = field(
-        default=True,
-        metadata={
-            "help": "relearn-speed audit: fine-tune copies of the unlearned model on the located "
-            "records and on their twins; certify both extraction curves and their gap"
-        },
-    )
-    relearn_budgets: list[int] = field(
-        default_factory=lambda: [0, 5, 10, 20, 40],
-        metadata={"help": "relearn-speed audit: cumulative fine-tuning steps to measure at (from 0)"},
-    )
-    relearn_bar: float = field(
-        default=0.10, metadata={"help": "relearn-speed audit: largest gap to the twins' curve <= this"}
-    )
-    relearn_gate: bool = field(
-        default=False,
-        metadata={
-            "help": "make the relearn-speed row count towards `passed` (off by default: plain NPO "
-            "re-learns faster than a never-seen person and fails it, see docs/deletion-requests.md)"
-        },
+    relearn_bar: float = arg(0.10, "relearn-speed audit: largest gap to the twins' curve <= this")
+    relearn_gate: bool = arg(
+        False,
+        "make the relearn-speed row count towards `passed` (off by default: plain NPO "
+        "re-learns faster than a never-seen person and fails it, see docs/deletion-requests.md)",
     )
 
 
