@@ -57,16 +57,16 @@ class ImageCopyrightDemoArgs:
         default="astronaut", metadata={"help": f"the work taken down, one of {sorted(WORKS)}"}
     )
     copies: int = field(default=32, metadata={"help": "training copies of each work"})
-    images_per_concept: int = field(default=32, metadata={"help": "background images per shapes caption"})
-    vae_steps: int = field(default=300, metadata={"help": "tiny-VAE training steps"})
-    train_steps: int = field(default=500, metadata={"help": "UNet training steps of victim and oracle"})
+    images_per_concept: int = field(default=64, metadata={"help": "background images per shapes caption"})
+    vae_steps: int = field(default=400, metadata={"help": "tiny-VAE training steps"})
+    train_steps: int = field(default=1000, metadata={"help": "UNet training steps of victim and oracle"})
     eval_samples: int = field(default=16, metadata={"help": "generations per caption and model"})
     attacks: bool = field(default=True, metadata={"help": "run the attacks (paraphrase, embedding, relearn)"})
     attack_samples: int = field(default=8, metadata={"help": "generations per attack setting"})
     embedding_steps: int = field(
         default=100, metadata={"help": "Adam steps of the optimised-condition attack"}
     )
-    embedding_batch: int = field(default=8, metadata={"help": "noisings of the work per attack step"})
+    embedding_batch: int = field(default=16, metadata={"help": "noisings of the work per attack step"})
     relearn_steps: list[int] = field(default_factory=lambda: [0, 5, 10, 20, 40],
                                      metadata={"help": "fine-tuning steps of the relearning attack"})  # fmt: skip
     victim_seed: int = field(default=0, metadata={"help": "victim/oracle init, data and training seed"})
