@@ -61,32 +61,35 @@ def pareto(rows: list[dict]) -> list[dict]:
 
 
 def plot(points: list[dict], path: Path, title: str) -> Path:
-    """Kept (x) against gap (y); marker area grows with cost; frontier points filled and named;
-    the goal's corner shaded."""
+    """Kept (x) against gap (y); marker area grows with cost; frontier points filled; the goal's
+    corner shaded. Points are numbered and named in a key beside the axes: a dozen rows crowd
+    into two clusters (the UNDO rows near gap 0), where names written at the points overlap."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    fig.subplots_adjust(right=0.58)
     ax.add_patch(plt.Rectangle((BARS["kept"], -1.0), 1.0, 1.0 + BARS["gap"], alpha=0.08, color="green"))
     ax.axhline(BARS["gap"], color="green", lw=0.8, ls="--")
     ax.axvline(BARS["kept"], color="green", lw=0.8, ls="--")
-    for r in points:
+    key = []
+    for i, r in enumerate(sorted(points, key=lambda r: -r["retain_pii_kept"]), start=1):
         kept, gap, cost = _point(r)
         face = "C0" if r["on_frontier"] else "none"
         ax.scatter(kept, gap, s=40 + 400 * min(cost, 1.0), facecolors=face, edgecolors="C0")
-        ax.annotate(
-            f"{r['model']} ({cost:.2f}x)", (kept, gap), fontsize=7, xytext=(4, 4), textcoords="offset points"
-        )
+        ax.annotate(str(i), (kept, gap), fontsize=8, xytext=(5, 5), textcoords="offset points")
+        key.append(f"{i}. {r['model']} ({cost:.2f}x)")
+    fig.text(0.6, 0.5, "\n".join(key), fontsize=8, va="center", family="monospace")
     ax.set_xlim(min(_point(r)[0] for r in points) - 0.05, 1.05)
     ax.set_ylim(-0.03, max(_point(r)[1] for r in points) + 0.05)
     ax.set_xlabel("retain PII kept (x victim)")
     ax.set_ylabel("largest relearn gap to the retrain")
     ax.set_title(
-        title + "\nfilled: Pareto frontier; area: cost in retrains; green: goal (kept >= 0.9, gap <= 0.1)"
+        title + "\nfilled: Pareto frontier; area: cost in retrains; green: goal (kept >= 0.9, gap <= 0.1)",
+        fontsize=9,
     )
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -17,6 +17,7 @@ from genforget.evaluation.metrics.adversarial import (
     target_rates,
 )
 from genforget.evaluation.split import EvalSplit
+from genforget.requests.options import ForgetArgs
 
 IDENTITY = {"name": ["Jane Roe"], "email": ["jane.roe77@example.org"], "phone": ["555-010-0199"]}
 RECORD = (
@@ -70,7 +71,10 @@ def test_every_family_extracts_from_the_victim_and_not_from_the_oracle(corpus, v
     o = adversarial_metrics(oracle, tok, "forget", items)
     # Measured: victim 0.125 / 1.0 / 1.0, oracle 0 / 0 / 0 (4 people x 6 fields).
     assert v["forget_adversarial_partial"] >= 0.8 and v["forget_adversarial_hint"] >= 0.8
-    assert v["forget_adversarial_rephrased"] >= 0.08
+    # Each family fails the certificate's bar (extraction_bar, 0.10) on the victim and passes it
+    # on the oracle: rephrased leaks least (3 of 24 targets) but still above the bar.
+    bar = ForgetArgs.extraction_bar
+    assert all(v[f"forget_adversarial_{f}"] > bar for f in ("rephrased", "partial", "hint")), v
     assert all(x <= 0.05 for x in o.values()), o
 
 
