@@ -71,8 +71,10 @@ def test_qlora_forgets_and_keeps_retain(saved):
     ]
     assert not any(packed)  # ...left every 4-bit layer in its trainable layout
     codes = [m.weight.data.clone() for m in linear4bit_layers(model)]
+    # lr 1e-3: with the rank-stabilised LoRA default an adapter moves ~2.8x further per step than
+    # at alpha/r, and the 1e-2 this test used to need tripped the divergence guard on Mistral.
     res = genforget.unlearn(
-        model, tok, EXAMPLES[:2], EXAMPLES[2:], method="npo", use_lora=True, learning_rate=1e-2,
+        model, tok, EXAMPLES[:2], EXAMPLES[2:], method="npo", use_lora=True, learning_rate=1e-3,
         max_steps=30, calibration=False, return_history=True,
     )  # fmt: skip
     assert type(res.model).__name__ == "PeftModel"
