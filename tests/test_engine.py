@@ -123,7 +123,10 @@ def test_sharded_engines_refuse_quantized_bases_and_multi_backward_remedies(tiny
     with pytest.raises(ValueError, match="4-/8-bit"):
         configure_engine(_accelerator("DEEPSPEED", {}), cfg, tiny_lm)
     del tiny_lm.q
-    with pytest.raises(ValueError, match="sam_rho / quant_aware_weight / relearn_aware_steps are not supported under DEEPSPEED"):
+    with pytest.raises(
+        ValueError,
+        match="sam_rho / quant_aware_weight / relearn_aware_steps are not supported under DEEPSPEED",
+    ):
         configure_engine(_accelerator("DEEPSPEED", {}), UnlearnConfig(sam_rho=0.1), tiny_lm)
     with pytest.raises(ValueError, match="undo_alpha is not supported under FSDP"):
         configure_engine(_accelerator("FSDP"), UnlearnConfig(undo_alpha=0.5), tiny_lm)
