@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from genforget._version import __version__
+from genforget.cards import sha256_text
 from genforget.config import UnlearnConfig, UsageError
 from genforget.diffusion.data import DiffusionConfig
 from genforget.requests.options import ForgetArgs, ForgetResult, cert_paths, resolve_paths, utc_now
@@ -188,7 +190,7 @@ def forget_image_requests(
                 "records": len(rows),
                 "occurrences": {"image": len(rows)},
                 "record_ids_hmac": sorted(hmac_hex(key, f"record:{data.sha256[r]}:{r}") for r in rows),
-                "captions_sha256": [_sha(c) for c in mine],
+                "captions_sha256": [sha256_text(c) for c in mine],
             },
             "data": {
                 "records_scanned": n_rec,
@@ -199,7 +201,7 @@ def forget_image_requests(
             "model": {"before_sha256": before_sha, "after_sha256": after_sha, "saved_as": saved_as},
             "method": {"name": cfg.method, "config": dataclasses.asdict(cfg)},
             "diffusion": dataclasses.asdict(dcfg),
-            "genforget_version": _version(),
+            "genforget_version": __version__,
             "key_id": key_id(key),
             "times": {"started_utc": started, "finished_utc": utc_now(), **timings},
             "verification": vrows,
@@ -214,15 +216,3 @@ def forget_image_requests(
         certs.append(cert)
         paths.append(path)
     return ForgetResult(certs, paths, [], ledger_path, out / "model" if saved_as else None)
-
-
-def _sha(text: str) -> str:
-    from genforget.cards import sha256_text
-
-    return sha256_text(text)
-
-
-def _version() -> str:
-    from genforget._version import __version__
-
-    return __version__
