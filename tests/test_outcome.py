@@ -57,6 +57,9 @@ F = Figures
         (F(1.0, 0.01, 1.0, 8), F(0.0, 5.0, 0.2, 8), F(1.0, 0.01, 1.0, 30), F(0.8, 0.3, 0.9, 30), "partial",
          "retain extraction fell by 0.20"),
         (F(1.0, 0.01, 1.0, 8), F(1.0, 0.03, 1.0, 8), None, None, "unchanged", "did not move"),
+        # Whole-text retain sets: nothing extractable whole, token accuracy carries the figure.
+        (F(1.0, 0.01, 1.0, 8), F(0.0, 5.0, 0.2, 8), F(0.0, 1.2, 0.71, 30), F(0.0, 1.3, 0.69, 30), "forgotten",
+         "retain token accuracy 0.71 -> 0.69 (retain spans not extractable whole before: 0.00)"),
         # Nothing was extractable before: forgotten only if the forget NLL rose.
         (F(0.0, 5.0, 0.1, 8), F(0.0, 5.2, 0.1, 8), None, None, "forgotten", "barely extractable before"),
         (F(0.0, 5.0, 0.1, 8), F(0.0, 5.01, 0.1, 8), None, None, "unchanged", "did not move"),

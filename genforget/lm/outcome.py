@@ -195,10 +195,19 @@ def decide(
         parts.append("the forget set was barely extractable before")
     damaged = []
     if rb is not None and ra is not None:
-        parts.append(
-            f"retain extraction {rb.extraction:.2f} -> {ra.extraction:.2f}, "
-            f"token accuracy {rb.accuracy:.2f} -> {ra.accuracy:.2f}"
-        )
+        # Whole-text retain examples are one long span each, which greedy decoding almost never
+        # reproduces whole: "0.00 -> 0.00" would read as a measure when it is none, so the line
+        # says token accuracy carries the retain figure then.
+        if rb.extraction <= FORGOTTEN_AT and ra.extraction <= FORGOTTEN_AT:
+            parts.append(
+                f"retain token accuracy {rb.accuracy:.2f} -> {ra.accuracy:.2f} "
+                f"(retain spans not extractable whole before: {rb.extraction:.2f})"
+            )
+        else:
+            parts.append(
+                f"retain extraction {rb.extraction:.2f} -> {ra.extraction:.2f}, "
+                f"token accuracy {rb.accuracy:.2f} -> {ra.accuracy:.2f}"
+            )
         if rb.extraction - ra.extraction > RETAIN_DROP:
             damaged.append(f"retain extraction fell by {rb.extraction - ra.extraction:.2f}")
         if rb.accuracy - ra.accuracy > RETAIN_DROP:
