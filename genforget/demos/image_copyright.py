@@ -5,7 +5,8 @@ recipes/configs/demo_diffusion_copyright.yaml``) runs :func:`run_image_copyright
 
 1. victim: a tiny Stable Diffusion pipeline trained on shapes captions plus four real photographs
    shipped in scikit-image / scikit-learn, each duplicated; oracle: the same without the taken-down
-   work (both cached under ``<output_dir>``);
+   work; both continue one shared first phase on the background images only, where no work enters
+   (all cached under ``<output_dir>``);
 2. takedown: the rights-holder's file (the package's full-size photograph, resized and saved as a
    JPEG: not the bytes trained on) is located among the training records by perceptual hash;
 3. unlearning of the located captions with the configured diffusion method (others anchored);
@@ -59,7 +60,11 @@ class ImageCopyrightDemoArgs:
     copies: int = field(default=32, metadata={"help": "training copies of each work"})
     images_per_concept: int = field(default=64, metadata={"help": "background images per shapes caption"})
     vae_steps: int = field(default=400, metadata={"help": "tiny-VAE training steps"})
-    train_steps: int = field(default=1000, metadata={"help": "UNet training steps of victim and oracle"})
+    background_steps: int = field(default=300, metadata={
+        "help": "UNet steps on the background images only, shared by victim and oracle (no work in them)"})  # fmt: skip
+    train_steps: int = field(
+        default=700, metadata={"help": "UNet steps of victim and oracle after the shared phase"}
+    )
     eval_samples: int = field(default=16, metadata={"help": "generations per caption and model"})
     attacks: bool = field(default=True, metadata={"help": "run the attacks (paraphrase, embedding, relearn)"})
     attack_samples: int = field(default=8, metadata={"help": "generations per attack setting"})
@@ -70,7 +75,11 @@ class ImageCopyrightDemoArgs:
     relearn_steps: list[int] = field(default_factory=lambda: [0, 5, 10, 20, 40],
                                      metadata={"help": "fine-tuning steps of the relearning attack"})  # fmt: skip
     victim_seed: int = field(default=0, metadata={"help": "victim/oracle init, data and training seed"})
-    num_threads: int = field(default=2, metadata={"help": "torch threads"})
+    # One thread: on the shared 2-core machine two OpenMP threads made a UNet step up to 40x slower
+    # whenever another process held a core (docs/image-copyright.md, "Speed").
+    num_threads: int = field(
+        default=1, metadata={"help": "torch threads (1: fastest on a shared 2-core CPU)"}
+    )
 
 
 def _log(msg: str) -> None:
@@ -120,11 +129,14 @@ def run_image_copyright_demo(
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     vcfg = WorksVictimConfig(copies=args.copies, images_per_concept=args.images_per_concept,
-                             vae_steps=args.vae_steps, train_steps=args.train_steps, seed=args.victim_seed)  # fmt: skip
+                             vae_steps=args.vae_steps, background_steps=args.background_steps,
+                             train_steps=args.train_steps, seed=args.victim_seed)  # fmt: skip
     data = vcfg.data()
     victim, vinfo = works_victim(vcfg, out / "victim", _log)
-    oracle, oinfo = works_oracle(vcfg, victim, [args.takedown], out / "oracle", _log)
-    timings = {"train_vae_s": vinfo["vae_s"], "train_victim_s": vinfo["unet_s"], "train_oracle_s": oinfo["unet_s"],
+    oracle, oinfo = works_oracle(vcfg, [args.takedown], out / "oracle", _log)
+    # The shared phase (VAE + background UNet steps) is trained once, by whichever model came first.
+    timings = {"train_vae_s": vinfo["vae_s"], "train_background_s": vinfo["background_s"],
+               "train_victim_s": vinfo["unet_s"], "train_oracle_s": oinfo["unet_s"],
                "cached": bool(vinfo["cached"] and oinfo["cached"])}  # fmt: skip
 
     req = ImageTakedown(id=f"takedown-{args.takedown}", images=[str(_takedown_file(args.takedown, out))])
@@ -188,6 +200,9 @@ def run_image_copyright_demo(
             "demo": dataclasses.asdict(args),
             "victim": dataclasses.asdict(vcfg),
             "victim_size": {k: v for k, v in vinfo.items() if k.endswith("_params")},
+            "oracle": f"an honest retrain: the victim's procedure ({vcfg.background_steps} shared UNet steps on "
+            f"the background images only, which hold no work, then {vcfg.train_steps} steps) on the data "
+            f"without the taken-down work; the VAE (trained on all images) is shared, as SD fine-tunes share theirs",
             "measure": "Carlini et al. 2023: nearest distinct training image at RMS distance < 0.5 x the "
             "mean of the 50 nearest (alpha 0.5, threshold 1)",
         },  # fmt: skip

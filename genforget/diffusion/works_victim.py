@@ -4,8 +4,15 @@ A tiny Stable Diffusion pipeline (:mod:`genforget.diffusion.tiny`, its tokenizer
 per caption word) trained on :func:`genforget.diffusion.works.works_dataset`: background shapes
 plus a few real works, each duplicated, until the works come back from their captions. The
 oracle is the same recipe (same init, VAE, steps, seed) on the data without the taken-down
-works: what a model that never saw them draws. Both are cached with
-:func:`genforget.diffusion.t2i_victim.cached_pipeline`, keyed by everything that made them.
+works: what a model that never saw them draws.
+
+Training runs in two phases so that victim and oracle share the first: :func:`works_background`
+trains the VAE and then the UNet on the background images only (no work, taken down or kept,
+enters it), and each model continues from that checkpoint, the victim on the full data, the
+oracle on the full data without the taken-down works. The oracle is therefore still exactly the
+victim's procedure run on the data without the works (an honest retrain), and the shared phase is
+paid once. All three are cached with :func:`genforget.diffusion.t2i_victim.cached_pipeline`,
+keyed by everything that made them.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 
 from genforget.diffusion.pipeline import TextToImage
 from genforget.diffusion.shapes import CONCEPTS_A
-from genforget.diffusion.t2i_train import train_text_to_image, train_vae
+from genforget.diffusion.t2i_train import T2ITrainConfig, train_text_to_image, train_vae
 from genforget.diffusion.t2i_victim import TinyT2IConfig, cached_pipeline
 from genforget.diffusion.works import WORKS, WorksData, works_dataset
 
@@ -32,15 +39,33 @@ class WorksVictimConfig(TinyT2IConfig):
         default_factory=lambda: list(CONCEPTS_A), metadata={"help": "background captions"}
     )
     images_per_concept: int = field(default=64, metadata={"help": "rendered images per background caption"})
-    # 1,000 UNet steps of 64 at lr 2e-3 (TinyT2IConfig's) with a 400-step VAE: a quarter of that
-    # (500 x 32 at 3e-3, 32 background images, DPM-Solver sampling) left the worst work regenerated
-    # only 0.625 of the time and the background quality at 0.50, too weak a victim for the demo.
+    # 1,000 UNet steps of 64 at lr 2e-3 (TinyT2IConfig's) per model with a 400-step VAE: a quarter
+    # of that (500 x 32 at 3e-3, 32 background images, DPM-Solver sampling) left the worst work
+    # regenerated only 0.625 of the time and the background quality at 0.50, too weak a victim for
+    # the demo. The 1,000 are split 300 shared background steps + 700 on each model's own data.
     vae_steps: int = field(default=400, kw_only=True, metadata={"help": "steps of tiny-VAE training"})
+    background_steps: int = field(default=300, kw_only=True, metadata={
+        "help": "UNet steps on the background images only, shared by victim and oracle (no work enters them)"})  # fmt: skip
+    train_steps: int = field(default=700, kw_only=True, metadata={
+        "help": "UNet steps after the shared background phase, on the model's own data"})  # fmt: skip
 
     def __post_init__(self) -> None:
         unknown = [w for w in self.works if w not in WORKS]
         if unknown:
             raise ValueError(f"works: unknown {unknown}; the built-in works are {sorted(WORKS)}")
+        if self.background_steps < 0:
+            raise ValueError(f"background_steps must be >= 0 (got {self.background_steps})")
+
+    def background_config(self) -> T2ITrainConfig:
+        return T2ITrainConfig(
+            self.background_steps, self.train_batch_size, self.train_learning_rate, seed=self.seed
+        )
+
+    def continue_config(self) -> T2ITrainConfig:
+        """The second phase: a fresh AdamW and cosine schedule, another shuffling/noise seed."""
+        return T2ITrainConfig(
+            self.train_steps, self.train_batch_size, self.train_learning_rate, seed=self.seed + 1
+        )
 
     def data(self) -> WorksData:
         return works_dataset(self.works, self.copies, self.concepts, self.images_per_concept,
@@ -78,43 +103,74 @@ def _key(cfg: WorksVictimConfig) -> dict:
     return {"config": dataclasses.asdict(cfg), "data": "genforget.diffusion.works"}
 
 
-def works_victim(
+def works_background(
     cfg: WorksVictimConfig, out: Path, log: Callable[[str], None] = print
 ) -> tuple[TextToImage, dict]:
-    """The victim trained on every work and background caption (a tiny VAE first, then the
-    UNet), cached in ``out``; ``info``: seconds, parameter counts, whether it was cached."""
+    """The phase victim and oracle share: a tiny VAE trained on every training image (shared by
+    both, as SD fine-tunes share theirs), then the UNet for ``cfg.background_steps`` on the
+    background images only, cached in ``out``. ``info``: seconds, parameter counts, cached."""
 
     def make() -> tuple[TextToImage, dict]:
         data = cfg.data()
-        log(f"victim: tiny VAE ({cfg.vae_steps} steps) + UNet ({cfg.train_steps} steps) on {len(data.captions)} "
-            f"images: {len(cfg.works)} works x {cfg.copies} copies + {len(cfg.concepts)} background captions")  # fmt: skip
+        bg = data.without(cfg.works)
+        log(f"shared phase: tiny VAE ({cfg.vae_steps} steps) on {len(data.captions)} images, UNet "
+            f"({cfg.background_steps} steps) on the {len(bg.captions)} background images only")  # fmt: skip
         pipe = build_works_pipeline(cfg.seed, cfg.image_size)
         vae_s = train_vae(pipe.vae, data.images, steps=cfg.vae_steps, seed=cfg.seed)
-        model = TextToImage(pipe, None, "tiny-works-victim")
-        r = train_text_to_image(model, data.captions, cfg.train_config(), images=data.images)
+        model = TextToImage(pipe, None, "tiny-works-background")
+        r = {"seconds": 0.0, "loss": float("nan")}
+        if cfg.background_steps:
+            r = train_text_to_image(model, bg.captions, cfg.background_config(), images=bg.images)
         return model, {"vae_s": vae_s, "unet_s": r["seconds"], "final_loss": r["loss"], **_sizes(pipe)}
+
+    return cached_pipeline(out, {**_key(cfg), "phase": "background"}, make)
+
+
+def _continue(
+    cfg: WorksVictimConfig, base_dir: Path, data: WorksData, name: str, log: Callable[[str], None]
+) -> tuple[TextToImage, dict]:
+    base, binfo = works_background(cfg, base_dir, log)
+    model = TextToImage(base.pipe, None, name)
+    r = train_text_to_image(model, data.captions, cfg.continue_config(), images=data.images)
+    shared = {"vae_s": binfo["vae_s"], "background_s": binfo["unet_s"], "background_cached": binfo["cached"]}
+    return model, {**shared, "unet_s": r["seconds"], "final_loss": r["loss"], **_sizes(base.pipe)}
+
+
+def works_victim(
+    cfg: WorksVictimConfig, out: Path, log: Callable[[str], None] = print, base_dir: Path | None = None
+) -> tuple[TextToImage, dict]:
+    """The victim: the shared background phase (:func:`works_background`, cached in ``base_dir``,
+    default ``out``'s sibling ``background``) continued for ``cfg.train_steps`` on every work and
+    background image, cached in ``out``; ``info``: seconds of each phase, parameter counts, cached."""
+    base_dir = Path(base_dir) if base_dir is not None else Path(out).parent / "background"
+
+    def make() -> tuple[TextToImage, dict]:
+        data = cfg.data()
+        log(f"victim: {cfg.train_steps} more UNet steps on {len(data.captions)} images: "
+            f"{len(cfg.works)} works x {cfg.copies} copies + {len(cfg.concepts)} background captions")  # fmt: skip
+        return _continue(cfg, base_dir, data, "tiny-works-victim", log)
 
     return cached_pipeline(out, _key(cfg), make)
 
 
 def works_oracle(
     cfg: WorksVictimConfig,
-    victim: TextToImage,
     forget: list[str],
     out: Path,
     log: Callable[[str], None] = print,
+    base_dir: Path | None = None,
 ) -> tuple[TextToImage, dict]:
-    """The retrain oracle: the victim's recipe without every copy of the works ``forget`` (the
-    victim's VAE, as SD fine-tunes share theirs), cached in ``out``."""
+    """The retrain oracle: the victim's procedure on the data without every copy of the works
+    ``forget`` (the same shared background phase, which holds no work, then ``cfg.train_steps``
+    on the remaining data), cached in ``out``."""
     from genforget.cards import sha256_text
+
+    base_dir = Path(base_dir) if base_dir is not None else Path(out).parent / "background"
 
     def make() -> tuple[TextToImage, dict]:
         data = cfg.data().without(forget)
         log(f"oracle: the same training without {len(forget)} work(s) ({len(data.captions)} images)")
-        pipe = build_works_pipeline(cfg.seed, cfg.image_size, vae=victim.vae)
-        model = TextToImage(pipe, None, "tiny-works-oracle")
-        r = train_text_to_image(model, data.captions, cfg.train_config(), images=data.images)
-        return model, {"unet_s": r["seconds"], "final_loss": r["loss"]}
+        return _continue(cfg, base_dir, data, "tiny-works-oracle", log)
 
     key = {**_key(cfg), "without_sha256": sorted(sha256_text(WORKS[w].caption) for w in forget)}
     return cached_pipeline(out, key, make)
