@@ -60,7 +60,7 @@ class SDDemoArgs:
     grid_per_concept: int = arg(6, "images per caption and model in grid.png")
     keep_others: bool = arg(True, "keep prompts = the other captions (false: the built-in generic list)")
     victim_seed: int = arg(0, "victim/oracle init, data and training seed")
-    num_threads: int = arg(2, "torch threads")
+    num_threads: int = arg(1, "torch threads (two stall at every barrier while another process holds a core)")
 
 
 def _log(msg: str) -> None:
