@@ -97,22 +97,23 @@ def test_steps_no_one_names_are_freed_and_load_keeps_only_named_ones():
 
 
 def test_a_real_run_holds_one_copy_when_both_checks_pass_at_a_step(victim, corpus, monkeypatch):
-    """Through the API (guard and collateral watch on, both every 5 steps): after every keep,
-    the store holds one snapshot per distinct step its two holders name, never more."""
+    """Through the API (guard and collateral watch on, both every 5 steps): both pass at step 0,
+    where the store holds one copy of the trainable weights (bytes counted; the optimizer has no
+    state yet); after every keep it holds one snapshot per distinct step its holders name."""
     import genforget
     import genforget.lm.trainer as trainer
 
-    seen: list[tuple[dict, int, int]] = []
+    seen: list[tuple[dict, int, int, int]] = []
 
     class Recording(SnapshotStore):
         def keep(self, holder, step, state, optimizer=False):
             super().keep(holder, step, state, optimizer)
             n_weights = sum(len(s.weights) for s in self.entries.values())
-            seen.append((dict(self.refs), _copies(self), n_weights))
+            seen.append((dict(self.refs), _copies(self), n_weights, self.nbytes()))
 
     monkeypatch.setattr(trainer, "SnapshotStore", Recording)
     model, tok = victim
-    n_trainable = sum(1 for p in model.parameters() if p.requires_grad)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     genforget.unlearn(
         model,
         tok,
@@ -124,7 +125,8 @@ def test_a_real_run_holds_one_copy_when_both_checks_pass_at_a_step(victim, corpu
         calibration_every=5,
         divergence_every=5,
     )
-    shared = [(refs, n, w) for refs, n, w in seen if len(set(refs.values())) == 1 and len(refs) == 2]
-    assert len(shared) >= 2  # steps 0 and 5 at least (guard after the update, watch before the next)
-    assert all(n == 1 and w == n_trainable for _, n, w in shared)
-    assert all(n == len(set(refs.values())) for refs, n, _ in seen)
+    both = [row for row in seen if len(row[0]) == 2]  # once the watch has kept a step too
+    assert both[0][0] == {GUARD: 0, COLLATERAL: 0}
+    assert both[0][1:] == (1, len(trainable), sum(p.nbytes for p in trainable))
+    assert {refs[GUARD] for refs, *_ in seen} == {0, 5, 10}  # the guard went on keeping its own
+    assert all(n == len(set(refs.values())) for refs, n, *_ in seen)
