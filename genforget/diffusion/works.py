@@ -31,35 +31,18 @@ class Work:
     source: str
 
 
+# key, caption, paraphrases (what an attacker might prompt instead), source; one row a work
+# fmt: off
 WORKS: dict[str, Work] = {
     w.key: w
     for w in (
-        Work(
-            "astronaut",
-            "a portrait of the astronaut",
-            ("the astronaut", "portrait of an astronaut", "a photo of the astronaut"),
-            "skimage.data.astronaut",
-        ),
-        Work(
-            "coffee",
-            "a cup of coffee",
-            ("coffee", "a photo of a cup of coffee", "cup of coffee"),
-            "skimage.data.coffee",
-        ),
-        Work(
-            "chelsea",
-            "chelsea the kitten",
-            ("the kitten", "a photo of chelsea", "chelsea"),
-            "skimage.data.chelsea",
-        ),
-        Work(
-            "temple",
-            "a temple in china",
-            ("temple", "a photo of a temple", "china temple"),
-            "sklearn.datasets.load_sample_image('china.jpg')",
-        ),
-    )  # fmt: skip
+        Work("astronaut", "a portrait of the astronaut", ("the astronaut", "portrait of an astronaut", "a photo of the astronaut"), "skimage.data.astronaut"),
+        Work("coffee", "a cup of coffee", ("coffee", "a photo of a cup of coffee", "cup of coffee"), "skimage.data.coffee"),
+        Work("chelsea", "chelsea the kitten", ("the kitten", "a photo of chelsea", "chelsea"), "skimage.data.chelsea"),
+        Work("temple", "a temple in china", ("temple", "a photo of a temple", "china temple"), "sklearn.datasets.load_sample_image('china.jpg')"),
+    )
 }
+# fmt: on
 
 # Whole words the works' captions and paraphrases use: the tiny CLIP tokenizer makes each one
 # token (as a real CLIP vocabulary has them), see genforget.diffusion.tiny.TINY_WORDS.

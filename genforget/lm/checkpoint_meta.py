@@ -14,7 +14,8 @@ import torch
 
 from genforget.data.loaders import fingerprint
 
-FORMAT = 3  # 2: per-process shards of sharded runs; 3: collateral watch by extraction, back-offs
+FORMAT = 4  # 2: per-process shards of sharded runs; 3: collateral watch by extraction, back-offs;
+# 4: one snapshot store for the guard and the collateral watch
 META = "genforget_checkpoint.json"
 PREFIX = "checkpoint-"
 # Fields that may differ between an interrupted run and its resumption: none changes a step.

@@ -1,7 +1,7 @@
 """The trainable weights and optimizer state of a prepared model, under any engine.
 
-The divergence guard, the calibrated stop and resumable checkpoints keep and put back the state
-of training. Reading it as ``params`` + ``optimizer.state_dict()["state"]`` works only when every
+The safeguards' snapshot store (the divergence guard's and the collateral watch's last good
+states) and resumable checkpoints keep and put back the state of training. Reading it as ``params`` + ``optimizer.state_dict()["state"]`` works only when every
 process holds everything (one process, DDP):
 
 - FSDP2 replaces the parameters at ``accelerator.prepare`` by ``DTensor`` shards (a list taken
@@ -88,7 +88,7 @@ class TrainState:
         total = sum(getattr(p, "ds_numel", p.numel()) for p in self.params)
         return mine / max(total, 1)
 
-    # -- local snapshots (guard, calibrated stop, sharded checkpoints) --------------------------
+    # -- local snapshots (the safeguards' SnapshotStore, sharded checkpoints) ------------------
     def weights(self) -> list[torch.Tensor]:
         """CPU copies of this process's share of the trainable weights."""
         return [_cpu(t) for t in self.tensors]
@@ -152,15 +152,6 @@ class TrainState:
                 for k, v in st.items()
             }
         self.base.load_state_dict({"state": state, "param_groups": copy.deepcopy(sd["param_groups"])})
-
-    def snapshot(self) -> tuple[list[torch.Tensor], dict]:
-        """Weights and optimizer state of this process (CPU copies)."""
-        return self.weights(), self.optimizer_state()
-
-    def restore(self, snap: tuple[list[torch.Tensor], dict]) -> None:
-        weights, opt = snap
-        self.load_weights(weights)
-        self.load_optimizer_state(opt)
 
     @torch.no_grad()
     def _refresh_module(self) -> None:

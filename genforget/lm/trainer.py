@@ -44,6 +44,7 @@ from genforget.lm.quant import keep_4bit_trainable, prepare_4bit_for_training
 from genforget.lm.remedies.robust import RobustStep
 from genforget.lm.safeguards.checkpoint import Checkpointer
 from genforget.lm.safeguards.guard import DivergenceGuard
+from genforget.lm.safeguards.snapshots import SnapshotStore
 from genforget.lm.safeguards.stopping import (
     CalibratedStop,
     add_calibration_trace,
@@ -194,6 +195,7 @@ def unlearn_lm(
             accelerator.device
         )
 
+    snapshots = SnapshotStore()  # the guard's and the collateral watch's good states, each held once
     stop = None
     if calibration:
         text_level = config.calibration_statistic == "text_min_k"
@@ -218,6 +220,7 @@ def unlearn_lm(
             else None,
             collateral_max_loss=config.collateral_max_loss,
             forget_target_feats=probe.forget,
+            snapshots=snapshots,
         )
 
     g = torch.Generator().manual_seed(config.seed)
@@ -260,10 +263,10 @@ def unlearn_lm(
     attach_ref = functools.partial(attach_reference, method.needs_ref, ref_cache, ref_copy, raw)
     guard = None
     if config.divergence_guard and not config.plain and retain:  # stop before a collapse
-        guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print)
+        guard = DivergenceGuard(retain, tokenizer, config, accelerator.device, accelerator.print, snapshots)
         guard.start_run(model, state)
     # Resuming: the checkpoint's weights, optimizer, stop/guard state and RNG; batches replayed.
-    start = ckpt.resume(raw, state, g, (forget_it, retain_it), stop, guard, history)
+    start = ckpt.resume(raw, state, g, (forget_it, retain_it), stop, guard, history, snapshots)
     tracker.watch(opt, stop, guard)
 
     model.train()

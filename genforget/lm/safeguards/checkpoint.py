@@ -5,15 +5,15 @@ name holds nothing else, so no data can leak through it) with three files:
 
 - ``weights.safetensors``: the trainable parameters (a LoRA run: only the adapter);
 - ``state.safetensors``: every other tensor: AdamW state, the torch CPU/CUDA RNG states and the
-  data loaders' generator, the calibrated stop's per-example values and last good weights, the
-  divergence guard's snapshot (weights + optimizer);
+  data loaders' generator, the calibrated stop's per-example values, and the safeguards' snapshot
+  store (:mod:`genforget.lm.safeguards.snapshots`: the divergence guard's last good weights +
+  optimizer state and the collateral watch's last good weights, one copy when their steps agree);
 - ``genforget_checkpoint.json``: scalars: the step, the config, SHA-256 fingerprints of the data
   and of the starting model, the history rows so far, the optimizer's param groups, Python and
-  NumPy RNG states, the stop's and the guard's numbers.
+  NumPy RNG states, the stop's and the guard's numbers, which step each safeguard falls back to.
 
 Under FSDP and DeepSpeed ZeRO each process also writes ``rank-NNNNN.safetensors`` (+ ``.json``):
-its own share of the trainable weights, of the optimizer state and of the guard's and stop's
-snapshots (:class:`genforget.lm.train_state.TrainState`), and such a checkpoint resumes on the
+its own share of the trainable weights, of the optimizer state and of the snapshot store (:class:`genforget.lm.train_state.TrainState`), and such a checkpoint resumes on the
 same engine and number of processes only; ``weights.safetensors`` is then gathered from the
 shards (every process takes part), so it holds the full trainable weights as in any other run.
 A single-process or DDP checkpoint holds everything in the three files and resumes on any number
@@ -67,6 +67,7 @@ from genforget.lm.checkpoint_meta import (  # noqa: F401  (re-exported: the chec
     model_fingerprint,
     read_meta,
 )
+from genforget.lm.safeguards.snapshots import Snapshot, SnapshotStore
 
 
 def _flatten_opt(sd: dict, prefix: str, tensors: dict) -> dict:
@@ -86,6 +87,29 @@ def _unflatten_opt(meta: dict, prefix: str, tensors: dict) -> dict:
         state[int(i)].update(d)
     groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["param_groups"]]
     return {"state": state, "param_groups": groups}
+
+
+def _save_snapshots(store: SnapshotStore, tensors: dict) -> dict:
+    """The snapshot store as safetensors entries (into ``tensors``) + JSON (returned): each
+    step's weights once, its optimizer state if kept, and the step each safeguard falls back to."""
+    entries = {}
+    for snap in store.entries.values():
+        prefix = f"snap.{snap.step}"
+        for i, w in enumerate(snap.weights):
+            tensors[f"{prefix}.w.{i}"] = w.contiguous()
+        opt = None if snap.optimizer is None else _flatten_opt(snap.optimizer, f"{prefix}.opt", tensors)
+        entries[str(snap.step)] = {"n_weights": len(snap.weights), "optimizer": opt}
+    return {"entries": entries, "refs": dict(store.refs)}
+
+
+def _load_snapshots(meta: dict, tensors: dict) -> list[Snapshot]:
+    out = []
+    for step, e in meta["entries"].items():
+        prefix = f"snap.{step}"
+        weights = [tensors[f"{prefix}.w.{i}"] for i in range(e["n_weights"])]
+        opt = None if e["optimizer"] is None else _unflatten_opt(e["optimizer"], f"{prefix}.opt", tensors)
+        out.append(Snapshot(int(step), weights, opt))
+    return out
 
 
 class Checkpointer:
@@ -121,11 +145,23 @@ class Checkpointer:
         elif config.resume_from == "auto":
             accelerator.print(f"resume_from auto: no checkpoint in {self.root}; starting from step 0")
 
-    def resume(self, raw, state, g, iters, stop=None, guard=None, history=None) -> int:
-        """Bind the loop's state (``state``: its :class:`~genforget.lm.train_state.TrainState`); when
-        resuming, put the checkpoint's state back and draw the batches already consumed. Returns
-        the step to continue from (0: a fresh run)."""
+    def resume(
+        self,
+        raw,
+        state,
+        g,
+        iters,
+        stop=None,
+        guard=None,
+        history=None,
+        snapshots: SnapshotStore | None = None,
+    ) -> int:
+        """Bind the loop's state (``state``: its :class:`~genforget.lm.train_state.TrainState`;
+        ``snapshots``: the store the guard and the stop share); when resuming, put the
+        checkpoint's state back and draw the batches already consumed. Returns the step to
+        continue from (0: a fresh run)."""
         self.raw, self.state, self.g, self.stop, self.guard = raw, state, g, stop, guard
+        self.snapshots = snapshots
         self.history, self.n0 = history, len(history) if history is not None else 0
         self.names = {id(p): n for n, p in raw.named_parameters()}
         if self.path is None:
@@ -161,14 +197,10 @@ class Checkpointer:
             ):
                 setattr(stop, key, s[key])
             stop.forget_extraction, stop.retain_boost = s["forget_extraction"], s["retain_boost"]
-            stop.last_good_step = s["last_good_step"]
-            n_good = lmeta["stop_last_good"]
-            stop.last_good = None if n_good is None else [local[f"stop.last_good.{i}"] for i in range(n_good)]
         if guard is not None:
-            gm = meta["guard"]
-            guard.start, guard.good_step, guard.events = gm["start"], gm["good_step"], gm["events"]
-            snap = [local[f"guard.params.{i}"] for i in range(lmeta["guard_params"])]
-            guard.snapshot = (snap, _unflatten_opt(lmeta["guard_optimizer"], "guard.opt", local))
+            guard.start, guard.events = meta["guard"]["start"], meta["guard"]["events"]
+        if snapshots is not None:
+            snapshots.load(_load_snapshots(lmeta["snapshots"], local), lmeta["snapshots"]["refs"])
         if history is not None:
             history.extend(meta["history"])
         step = meta["step"]
@@ -224,24 +256,16 @@ class Checkpointer:
         return f"rank-{self.acc.process_index:05d}"
 
     def _local_state(self) -> tuple[dict, dict]:
-        """This process's share: optimizer state, the guard's snapshot, the stop's last good
-        weights, and (sharded runs) its weights. All of it, in a single-process or DDP run."""
+        """This process's share: optimizer state, the snapshot store (the guard's and the stop's
+        last good states), and (sharded runs) its weights. All of it, in a single-process or DDP run."""
         tensors: dict[str, torch.Tensor] = {}
         meta: dict = {"optimizer": _flatten_opt(self.state.optimizer_state(), "opt", tensors)}
         if self.sharded:
             weights = self.state.weights()
             tensors.update({f"w.{i}": w.contiguous() for i, w in enumerate(weights)})
             meta["n_weights"] = len(weights)
-        last_good = self.stop.last_good if self.stop is not None else None
-        for i, w in enumerate(last_good or []):
-            tensors[f"stop.last_good.{i}"] = w.contiguous()
-        meta["stop_last_good"] = None if last_good is None else len(last_good)
-        if self.guard is not None:
-            snap_params, snap_opt = self.guard.snapshot
-            for i, w in enumerate(snap_params):
-                tensors[f"guard.params.{i}"] = w.contiguous()
-            meta["guard_params"] = len(snap_params)
-            meta["guard_optimizer"] = _flatten_opt(snap_opt, "guard.opt", tensors)
+        if self.snapshots is not None:
+            meta["snapshots"] = _save_snapshots(self.snapshots, tensors)
         return tensors, meta
 
     def finish(self) -> None:
@@ -281,14 +305,9 @@ class Checkpointer:
                     k: getattr(s, k)
                     for k in ("repairing", "repair_steps", "forget_extraction", "retain_boost")
                 },
-                "last_good_step": s.last_good_step,
             }
         if self.guard is not None:
-            meta["guard"] = {
-                "start": self.guard.start,
-                "good_step": self.guard.good_step,
-                "events": self.guard.events,
-            }
+            meta["guard"] = {"start": self.guard.start, "events": self.guard.events}
         return tensors, meta
 
     def _rng(self, tensors: dict) -> dict:

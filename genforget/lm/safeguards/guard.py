@@ -9,9 +9,11 @@ either's perplexity (exp of the mean NLL) rises past ``divergence_ratio`` x its 
 training, the run stops and the
 trainable parameters and optimizer state of the last good check are restored.
 
-Snapshots are CPU copies of the trainable parameters only (a LoRA run copies just the adapter),
-and of the optimizer state, each process keeping its own share under FSDP / DeepSpeed ZeRO
-(:class:`genforget.lm.train_state.TrainState`).
+The last good state lives in the safeguards' one :class:`~genforget.lm.safeguards.snapshots.SnapshotStore`,
+shared with the collateral watch (one guard, two bounds: retain perplexity here, other people's
+extraction there; a step both checks passed is held once): CPU copies of the trainable parameters
+only (a LoRA run copies just the adapter) and of the optimizer state, each process keeping its own
+share under FSDP / DeepSpeed ZeRO (:class:`genforget.lm.train_state.TrainState`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from genforget.lm.data import Collator, normalise_example, tokenize_all
+from genforget.lm.safeguards.snapshots import GUARD, SnapshotStore
 from genforget.lm.scoring import sequence_scores
 
 if TYPE_CHECKING:
@@ -33,7 +36,15 @@ MAX_EXAMPLES = 32  # enough for a stable mean; the check must stay a small share
 class DivergenceGuard:
     """Watch retain NLL; :meth:`check` returns True (after restoring the last good state) on a trip."""
 
-    def __init__(self, retain: list[dict], tokenizer, config, device: torch.device, log=print) -> None:
+    def __init__(
+        self,
+        retain: list[dict],
+        tokenizer,
+        config,
+        device: torch.device,
+        log=print,
+        snapshots: SnapshotStore | None = None,
+    ) -> None:
         rows = retain[:MAX_EXAMPLES]
         collate = Collator(tokenizer)
         whole = [{"text": normalise_example(ex)["text"]} for ex in rows]
@@ -46,9 +57,15 @@ class DivergenceGuard:
         self.device, self.ratio, self.every = device, config.divergence_ratio, config.divergence_every
         self.log = log  # accelerator.print: once, on the main process
         self.start: dict[str, float] = {}
-        self.good_step = 0
         self.events: list[dict] = []  # the trip's row, for the run's history
-        self.snapshot: tuple[list[torch.Tensor], dict] | None = None
+        # Shared with the collateral watch (the trainer passes one store to both).
+        self.snapshots = snapshots if snapshots is not None else SnapshotStore()
+
+    @property
+    def good_step(self) -> int:
+        """The step of the last passing check (0 before any)."""
+        step = self.snapshots.step(GUARD)
+        return 0 if step is None else step
 
     @torch.no_grad()
     def measure(self, model: torch.nn.Module) -> dict[str, float]:
@@ -59,8 +76,7 @@ class DivergenceGuard:
         return out
 
     def _save(self, step: int, state: TrainState) -> None:
-        self.good_step = step
-        self.snapshot = state.snapshot()
+        self.snapshots.keep(GUARD, step, state, optimizer=True)
 
     def start_run(self, model: torch.nn.Module, state: TrainState) -> None:
         """Record the statistics before any step and the state to fall back to (``state``: the
@@ -79,7 +95,7 @@ class DivergenceGuard:
         if max(ratios.values()) <= self.ratio:
             self._save(step, state)
             return False
-        state.restore(self.snapshot)
+        self.snapshots.restore(GUARD, state, optimizer=True)
         row = {
             "step": step,
             "diverged": True,

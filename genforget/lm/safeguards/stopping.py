@@ -43,6 +43,8 @@ back, so a dip alone ends nothing. At each check (every step in the API):
 "Good" weights, kept at each check, are within the bound; once such a state with the forget set
 out has been seen, only such states. A run that ends past the bound returns the last good
 weights (``collateral_final``), and the outcome (:mod:`genforget.lm.outcome`) says all of it.
+They are kept in the safeguards' one :class:`~genforget.lm.safeguards.snapshots.SnapshotStore`,
+shared with the divergence guard: one guard, two bounds, and a step both checks passed is held once.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import torch
 
 from genforget.config import STATISTICS
 from genforget.lm.data import Collator
+from genforget.lm.safeguards.snapshots import COLLATERAL, SnapshotStore
 from genforget.lm.scoring import min_k_rows, scores_from_tokens, token_logprobs
 
 if TYPE_CHECKING:
@@ -89,6 +92,7 @@ class CalibratedStop:
         max_backoffs: int = MAX_BACKOFFS,
         forget_target_feats: list[dict] | None = None,
         collateral_probe_feats: list[dict] | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         if statistic not in STATISTICS:
             raise ValueError(f"calibration statistic must be one of {STATISTICS} (got {statistic!r})")
@@ -139,10 +143,15 @@ class CalibratedStop:
         # toward keeping the others instead of leaving all the mending to the repair phase.
         self.retain_boost = 0.0
         self.reason = ""
-        # Set by the trainer: trainable weights at the last passing check, restored on collateral.
-        self.last_good: list | None = None
-        self.last_good_step: int | None = None
+        # Trainable weights at the last passing check, restored on collateral (check_stop keeps
+        # them; the trainer passes the store it shares with the divergence guard).
+        self.snapshots = snapshots if snapshots is not None else SnapshotStore()
         self.restored_step: int | None = None
+
+    @property
+    def last_good_step(self) -> int | None:
+        """The step of the last check that kept the weights (None: none did)."""
+        return self.snapshots.step(COLLATERAL)
 
     def per_example(self, logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The statistic per example from masked token log-probs (higher = less member-like)."""
@@ -284,9 +293,8 @@ def check_stop(
     training stops with them (the last weights whose other people's targets were still known)."""
     checks = len(stop.collateral_history)
     if stop.should_stop(step, raw):
-        if stop.reason == "collateral" and stop.last_good is not None:
-            state.load_weights(stop.last_good)
-            stop.restored_step = stop.last_good_step
+        if stop.reason == "collateral" and stop.last_good_step is not None:
+            stop.restored_step = stop.snapshots.restore(COLLATERAL, state)
             if opt is not None and len(stop.backoffs) < stop.max_backoffs:
                 for group in opt.param_groups:
                     group["lr"] *= BACKOFF_FACTOR
@@ -305,8 +313,7 @@ def check_stop(
                 return False
         return True
     if len(stop.collateral_history) > checks and stop.good:
-        stop.last_good = state.weights()
-        stop.last_good_step = step
+        stop.snapshots.keep(COLLATERAL, step, state)
     return False
 
 
@@ -317,7 +324,7 @@ def settle(stop: CalibratedStop, step: int, raw: torch.nn.Module, state: TrainSt
     when no good state ever had the forget set out, final weights that have it out and lost at
     most twice the bound are kept (``collateral_kept``): a forgotten set with some damage,
     reported as such, serves the caller better than weights that never forgot."""
-    if not stop.collateral or stop.reason or stop.last_good is None:
+    if not stop.collateral or stop.reason or stop.last_good_step is None:
         return
     stop.collateral_check(step, raw)
     if stop.good:
@@ -329,8 +336,7 @@ def settle(stop: CalibratedStop, step: int, raw: torch.nn.Module, state: TrainSt
     if not stop.forgotten_good and out and lost <= 2 * stop.collateral_max_loss + 1e-9:
         stop.reason = "collateral_kept"
         return
-    state.load_weights(stop.last_good)
-    stop.reason, stop.restored_step = "collateral_final", stop.last_good_step
+    stop.reason, stop.restored_step = "collateral_final", stop.snapshots.restore(COLLATERAL, state)
 
 
 def add_calibration_trace(history: list[dict], stop: CalibratedStop) -> None:
