@@ -49,8 +49,11 @@ class VictimConfig:
     seed: int = 0
 
 
-# "demo": the `make demo` victim; "small": a 115k-parameter one that memorises the 20-person test
-# corpus in about 10 s, for tests and quick runs.
+# "demo": the `make demo` victim (459k parameters); "small": a 115k-parameter one that memorises
+# the 20-person test corpus in about 10 s, for tests and quick runs; "large": 4.2M parameters
+# (9x the demo's) on the same corpus, for how forgetting's trade-offs move with capacity
+# (bench/robust.py --size large). Its 250 steps (not 600) keep each training near 15 min on one
+# CPU core; docs/robustness.md states the extraction it reached.
 VICTIM_PRESETS = {
     "demo": VictimConfig(),
     "small": VictimConfig(
@@ -61,6 +64,9 @@ VICTIM_PRESETS = {
         batch_size=16,
         learning_rate=5e-3,
         warmup_steps=10,
+    ),
+    "large": VictimConfig(
+        hidden_size=256, num_hidden_layers=6, intermediate_size=512, max_steps=250, warmup_steps=25
     ),
 }
 
