@@ -136,8 +136,10 @@ clean-demo-bias:
 	rm -rf runs/demo-bias runs/demo-bias-data
 
 # Forgetting that holds: NPO vs its remedies (SAM, NF4-aware, UNDO), relearn curves + 4-bit (~12 min).
+# SIZE=large: the same on a 4.2M-parameter victim (trains victim and retrain once, ~30 min; cached).
+SIZE ?= demo
 bench-robust: $(STAMP)
-	$(BIN)/python bench/robust.py
+	$(BIN)/python bench/robust.py --size $(SIZE)
 
 # Locate benchmark: 10-identifier request over 2 M generated records (~450 MB) in parquet and JSONL.gz
 # shards (generated once into runs/bench/), 1 and 2 workers, next to a grep byte-scan floor.

@@ -1,6 +1,6 @@
 """Forgetting that holds: plain NPO next to its remedies (issue 11), on the demo.
 
-    python bench/robust.py [--only SUBSTRING ...] [--out runs/bench/robust]
+    python bench/robust.py [--size demo|large] [--only SUBSTRING ...] [--out runs/bench/robust]
 
 Each row unlearns the demo's victim (trained once and cached by ``make demo``) and is then
 attacked: fine-tuning on the forget set's texts for 0/5/10/20/40 steps (the relearn-speed audit,
@@ -10,12 +10,19 @@ recipe configs (``robust_pii.yaml``, ``npo_lora_pii.yaml``, ``robust_lora_pii.ya
 recipe would run them. Prints a table and its Pareto view (retain kept vs largest relearn gap vs
 cost, ``bench/_frontier.py``); writes ``robust.json`` (rows and frontier), ``robust_frontier.png``
 and the demo-style ``report.{json,md}`` with ``relearn_speed.png`` (every curve) into ``--out``.
+
+``--size large`` runs the same rows on a 4.2M-parameter victim and retrain (9x the demo's, the
+``large`` preset of :data:`genforget.lm.victim.VICTIM_PRESETS`) trained once on the same corpus
+and cached in ``runs/demo-large`` (their own folder; the cache key holds the model config, so
+the two sizes never load each other's models); the default ``--out`` is then
+``runs/bench/robust-large``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import sys
 import time
@@ -26,7 +33,7 @@ import yaml
 
 from genforget.config import UnlearnConfig, make_config, method_field_owners, settings_for
 from genforget.data.loaders import load_data_spec
-from genforget.demos.pii import demo_models, demo_suite, split_demo_config
+from genforget.demos.pii import DemoArgs, demo_models, demo_suite, split_demo_config
 from genforget.evaluation.harness import run_suite
 from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
@@ -72,6 +79,11 @@ ROWS: list[tuple[str, str, dict]] = [
     # became the default, but without it the guard trips too (step 35): rsLoRA is not the cause.
     ("robust_lora_pii.yaml, use_rslora false", "recipes/configs/robust_lora_pii.yaml", {"use_rslora": False}),
 ]
+# --size: (victim preset, training steps (0 = the preset's), cache folder, default --out).
+SIZES = {
+    "demo": ("demo", None, None, "runs/bench/robust"),
+    "large": ("large", 0, "runs/demo-large", "runs/bench/robust-large"),
+}
 # The shared fields and every method's own (beta is NPOConfig's): reading only the shared ones
 # dropped a recipe's beta: 0.02 for the default, and the LoRA recipes then did not forget.
 UCFG_KEYS = set(UnlearnConfig.__dataclass_fields__) | set(method_field_owners())
@@ -90,12 +102,23 @@ def _row_setup(path: str, overrides: dict, demo_ucfg: dict, demo_calibrated: boo
     return {**{k: v for k, v in raw.items() if k in UCFG_KEYS}, **overrides}, data
 
 
+def sized_demo(demo: DemoArgs, size: str) -> DemoArgs:
+    """The demo's settings with the victim of ``size`` (``demo`` leaves them as they are)."""
+    preset, steps, cache, _ = SIZES[size]
+    if steps is None:
+        return demo
+    return dataclasses.replace(demo, victim_preset=preset, victim_steps=steps, output_dir=cache)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="*", default=[], help="rows whose name contains any of these")
-    ap.add_argument("--out", default="runs/bench/robust")
+    ap.add_argument("--size", choices=sorted(SIZES), default="demo", help="victim size (default: the demo's)")
+    ap.add_argument("--out", default="", help="output folder (default: runs/bench/robust[-large])")
     args = ap.parse_args()
     demo, demo_ucfg = split_demo_config(DEMO)
+    demo = sized_demo(demo, args.size)
+    args.out = args.out or SIZES[args.size][3]
     dm = demo_models(demo)
     tok = dm.tokenizer
     n_params = sum(p.numel() for p in dm.victim.parameters())
@@ -157,7 +180,9 @@ def main() -> None:
         json.dumps({"rows": rows, "budgets": speed["budgets"], "configs": info, "frontier": points}, indent=2)
     )
     budgets = "/".join(str(b) for b in speed["budgets"])
-    print(f"\nForgetting that holds, on the demo (relearn: forget PII extraction after {budgets} steps):\n")
+    print(
+        f"\nForgetting that holds, {n_params / 1e3:.0f}k-parameter victim (relearn: forget PII extraction after {budgets} steps):\n"
+    )
     print(
         "| model | steps | forget PII | retain PII kept | utility | relearn curve | max gap to oracle "
         "(area) | 4-bit forget PII (recovered) | adversarial rephrased/partial/hint | time s | / retrain |"

@@ -67,3 +67,32 @@ def test_frontier_marks_dominated_rows_and_the_goal(tmp_path):
     assert {m for m, p in pts.items() if p["meets_bars"]} == {"goal"}  # the oracle costs 1 retrain
     png = plot(list(pts.values()), tmp_path / "f.png", "test")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_robust_large_size_builds_a_9x_victim_with_its_own_cache_key():
+    """``bench/robust.py --size large``: the victim built from its config has the stated 4.2M
+    parameters (hand-counted: tied embeddings, per layer 4 attention + 3 MLP matrices and two
+    norms), 9x the demo's 459k, and its cache key and folder differ from the demo's."""
+    from robust import DEMO, SIZES, sized_demo
+
+    from genforget.demos.cache import corpus_lm_key
+    from genforget.demos.pii import demo_victim_config, split_demo_config
+    from genforget.lm.victim import build_model, train_tokenizer
+
+    demo, _ = split_demo_config(ROOT / DEMO)
+    corpus = demo.build_corpus()
+    tok = train_tokenizer([p.bio()["text"] for p in corpus.people] + [t.text for t in corpus.passages], 1024)
+
+    def n_params(h: int, layers: int) -> int:
+        return len(tok) * h + layers * (4 * h * h + 3 * h * 2 * h + 2 * h) + h
+
+    small, large = demo_victim_config(sized_demo(demo, "demo")), demo_victim_config(sized_demo(demo, "large"))
+    counts = {}
+    for name, cfg in (("demo", small), ("large", large)):
+        counts[name] = sum(p.numel() for p in build_model(cfg, tok).parameters())
+        assert counts[name] == n_params(cfg.hidden_size, cfg.num_hidden_layers)
+    assert len(tok) == 1024 and counts == {"demo": 459_392, "large": 4_197_632}
+    assert small.max_steps == 600 and large.max_steps == 600  # the demo's untouched; the large's stated
+    assert corpus_lm_key(corpus, ("retain",), small) != corpus_lm_key(corpus, ("retain",), large)
+    assert sized_demo(demo, "large").output_dir != demo.output_dir == "runs/demo"
+    assert SIZES["large"][3] != SIZES["demo"][3]

@@ -124,6 +124,13 @@ def cached_lm(
     return model, tok, info["seconds"]
 
 
+def corpus_lm_key(corpus, splits: tuple[str, ...], vcfg: VictimConfig) -> dict:
+    """The cache key of :func:`cached_corpus_lm`: the corpus's documents and settings, the
+    splits trained on and the model config (so a demo-sized and a large victim never collide)."""
+    docs = [p.bio()["text"] for p in corpus.people] + [t.text for t in corpus.passages]
+    return lm_key(docs, vcfg, splits=list(splits), corpus=corpus.meta, seed=corpus.seed)
+
+
 def cached_corpus_lm(corpus, splits: tuple[str, ...], vcfg: VictimConfig, out: str | Path, tokenizer=None,
                      desc: str = "", tag: str = "demo") -> tuple:  # fmt: skip
     """``(model, tokenizer, seconds)`` of a tiny Llama trained on ``splits`` of a built-in people
@@ -131,8 +138,7 @@ def cached_corpus_lm(corpus, splits: tuple[str, ...], vcfg: VictimConfig, out: s
     given), keyed by the corpus's documents, its settings and the splits."""
     from genforget.lm.victim import train_victim
 
-    docs = [p.bio()["text"] for p in corpus.people] + [t.text for t in corpus.passages]
-    key = lm_key(docs, vcfg, splits=list(splits), corpus=corpus.meta, seed=corpus.seed)
+    key = corpus_lm_key(corpus, splits, vcfg)
 
     def train() -> tuple:
         model, tok, seconds = train_victim(corpus, splits, vcfg, tokenizer=tokenizer, desc=desc)

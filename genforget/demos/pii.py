@@ -35,7 +35,7 @@ class DemoArgs(PIICorpusArgs):
     """Where the demo writes and which corpus and victim it builds."""
 
     output_dir: str = arg("runs/demo", "run dir (victim/oracle cached here)")
-    victim_preset: str = arg("demo", "victim size: demo | small")
+    victim_preset: str = arg("demo", "victim size: demo | small | large")
     victim_steps: int = arg(0, "training steps of victim and oracle (0 = the preset's)")
     calibrated_stop: bool = arg(True, "stop once forget data looks unseen")
     relearn_speed: bool = arg(True, "relearn-speed audit of victim, unlearned and oracle (~1 min)")
@@ -96,18 +96,24 @@ class DemoModels:
     victim_config: VictimConfig
 
 
+def demo_victim_config(args: DemoArgs) -> VictimConfig:
+    """The config victim and oracle are trained with: ``args.victim_preset`` with
+    ``args.victim_steps`` (0: the preset's) and the corpus's seed."""
+    if args.victim_preset not in VICTIM_PRESETS:
+        raise ValueError(
+            f"victim_preset must be one of {sorted(VICTIM_PRESETS)} (got {args.victim_preset!r})"
+        )
+    steps = args.victim_steps or VICTIM_PRESETS[args.victim_preset].max_steps
+    return dataclasses.replace(VICTIM_PRESETS[args.victim_preset], max_steps=steps, seed=args.corpus_seed)
+
+
 def demo_models(args: DemoArgs) -> DemoModels:
     """Build the corpus and train (or load from ``args.output_dir``) the victim and the oracle."""
     torch.set_num_threads(args.num_threads)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = args.build_corpus()
-    if args.victim_preset not in VICTIM_PRESETS:
-        raise ValueError(
-            f"victim_preset must be one of {sorted(VICTIM_PRESETS)} (got {args.victim_preset!r})"
-        )
-    steps = args.victim_steps or VICTIM_PRESETS[args.victim_preset].max_steps
-    vcfg = dataclasses.replace(VICTIM_PRESETS[args.victim_preset], max_steps=steps, seed=args.corpus_seed)
+    vcfg = demo_victim_config(args)
     victim, tok, victim_s = cached_corpus_lm(
         corpus, ("forget", "retain"), vcfg, out / "victim", desc="victim"
     )
