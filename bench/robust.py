@@ -78,6 +78,9 @@ ROWS: list[tuple[str, str, dict]] = [
     # The recipe trips the divergence guard (step 20); it was tuned before rank-stabilised LoRA
     # became the default, but without it the guard trips too (step 35): rsLoRA is not the cause.
     ("robust_lora_pii.yaml, use_rslora false", "recipes/configs/robust_lora_pii.yaml", {"use_rslora": False}),
+    # The demo's lr 5e-4 kept 0.12x on the 4.2M victim (--size large): the same rows at 1e-4.
+    ("npo lr 1e-4", DEMO, {"learning_rate": 1e-4}),
+    ("npo lr 1e-4 + undo salient 30%", DEMO, {"learning_rate": 1e-4, **SALIENT, "undo_mask_ratio": 0.3}),
 ]
 # --size: (victim preset, training steps (0 = the preset's), cache folder, default --out).
 SIZES = {
