@@ -34,9 +34,12 @@ class TinyT2IConfig:
     train_learning_rate: float = field(default=2e-3, metadata={"help": "UNet AdamW learning rate"})
     seed: int = field(default=0, metadata={"help": "init, data and training seed"})
 
-    def train_config(self) -> T2ITrainConfig:
+    def train_config(self, steps: int | None = None, seed_offset: int = 0) -> T2ITrainConfig:
+        """The UNet training run: ``steps`` (default ``train_steps``) at the config's batch size
+        and rate; ``seed_offset`` gives a later phase its own shuffling/noise seed."""
+        steps = self.train_steps if steps is None else steps
         return T2ITrainConfig(
-            self.train_steps, self.train_batch_size, self.train_learning_rate, seed=self.seed
+            steps, self.train_batch_size, self.train_learning_rate, seed=self.seed + seed_offset
         )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from genforget.diffusion.pipeline import TextToImage
 from genforget.diffusion.shapes import CONCEPTS_A
-from genforget.diffusion.t2i_train import T2ITrainConfig, train_text_to_image, train_vae
+from genforget.diffusion.t2i_train import train_text_to_image, train_vae
 from genforget.diffusion.t2i_victim import TinyT2IConfig, cached_pipeline
 from genforget.diffusion.works import WORKS, WorksData, works_dataset
 
@@ -55,17 +55,6 @@ class WorksVictimConfig(TinyT2IConfig):
             raise ValueError(f"works: unknown {unknown}; the built-in works are {sorted(WORKS)}")
         if self.background_steps < 0:
             raise ValueError(f"background_steps must be >= 0 (got {self.background_steps})")
-
-    def background_config(self) -> T2ITrainConfig:
-        return T2ITrainConfig(
-            self.background_steps, self.train_batch_size, self.train_learning_rate, seed=self.seed
-        )
-
-    def continue_config(self) -> T2ITrainConfig:
-        """The second phase: a fresh AdamW and cosine schedule, another shuffling/noise seed."""
-        return T2ITrainConfig(
-            self.train_steps, self.train_batch_size, self.train_learning_rate, seed=self.seed + 1
-        )
 
     def data(self) -> WorksData:
         return works_dataset(self.works, self.copies, self.concepts, self.images_per_concept,
@@ -120,7 +109,9 @@ def works_background(
         model = TextToImage(pipe, None, "tiny-works-background")
         r = {"seconds": 0.0, "loss": float("nan")}
         if cfg.background_steps:
-            r = train_text_to_image(model, bg.captions, cfg.background_config(), images=bg.images)
+            r = train_text_to_image(
+                model, bg.captions, cfg.train_config(cfg.background_steps), images=bg.images
+            )
         return model, {"vae_s": vae_s, "unet_s": r["seconds"], "final_loss": r["loss"], **_sizes(pipe)}
 
     return cached_pipeline(out, {**_key(cfg), "phase": "background"}, make)
@@ -131,7 +122,8 @@ def _continue(
 ) -> tuple[TextToImage, dict]:
     base, binfo = works_background(cfg, base_dir, log)
     model = TextToImage(base.pipe, None, name)
-    r = train_text_to_image(model, data.captions, cfg.continue_config(), images=data.images)
+    # The second phase: a fresh AdamW and cosine schedule, another shuffling/noise seed.
+    r = train_text_to_image(model, data.captions, cfg.train_config(seed_offset=1), images=data.images)
     shared = {"vae_s": binfo["vae_s"], "background_s": binfo["unet_s"], "background_cached": binfo["cached"]}
     return model, {**shared, "unet_s": r["seconds"], "final_loss": r["loss"], **_sizes(base.pipe)}
 

@@ -13,9 +13,10 @@ name holds nothing else, so no data can leak through it) with three files:
   NumPy RNG states, the stop's and the guard's numbers, which step each safeguard falls back to.
 
 Under FSDP and DeepSpeed ZeRO each process also writes ``rank-NNNNN.safetensors`` (+ ``.json``):
-its own share of the trainable weights, of the optimizer state and of the snapshot store (:class:`genforget.lm.train_state.TrainState`), and such a checkpoint resumes on the
-same engine and number of processes only; ``weights.safetensors`` is then gathered from the
-shards (every process takes part), so it holds the full trainable weights as in any other run.
+its own share of the trainable weights, of the optimizer state and of the snapshot store
+(:class:`genforget.lm.train_state.TrainState`), and such a checkpoint resumes on the same engine
+and number of processes only; ``weights.safetensors`` is then gathered from the shards (every
+process takes part), so it holds the full trainable weights as in any other run.
 A single-process or DDP checkpoint holds everything in the three files and resumes on any number
 of processes.
 
