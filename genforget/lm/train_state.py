@@ -1,8 +1,9 @@
 """The trainable weights and optimizer state of a prepared model, under any engine.
 
 The safeguards' snapshot store (the divergence guard's and the collateral watch's last good
-states) and resumable checkpoints keep and put back the state of training. Reading it as ``params`` + ``optimizer.state_dict()["state"]`` works only when every
-process holds everything (one process, DDP):
+states) and resumable checkpoints keep and put back the state of training. Reading it as
+``params`` + ``optimizer.state_dict()["state"]`` works only when every process holds everything
+(one process, DDP):
 
 - FSDP2 replaces the parameters at ``accelerator.prepare`` by ``DTensor`` shards (a list taken
   before is stale) and its optimizer state is sharded the same way;
