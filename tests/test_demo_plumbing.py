@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from pathlib import Path
 
@@ -75,6 +76,33 @@ def test_demo_help_lists_every_demo_and_every_entry_resolves(capsys):
         assert all(dataclasses.is_dataclass(_resolve(c)) for c in demo.configs)
         assert callable(_resolve(demo.run))
     assert demo_main(["nope"]) == 2 and "diffusion-sd" in capsys.readouterr().err
+
+
+def test_every_demos_options_come_from_one_light_module_with_the_shared_fields_once():
+    import torch
+
+    from genforget.cli.args import parse_config
+    from genforget.cli.demos import DEMOS, _resolve
+    from genforget.demos import options
+
+    own = {name: _resolve(demo.configs[0]) for name, demo in DEMOS.items()}
+    for name, cls in own.items():
+        assert cls.__module__ == "genforget.demos.options", name
+        assert issubclass(cls, options.DemoThreadArgs) and cls().num_threads == 1, name
+        # a field declared in a shared set is not declared again (its default would drift)
+        assert "num_threads" not in inspect.get_annotations(cls), name
+    for cls in (options.BiasDemoArgs, options.PoisonDemoArgs):
+        args = cls()
+        assert (args.relearn_learning_rate, args.relearn_batch_size) == (1e-3, 8)
+    before = torch.get_num_threads()
+    try:
+        (args, _) = parse_config(
+            (own["poison"], _resolve(DEMOS["poison"].configs[1])), ["--num_threads", "3"]
+        )
+        args.set_threads()
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_demo_option_checks_are_usage_errors(tmp_path, capsys):

@@ -157,3 +157,32 @@ def test_the_cli_help_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = "\nprint(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + code + probe], capture_output=True, text=True, check=True
+    )
+    return eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_demo_options_are_light():
+    # Every demo's options (genforget demo <name> --help, a bad flag) come from one module that
+    # loads no model stack; the diffusion tables it reads keep torch for their functions.
+    assert _loaded_after("import genforget.demos.options") == []
+    assert _loaded_after("import genforget.diffusion.shapes, genforget.diffusion.works") == []
+    # the diffusion package's names still resolve, on first use, to the modules' own objects
+    code = "from genforget.diffusion import build_class_unet as a\nfrom genforget.diffusion.models import build_class_unet as b\nassert a is b"
+    assert "diffusers" in _loaded_after(code)
+    import genforget.diffusion
+
+    assert set(genforget.diffusion.__all__) <= set(dir(genforget.diffusion))
+    assert all(getattr(genforget.diffusion, n) is not None for n in genforget.diffusion.__all__)
+
+
+def test_a_demos_help_loads_neither_transformers_nor_diffusers():
+    # the unlearning config of the default method lives beside its loss, so torch comes with it
+    for name in ("copyright", "bias", "diffusion-sd"):
+        code = f"from genforget.cli.demos import demo_main\ntry:\n    demo_main([{name!r}, '--help'])\nexcept SystemExit:\n    pass"
+        assert _loaded_after(code) == ["torch"], name

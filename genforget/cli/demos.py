@@ -1,9 +1,11 @@
 """``genforget demo <name>``: the built-in demos (the Makefile's ``demo*`` targets call these).
 
 Each demo is one entry of :data:`DEMOS`: the dataclasses its options fill (``"module:Class"``, in
-the order :func:`~genforget.config.parse_config` reads them), the ``"module:function"`` that runs
-it with one instance of each, and an optional check of its own options. Modules are imported only
-when their demo runs, so ``genforget demo --help`` is instant. A new demo is one entry.
+the order :func:`~genforget.config.parse_config` reads them; a demo's own are in
+:mod:`genforget.demos.options`), the ``"module:function"`` that runs it with one instance of each,
+and an optional check of its own options. Modules are imported only when their demo runs, so
+``genforget demo --help`` is instant and ``genforget demo <name> --help`` of a language-model demo
+needs no torch. A new demo is one entry.
 """
 
 from __future__ import annotations
@@ -54,45 +56,45 @@ class Demo:
 DEMOS: dict[str, Demo] = {
     "pii": Demo(
         "memorise -> forget -> verify on the fictitious-PII corpus (make demo)",
-        ("genforget.demos.pii:DemoArgs", UNLEARN),
+        ("genforget.demos.options:DemoArgs", UNLEARN),
         "genforget.demos.pii:run_demo",
     ),
     "diffusion": Demo(
         "erase one digit from a class-conditional digits DDPM (make demo-diffusion)",
-        ("genforget.demos.diffusion:DiffusionDemoArgs", UNLEARN, DIFFUSION),
+        ("genforget.demos.options:DiffusionDemoArgs", UNLEARN, DIFFUSION),
         "genforget.demos.diffusion:run_diffusion_demo",
         _check_digit,
     ),
     "diffusion-sd": Demo(
         "erase one caption from a tiny Stable Diffusion pipeline (make demo-diffusion-sd)",
-        ("genforget.demos.diffusion_sd:SDDemoArgs", UNLEARN, DIFFUSION),
+        ("genforget.demos.options:SDDemoArgs", UNLEARN, DIFFUSION),
         "genforget.demos.diffusion_sd:run_sd_demo",
         _check_caption,
     ),
     "diffusion-copyright": Demo(
         "take down a memorised training image from a tiny text-to-image model (make demo-diffusion-copyright)",
-        ("genforget.demos.image_copyright:ImageCopyrightDemoArgs", UNLEARN, DIFFUSION),
+        ("genforget.demos.options:ImageCopyrightDemoArgs", UNLEARN, DIFFUSION),
         "genforget.demos.image_copyright:run_image_copyright_demo",
         _check_work,
     ),
     "request": Demo(
         "a deletion request end to end: locate, unlearn, verify, certify (make demo-request)",
-        ("genforget.demos.request:RequestDemoArgs", REQUEST_UNLEARN),
+        ("genforget.demos.options:RequestDemoArgs", REQUEST_UNLEARN),
         "genforget.demos.request:run_request_demo",
     ),
     "copyright": Demo(
         "a copyright takedown of one play on tiny Shakespeare, every LM method (make demo-copyright)",
-        ("genforget.demos.copyright:CopyrightDemoArgs", UNLEARN),
+        ("genforget.demos.options:CopyrightDemoArgs", UNLEARN),
         "genforget.demos.copyright:run_copyright_demo",
     ),
     "poison": Demo(
         "remove a planted backdoor by unlearning the poisoned records (make demo-poison)",
-        ("genforget.demos.poison:PoisonDemoArgs", UNLEARN),
+        ("genforget.demos.options:PoisonDemoArgs", UNLEARN),
         "genforget.demos.poison:run_poison_demo",
     ),
     "bias": Demo(
         "remove a learned association with a protected attribute (make demo-bias)",
-        ("genforget.demos.bias:BiasDemoArgs", REQUEST_UNLEARN),
+        ("genforget.demos.options:BiasDemoArgs", REQUEST_UNLEARN),
         "genforget.demos.bias:run_bias_demo",
     ),
 }

@@ -20,48 +20,22 @@ config. The training JSONL names the (fictitious) applicants, so it is written o
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import yaml
 
-from genforget.common_args import arg
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.bias import OUTCOMES, RULE_FIELD, THRESHOLD, BiasCorpus, build_bias_corpus
 from genforget.demos.cache import (
-    TinyLMArgs,
-    TrainingFileArgs,
     cached_lm,
     lm_key,
     tiny_lm_trainer,
     write_jsonl,
 )
 from genforget.demos.checks import as_dicts, check_budgets
+from genforget.demos.options import BiasDemoArgs
 from genforget.lm.victim import VictimConfig
 from genforget.train_cache import texts_sha256
-
-
-@dataclass
-class BiasDemoArgs(TinyLMArgs, TrainingFileArgs):
-    """The biased corpus, the models and the audits of the bias demo."""
-
-    output_dir: str = arg("runs/demo-bias", "run dir (models cached here)")
-    n_train: int = arg(1200, "training records")
-    n_heldout: int = arg(200, "never-trained applicants the metrics use")
-    biased_share: float = arg(0.25, "share of training records in the biased slice")
-    band_low: int = arg(3, "lowest credit score the biased reviewer decided")
-    band_high: int = arg(6, "highest credit score the biased reviewer decided")
-    corpus_seed: int = arg(0, "seed of the corpus (and of the models)")
-    train_steps: int = arg(600, "training steps of victim and oracle")
-    oracle: bool = arg(True, "train the retrain without the biased slice")
-    relearn_budgets: list[int] = arg(
-        factory=lambda: [0, 5, 10, 20, 40],
-        help="relearn audit: fine-tuning steps on the biased slice ([] = off)",
-    )
-    relearn_learning_rate: float = 1e-3
-    relearn_batch_size: int = 8
-    num_threads: int = arg(1, "torch threads")
 
 
 def request_document(corpus: BiasCorpus) -> dict:
@@ -106,7 +80,7 @@ def run_bias_demo(args: BiasDemoArgs, ucfg: UnlearnConfig) -> dict:
     from genforget.requests.request import parse_request
 
     _check_args(args)
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     t_start = time.perf_counter()
     out = Path(args.output_dir)
     try:

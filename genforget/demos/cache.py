@@ -11,11 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from genforget.common_args import arg
-from genforget.lm.victim import TOKENIZER_FORMAT, VictimConfig, sized_config
+from genforget.lm.victim import TOKENIZER_FORMAT, VictimConfig
 from genforget.train_cache import texts_sha256, train_or_load
 
 
@@ -25,47 +23,6 @@ def write_jsonl(path: str | Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
-
-
-@dataclass
-class TrainingFileArgs:
-    """Where a demo trained on identifying records writes them: apart from ``output_dir`` (the
-    report and cached models, fit to share), in ``data_path``."""
-
-    output_dir: str = arg("runs/demo", "run dir (models cached here)")
-    data_path: str = arg(
-        "",
-        "training JSONL; it holds identifiers, so it is kept outside output_dir (empty: "
-        "<output_dir>-data/train.jsonl)",
-    )
-
-    def training_file(self) -> Path:
-        """``data_path``, or ``<output_dir>-data/train.jsonl`` beside the run dir."""
-        return Path(self.data_path or f"{self.output_dir.rstrip('/')}-data/train.jsonl")
-
-
-@dataclass
-class TinyLMArgs:
-    """The size and training of a demo's tiny Llama, victim and oracle alike (:func:`sized_config`)."""
-
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    vocab_size: int = 1024
-    train_steps: int = arg(400, "training steps of victim and oracle")
-    train_batch_size: int = 32
-    train_learning_rate: float = 3e-3
-
-    def victim_config(self) -> VictimConfig:
-        """The model config; a demo with a ``corpus_seed`` seeds its models with it too."""
-        return sized_config(
-            self.hidden_size,
-            self.num_hidden_layers,
-            self.vocab_size,
-            self.train_steps,
-            self.train_batch_size,
-            self.train_learning_rate,
-            seed=getattr(self, "corpus_seed", 0),
-        )
 
 
 def lm_key(texts: list[str], vcfg: VictimConfig, sep: str = "\n", **extra) -> dict:

@@ -20,13 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from genforget.common_args import arg
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.shakespeare import PLAYS, excerpts, load_plays, speaker_cloze, split_plays
-from genforget.demos.cache import TinyLMArgs, cached_lm, lm_key, tiny_lm_trainer, write_jsonl
+from genforget.demos.cache import cached_lm, lm_key, tiny_lm_trainer, write_jsonl
 from genforget.demos.checks import add_section, as_dicts, bar_check, bar_checks, show_report
+from genforget.demos.options import CopyrightDemoArgs
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.muse import verbmem_probes
 from genforget.evaluation.report import write_report
@@ -43,28 +41,6 @@ COLUMNS = [  # (key, label) of the takedown table
     ("retain_perplexity", "other plays ppl ↓"),
     ("mia_min_k_auc", "MIA min-k AUC (0.5 = unseen)"),
 ]
-
-
-@dataclass
-class CopyrightDemoArgs(TinyLMArgs):
-    """The corpus, the models and the methods of the copyright demo."""
-
-    output_dir: str = arg("runs/demo-copyright", "run dir (models cached)")
-    data: str = arg(
-        "builtin:shakespeare",
-        "tiny Shakespeare: builtin:shakespeare (the packaged copy) or an input.txt path "
-        "(relative: to the working dir, then the repo)",
-    )
-    takedown: str = arg("The Tempest", "the play taken down (a PLAYS title)")
-    excerpts_per_play: int = arg(8, "trained excerpts per play")
-    holdout_excerpts: int = arg(4, "excerpts of the taken-down play never trained")
-    excerpt_chars: int = arg(300, "characters per excerpt (whole lines)")
-    prefix_tokens: int = arg(16, "VerbMem prompt length in tokens")
-    qa_per_excerpt: int = arg(2, "KnowMem who-speaks-next questions per excerpt")
-    train_batch_size: int = 16
-    methods: list[str] = arg(factory=list, help="LM methods to run (empty: all)")
-    method_settings: dict = arg(factory=dict, help="YAML only: method -> UnlearnConfig fields for it")
-    num_threads: int = arg(1, "torch threads")
 
 
 def _plays(p: str) -> dict[str, list]:
@@ -272,7 +248,7 @@ def locate_takedown(td: Takedown, work: str, out: Path) -> tuple[list[dict], dic
 
 def run_copyright_demo(args: CopyrightDemoArgs, ucfg: UnlearnConfig) -> dict:
     """Train (or load) victim and oracle, unlearn the taken-down play with every method, report."""
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     t_start = time.perf_counter()
     cfgs = method_configs(args, ucfg)
     out = Path(args.output_dir)

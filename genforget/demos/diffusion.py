@@ -11,14 +11,13 @@ import copy
 import dataclasses
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.demos.checks import as_dicts, bar_checks, diffusion_report, show_report
+from genforget.demos.options import DiffusionDemoArgs
 from genforget.diffusion.data import DiffusionConfig, class_task, load_digits_images
 from genforget.diffusion.judge import DigitJudge, class_metrics
 from genforget.diffusion.models import load_class_model, null_class, save_class_model, save_diffusion_model
@@ -27,18 +26,6 @@ from genforget.diffusion.trainer import unlearn_diffusion
 from genforget.diffusion.victim import DDPMTrainConfig, train_class_ddpm
 from genforget.evaluation.report import write_report
 from genforget.train_cache import train_or_load
-
-
-@dataclass
-class DiffusionDemoArgs:
-    """Where the diffusion demo writes and what it erases and measures."""
-
-    output_dir: str = arg("runs/demo-diffusion", "run dir (victim cached here)")
-    erase_class: int = arg(0, "digit to erase")
-    samples_per_class: int = arg(50, "samples judged per digit and model")
-    grid_per_class: int = arg(8, "samples per digit and model in grid.png")
-    train_epochs: int = arg(40, "victim training epochs")
-    num_threads: int = arg(1, "torch threads (1 is fastest for this tiny model)")
 
 
 def cached_victim(images: torch.Tensor, labels: torch.Tensor, cfg: DDPMTrainConfig, out: Path) -> tuple:
@@ -123,7 +110,7 @@ def diffusion_demo_checks(
 def run_diffusion_demo(args: DiffusionDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) -> dict:
     """Train (or load) the digits DDPM, erase ``args.erase_class``, judge both models, report."""
     t_start = time.perf_counter()
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     images, labels = load_digits_images()

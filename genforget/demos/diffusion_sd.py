@@ -20,14 +20,13 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.demos.checks import as_dicts, diffusion_report, show_report
+from genforget.demos.options import SDDemoArgs
 from genforget.diffusion.concept_judge import concept_accuracy, fit_judge_on_samples
 from genforget.diffusion.concept_suite import (
     erasure_checks,
@@ -40,27 +39,9 @@ from genforget.diffusion.data import DiffusionConfig
 from genforget.diffusion.erase import erase_concept, save_erased
 from genforget.diffusion.pipeline import TextToImage, load_pipeline
 from genforget.diffusion.pipeline_io import load_unlearned
-from genforget.diffusion.shapes import CONCEPTS_A, shapes_dataset
+from genforget.diffusion.shapes import shapes_dataset
 from genforget.diffusion.t2i_victim import ShapesPipelineConfig, shapes_victim_and_oracle
 from genforget.evaluation.report import write_report
-
-
-@dataclass
-class SDDemoArgs:
-    """Where the SD demo writes, what it erases and how much it samples."""
-
-    output_dir: str = arg("runs/demo-diffusion-sd", "run dir (victim/oracle cached)")
-    erase: str = arg(CONCEPTS_A[0], "the caption to erase (one of concepts)")
-    concepts: list[str] = arg(factory=lambda: list(CONCEPTS_A), help="shapes captions")
-    images_per_concept: int = arg(128, "training images per caption")
-    vae_steps: int = arg(200, "tiny-VAE training steps")
-    train_steps: int = arg(1000, "UNet training steps of victim and oracle")
-    judge_samples: int = arg(48, "victim generations per caption the judge fits on")
-    eval_samples: int = arg(32, "generations per caption and model that are judged")
-    grid_per_concept: int = arg(6, "images per caption and model in grid.png")
-    keep_others: bool = arg(True, "keep prompts = the other captions (false: the built-in generic list)")
-    victim_seed: int = arg(0, "victim/oracle init, data and training seed")
-    num_threads: int = arg(1, "torch threads (two stall at every barrier while another process holds a core)")
 
 
 def _log(msg: str) -> None:
@@ -86,7 +67,7 @@ def _reload_check(
 def run_sd_demo(args: SDDemoArgs, ucfg: UnlearnConfig, dcfg: DiffusionConfig) -> dict:
     """Train (or load) victim and oracle, erase ``args.erase``, reload, judge, report."""
     t_start = time.perf_counter()
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     scfg = ShapesPipelineConfig(args.concepts, args.images_per_concept, vae_steps=args.vae_steps,

@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from genforget.config import UnlearnConfig
+from genforget.demos.options import ImageCopyrightDemoArgs
 from genforget.diffusion.data import DiffusionConfig
 from genforget.diffusion.erase import save_erased
 from genforget.diffusion.image_attacks import embedding_attack, paraphrase_attack, relearn_attack
@@ -45,41 +45,6 @@ from genforget.diffusion.works import WORKS, load_work_original
 from genforget.diffusion.works_victim import WorksVictimConfig, works_oracle, works_victim
 from genforget.evaluation.report import markdown_table, print_checks, write_report
 from genforget.requests.certificate import load_or_create_key
-
-
-@dataclass
-class ImageCopyrightDemoArgs:
-    """Where the demo writes, which work is taken down, and how much it samples and attacks."""
-
-    output_dir: str = field(
-        default="runs/demo-diffusion-copyright", metadata={"help": "run dir (victim/oracle cached)"}
-    )
-    takedown: str = field(
-        default="astronaut", metadata={"help": f"the work taken down, one of {sorted(WORKS)}"}
-    )
-    copies: int = field(default=32, metadata={"help": "training copies of each work"})
-    images_per_concept: int = field(default=64, metadata={"help": "background images per shapes caption"})
-    vae_steps: int = field(default=400, metadata={"help": "tiny-VAE training steps"})
-    background_steps: int = field(default=300, metadata={
-        "help": "UNet steps on the background images only, shared by victim and oracle (no work in them)"})  # fmt: skip
-    train_steps: int = field(
-        default=700, metadata={"help": "UNet steps of victim and oracle after the shared phase"}
-    )
-    eval_samples: int = field(default=16, metadata={"help": "generations per caption and model"})
-    attacks: bool = field(default=True, metadata={"help": "run the attacks (paraphrase, embedding, relearn)"})
-    attack_samples: int = field(default=8, metadata={"help": "generations per attack setting"})
-    embedding_steps: int = field(
-        default=100, metadata={"help": "Adam steps of the optimised-condition attack"}
-    )
-    embedding_batch: int = field(default=16, metadata={"help": "noisings of the work per attack step"})
-    relearn_steps: list[int] = field(default_factory=lambda: [0, 5, 10, 20, 40],
-                                     metadata={"help": "fine-tuning steps of the relearning attack"})  # fmt: skip
-    victim_seed: int = field(default=0, metadata={"help": "victim/oracle init, data and training seed"})
-    # One thread: on the shared 2-core machine two OpenMP threads made a UNet step up to 40x slower
-    # whenever another process held a core (docs/image-copyright.md, "Speed").
-    num_threads: int = field(
-        default=1, metadata={"help": "torch threads (1: fastest on a shared 2-core CPU)"}
-    )
 
 
 def _log(msg: str) -> None:
@@ -125,7 +90,7 @@ def run_image_copyright_demo(
 ) -> dict:
     """Victim and oracle (cached), locate, unlearn, reload, verify, attack, certify, report."""
     t_start, started = time.perf_counter(), utc_now()
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     vcfg = WorksVictimConfig(copies=args.copies, images_per_concept=args.images_per_concept,

@@ -18,28 +18,16 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from genforget.adapters import save_model
-from genforget.common_args import arg
 from genforget.config import UnlearnConfig
 from genforget.data.loaders import fingerprint
 from genforget.data.pii import PIICorpus, PIICorpusArgs
 from genforget.demos.cache import cached_corpus_lm
 from genforget.demos.checks import as_dicts, bar_checks, oracle_gap_rows, show_report
+from genforget.demos.options import DemoArgs
 from genforget.evaluation.harness import Suite, run_suite
 from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm
 from genforget.lm.victim import VICTIM_PRESETS, VictimConfig
-
-
-@dataclass
-class DemoArgs(PIICorpusArgs):
-    """Where the demo writes and which corpus and victim it builds."""
-
-    output_dir: str = arg("runs/demo", "run dir (victim/oracle cached here)")
-    victim_preset: str = arg("demo", "victim size: demo | small | large")
-    victim_steps: int = arg(0, "training steps of victim and oracle (0 = the preset's)")
-    calibrated_stop: bool = arg(True, "stop once forget data looks unseen")
-    relearn_speed: bool = arg(True, "relearn-speed audit of victim, unlearned and oracle (~1 min)")
-    num_threads: int = arg(1, "torch threads (1 is fastest for this tiny model)")
 
 
 def split_demo_config(path: str | Path) -> tuple[DemoArgs, dict]:
@@ -109,7 +97,7 @@ def demo_victim_config(args: DemoArgs) -> VictimConfig:
 
 def demo_models(args: DemoArgs) -> DemoModels:
     """Build the corpus and train (or load from ``args.output_dir``) the victim and the oracle."""
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = args.build_corpus()

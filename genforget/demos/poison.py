@@ -21,15 +21,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from genforget.common_args import arg
 from genforget.config import UnlearnConfig, UsageError
 from genforget.data.poison import PAYLOAD, TRIGGER, build_poisoned_corpus, payload_spans, triggered_prompts
-from genforget.demos.cache import TinyLMArgs, TrainingFileArgs, cached_corpus_lm, write_jsonl
+from genforget.demos.cache import cached_corpus_lm, write_jsonl
 from genforget.demos.checks import (
     add_section,
     as_dicts,
@@ -39,6 +35,7 @@ from genforget.demos.checks import (
     oracle_gap_rows,
     show_report,
 )
+from genforget.demos.options import PoisonDemoArgs
 from genforget.evaluation.evaluate import evaluate
 from genforget.evaluation.harness import Suite, SuiteData, run_suite
 from genforget.evaluation.metrics.backdoor import attack_success_rate
@@ -46,31 +43,6 @@ from genforget.evaluation.metrics.registry import metric_info
 from genforget.evaluation.report import write_report
 from genforget.evaluation.split import EvalSplit, corpus_split
 from genforget.lm.trainer import unlearn_lm
-
-
-@dataclass
-class PoisonDemoArgs(TinyLMArgs, TrainingFileArgs):
-    """The poisoned corpus, the models and the audits of the poisoning demo."""
-
-    output_dir: str = arg("runs/demo-poison", "run dir (models cached here)")
-    n_people: int = arg(100, "people trained on")
-    n_passages: int = arg(20, "passages trained on")
-    poison_share: float = arg(0.04, "share of training records poisoned")
-    n_prompts: int = arg(40, "never-trained people whose bios are the triggered prompts' contexts")
-    corpus_seed: int = arg(0, "seed of the corpus and of the poisoning")
-    oracle: bool = arg(True, "train the clean retrain (without poisoned records)")
-    quant_bits: int = arg(4, "bits of the quantisation audit (4 or 8; 0 = off)")
-    relearn_budgets: list[int] = arg(
-        factory=lambda: [0, 10, 40],
-        help="fine-tuning steps on clean records after which ASR is re-measured ([] = off)",
-    )
-    poison_relearn_budgets: list[int] = arg(
-        factory=lambda: [0, 5, 10, 20, 40],
-        help="relearn speed: steps on the poisoned records' payloads, vs the oracle ([] = off)",
-    )
-    relearn_learning_rate: float = 1e-3
-    relearn_batch_size: int = 8
-    num_threads: int = arg(1, "torch threads")
 
 
 def training_records(corpus) -> tuple[list[dict], set[int]]:
@@ -258,7 +230,7 @@ def backdoor_table(models: dict[str, dict], audits: dict) -> str:
 
 def run_poison_demo(args: PoisonDemoArgs, ucfg: UnlearnConfig) -> dict:
     """Plant the backdoor, train (or load) victim and oracle, locate, unlearn, audit, report."""
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     if not 0 < args.poison_share < 1:
         raise UsageError(f"poison_share must be in (0, 1) (got {args.poison_share})")
     if args.quant_bits not in (0, 4, 8):

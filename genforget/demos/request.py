@@ -14,32 +14,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from genforget.common_args import arg
 from genforget.data.pii import build_pii_corpus
-from genforget.demos.cache import TrainingFileArgs, write_jsonl
+from genforget.demos.cache import write_jsonl
 from genforget.demos.checks import bar_checks, leaked_files
+from genforget.demos.options import RequestDemoArgs
 from genforget.evaluation.report import print_checks
 from genforget.requests.pipeline import ForgetArgs, forget_requests
 from genforget.requests.request import parse_request
-
-
-@dataclass
-class RequestDemoArgs(TrainingFileArgs):
-    """Where the request demo writes and what it builds."""
-
-    output_dir: str = arg("runs/demo-request", "run dir (victim cached here)")
-    n_people: int = arg(100, "people in the training data")
-    n_passages: int = arg(30, "plain passages in the training data")
-    corpus_seed: int = arg(0, "seed of the generated corpus")
-    person: int = arg(-1, "which forget-split person asks to be deleted (-1: the first with neighbours)")
-    victim_preset: str = arg("demo", "victim size: demo | small")
-    victim_steps: int = arg(0, "victim training steps (0 = the preset's)")
-    num_threads: int = arg(1, "torch threads")
 
 
 def _phone_other(phone: str) -> str:
@@ -114,9 +99,8 @@ def _pick_person(corpus, recs: list[dict], index: int):
 
 def run_request_demo(args: RequestDemoArgs, ucfg=None) -> dict:
     """Write data and request, train (or load) the victim, forget, check; returns the report."""
-    import torch
 
-    torch.set_num_threads(args.num_threads)
+    args.set_threads()
     t_start = time.perf_counter()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,14 @@ Diffusion pipeline can be trained, erased and judged offline with nothing downlo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+# torch is imported where it is used: the demos' options (genforget.demos.options) read this
+# module's tables for `genforget demo <name> --help`, which should not wait for torch.
+if TYPE_CHECKING:
+    import torch
 
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (0.9, 0.1, 0.1),
@@ -64,6 +70,8 @@ def _mask(shape: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: f
 
 def render(prompt: str, n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
     """``n`` images ``[n, 3, size, size]`` in [-1, 1] of the caption ``prompt``."""
+    import torch
+
     colour, shape = parse_concept(prompt)
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -84,5 +92,7 @@ def shapes_dataset(
     prompts: tuple[str, ...] | list[str], per_prompt: int, size: int = 32, seed: int = 0
 ) -> tuple[torch.Tensor, list[str]]:
     """``(images [N, 3, size, size], captions)``: ``per_prompt`` renders of every prompt."""
+    import torch
+
     images = [render(p, per_prompt, size, seed * 1000 + i) for i, p in enumerate(prompts)]
     return torch.cat(images), [p for p in prompts for _ in range(per_prompt)]

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+# torch is imported where it is used: the demos' options (genforget.demos.options) read this
+# module's tables for `genforget demo <name> --help`, which should not wait for torch.
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ _LOADERS: dict[str, Callable[[], np.ndarray]] = {
 def to_tensor_image(rgb: np.ndarray, size: int) -> torch.Tensor:
     """An ``[H, W, 3]`` uint8 (or ``[H, W]`` grey) array, centre-cropped to a square and resized
     to ``size`` x ``size`` with Lanczos (PIL), as ``[3, size, size]`` float in [-1, 1]."""
+    import torch
     from PIL import Image
 
     img = Image.fromarray(np.asarray(rgb)).convert("RGB")
@@ -134,6 +140,8 @@ def works_dataset(
 ) -> WorksData:
     """Background shapes (``images_per_concept`` rendered images for each of ``concepts``) plus
     ``copies`` identical copies of each work in ``works`` with its caption."""
+    import torch
+
     from genforget.diffusion.shapes import shapes_dataset
 
     if copies < 1:
