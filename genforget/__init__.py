@@ -12,30 +12,23 @@ not pay for torch and transformers until something needs them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from genforget._lazy import lazy_attribute
+from genforget._lazy import attach
 from genforget._version import __version__
 
-# public name -> module that defines it
+# module -> the public names it defines, imported on first use
 _LAZY = {
-    "unlearn": "genforget.api",
-    "load_model": "genforget.api",
-    "UnlearnResult": "genforget.api",
-    "UnlearnConfig": "genforget.config",
-    "evaluate": "genforget.evaluation.evaluate",
-    "EvalSplit": "genforget.evaluation.split",
-    "Outcome": "genforget.lm.outcome",
-    "OutcomeWarning": "genforget.lm.outcome",
-    "METHODS": "genforget.methods.registry",
-    "get_method": "genforget.methods.registry",
-    "register": "genforget.methods.registry",
-    "Scores": "genforget.scores",
-    "forget_requests": "genforget.requests.pipeline",
-    "RecheckCallback": "genforget.requests.recheck",
+    "genforget.api": ["UnlearnResult", "load_model", "unlearn"],
+    "genforget.config": ["UnlearnConfig"],
+    "genforget.evaluation.evaluate": ["evaluate"],
+    "genforget.evaluation.split": ["EvalSplit"],
+    "genforget.lm.outcome": ["Outcome", "OutcomeWarning"],
+    "genforget.methods.registry": ["METHODS", "get_method", "register"],
+    "genforget.requests.pipeline": ["forget_requests"],
+    "genforget.requests.recheck": ["RecheckCallback"],
+    "genforget.scores": ["Scores"],
 }
-
-__all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from genforget.api import UnlearnResult, load_model, unlearn  # noqa: F401
@@ -48,12 +41,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from genforget.requests.recheck import RecheckCallback  # noqa: F401
     from genforget.scores import Scores  # noqa: F401
 
-
-def __getattr__(name: str) -> Any:
-    value = lazy_attribute(__name__, _LAZY, name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, _names = attach(__name__, _LAZY)
+__all__ = _names + ["__version__"]

@@ -21,3 +21,24 @@ def test_peft_still_loads_when_lora_is_used(tiny_lm):
     assert not is_peft_model(tiny_lm)
     model = add_lora(tiny_lm, UnlearnConfig(use_lora=True, lora_r=2))
     assert is_peft_model(model) and "peft" in sys.modules
+
+
+def test_lazy_names_resolve_once_and_unknown_ones_raise(monkeypatch):
+    import types
+
+    import pytest
+
+    from genforget._lazy import attach
+
+    pkg = types.ModuleType("fakepkg")
+    monkeypatch.setitem(sys.modules, "fakepkg", pkg)
+    pkg.__getattr__, pkg.__dir__, pkg.__all__ = attach(
+        "fakepkg", {"json": ["dumps", "loads"], "os.path": ["join"]}
+    )
+    assert pkg.__all__ == ["dumps", "join", "loads"]
+    assert "dumps" not in vars(pkg) and "join" in pkg.__dir__()
+    import json
+
+    assert pkg.dumps is json.dumps and vars(pkg)["dumps"] is json.dumps  # kept: the next lookup is plain
+    with pytest.raises(AttributeError, match="'fakepkg' has no attribute 'nope'"):
+        _ = pkg.nope

@@ -7,23 +7,15 @@ in-process. Usage errors exit with code 2 and write nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from genforget._lazy import attach
 
-from genforget._lazy import lazy_attribute
-
-# name -> module; imported on first use so that `genforget --help` does not load torch
+# module -> names; imported on first use so that `genforget --help` does not load torch
 _LAZY = {
-    "check_output_dir": "genforget.io",
-    "fingerprint": "genforget.data.loaders",
-    "EvalScriptArgs": "genforget.cli.eval",
-    "eval_main": "genforget.cli.eval",
-    "UnlearnScriptArgs": "genforget.cli.unlearn",
-    "unlearn_main": "genforget.cli.unlearn",
-    "VictimScriptArgs": "genforget.cli.victim",
-    "train_victim_main": "genforget.cli.victim",
+    "genforget.cli.eval": ["EvalScriptArgs", "eval_main"],
+    "genforget.cli.unlearn": ["UnlearnScriptArgs", "unlearn_main"],
+    "genforget.cli.victim": ["VictimScriptArgs", "train_victim_main"],
+    "genforget.data.loaders": ["fingerprint"],
+    "genforget.io": ["check_output_dir"],
 }
-__all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    return lazy_attribute(__name__, _LAZY, name)
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)

@@ -10,35 +10,33 @@ loads or as a diffusers-format LoRA (:func:`erase_concept`, :func:`save_erased`)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from genforget._lazy import lazy_attribute
+from genforget._lazy import attach
 
-# public name -> module that defines it. Imported on first use (PEP 562, as genforget/__init__.py
+# module -> the public names it defines. Imported on first use (PEP 562, as genforget/__init__.py
 # does), so that importing a light submodule (the shapes and works tables the demos' --help reads)
 # does not load diffusers and every model class first.
 _LAZY = {
-    "DiffusionTask": "genforget.diffusion.data",
-    "TextToImage": "genforget.diffusion.pipeline",
-    "build_class_unet": "genforget.diffusion.models",
-    "build_scheduler": "genforget.diffusion.models",
-    "class_task": "genforget.diffusion.data",
-    "concept_task": "genforget.diffusion.data",
-    "denoising_scores": "genforget.diffusion.scoring",
-    "erase_concept": "genforget.diffusion.erase",
-    "load_class_model": "genforget.diffusion.models",
-    "load_digits_images": "genforget.diffusion.data",
-    "load_pipeline": "genforget.diffusion.pipeline",
-    "load_unlearned": "genforget.diffusion.pipeline_io",
-    "pipeline_task": "genforget.diffusion.data",
-    "predict_noise": "genforget.diffusion.scoring",
-    "save_class_model": "genforget.diffusion.models",
-    "save_erased": "genforget.diffusion.erase",
-    "save_unlearned_pipeline": "genforget.diffusion.pipeline_io",
-    "unlearn_diffusion": "genforget.diffusion.trainer",
+    "genforget.diffusion.data": [
+        "DiffusionTask",
+        "class_task",
+        "concept_task",
+        "load_digits_images",
+        "pipeline_task",
+    ],
+    "genforget.diffusion.erase": ["erase_concept", "save_erased"],
+    "genforget.diffusion.models": [
+        "build_class_unet",
+        "build_scheduler",
+        "load_class_model",
+        "save_class_model",
+    ],
+    "genforget.diffusion.pipeline": ["TextToImage", "load_pipeline"],
+    "genforget.diffusion.pipeline_io": ["load_unlearned", "save_unlearned_pipeline"],
+    "genforget.diffusion.scoring": ["denoising_scores", "predict_noise"],
+    "genforget.diffusion.trainer": ["unlearn_diffusion"],
 }
-
-__all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from genforget.diffusion.data import (  # noqa: F401
@@ -60,12 +58,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from genforget.diffusion.scoring import denoising_scores, predict_noise  # noqa: F401
     from genforget.diffusion.trainer import unlearn_diffusion  # noqa: F401
 
-
-def __getattr__(name: str) -> Any:
-    value = lazy_attribute(__name__, _LAZY, name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)

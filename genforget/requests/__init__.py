@@ -4,31 +4,22 @@ certificate, ledger and recheck. ``genforget forget``, ``genforget ledger verify
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from genforget._lazy import lazy_attribute
+from genforget._lazy import attach
 
-# public name -> module that defines it. Imported on first use (PEP 562, as genforget/__init__.py
+# module -> the public names it defines. Imported on first use (PEP 562, as genforget/__init__.py
 # does), so that reading a light submodule (the request options a demo's --help parses) does not
 # load the unlearning pipeline and transformers first.
 _LAZY = {
-    "ForgetArgs": "genforget.requests.options",
-    "ForgetResult": "genforget.requests.options",
-    "LocateResult": "genforget.requests.records",
-    "Request": "genforget.requests.request",
-    "append_entry": "genforget.requests.ledger",
-    "forget_requests": "genforget.requests.pipeline",
-    "iter_records": "genforget.requests.locate",
-    "load_request": "genforget.requests.request",
-    "load_requests": "genforget.requests.request",
-    "locate": "genforget.requests.locate",
-    "make_twins": "genforget.requests.twins",
-    "parse_request": "genforget.requests.request",
-    "read_ledger": "genforget.requests.ledger",
-    "verify_ledger": "genforget.requests.ledger",
+    "genforget.requests.ledger": ["append_entry", "read_ledger", "verify_ledger"],
+    "genforget.requests.locate": ["iter_records", "locate"],
+    "genforget.requests.options": ["ForgetArgs", "ForgetResult"],
+    "genforget.requests.pipeline": ["forget_requests"],
+    "genforget.requests.records": ["LocateResult"],
+    "genforget.requests.request": ["Request", "load_request", "load_requests", "parse_request"],
+    "genforget.requests.twins": ["make_twins"],
 }
-
-__all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from genforget.requests.ledger import append_entry, read_ledger, verify_ledger  # noqa: F401
@@ -39,12 +30,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from genforget.requests.request import Request, load_request, load_requests, parse_request  # noqa: F401
     from genforget.requests.twins import make_twins  # noqa: F401
 
-
-def __getattr__(name: str) -> Any:
-    value = lazy_attribute(__name__, _LAZY, name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)
