@@ -18,6 +18,11 @@ def attach(
     value kept in the package, so later lookups skip ``__getattr__`` (the shape of
     scientific-python's ``lazy_loader.attach``)."""
     where = {name: module for module, listed in names.items() for name in listed}
+    for name, module in where.items():
+        if module == f"{package}.{name}":
+            # once anything imports that submodule, the package's attribute is the module and
+            # __getattr__ is never asked: the name would silently become a module
+            raise ValueError(f"{package}.{name} is a submodule too: import {name!r} eagerly instead")
 
     def __getattr__(name: str) -> Any:
         module = where.get(name)

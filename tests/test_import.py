@@ -42,3 +42,30 @@ def test_lazy_names_resolve_once_and_unknown_ones_raise(monkeypatch):
     assert pkg.dumps is json.dumps and vars(pkg)["dumps"] is json.dumps  # kept: the next lookup is plain
     with pytest.raises(AttributeError, match="'fakepkg' has no attribute 'nope'"):
         _ = pkg.nope
+
+
+def test_no_lazy_name_turns_into_a_module_once_every_submodule_is_imported():
+    # Importing a submodule binds the package attribute of its name; a public name that is also a
+    # submodule's (genforget.requests.locate) would then be the module, not the function.
+    code = """
+import importlib, pkgutil, types
+for pkg in ("genforget", "genforget.cli", "genforget.diffusion", "genforget.requests"):
+    package = importlib.import_module(pkg)
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("__"):
+            importlib.import_module(f"{pkg}.{info.name}")
+    bad = [n for n in package.__all__ if isinstance(getattr(package, n), types.ModuleType)]
+    assert not bad, (pkg, bad)
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+def test_attach_refuses_a_name_that_is_also_a_submodule():
+    import pytest
+
+    from genforget._lazy import attach
+
+    with pytest.raises(ValueError, match="genforget.requests.locate is a submodule too"):
+        attach("genforget.requests", {"genforget.requests.locate": ["locate"]})
