@@ -118,8 +118,16 @@ def works_background(
 
 
 def _continue(
-    cfg: WorksVictimConfig, base_dir: Path, data: WorksData, name: str, log: Callable[[str], None]
+    cfg: WorksVictimConfig,
+    out: Path,
+    base_dir: Path | None,
+    data: WorksData,
+    name: str,
+    log: Callable[[str], None],
 ) -> tuple[TextToImage, dict]:
+    """The second phase of the model cached in ``out``: the shared background phase (cached in
+    ``base_dir``, default ``out``'s sibling ``background``) continued on ``data``."""
+    base_dir = Path(base_dir) if base_dir is not None else Path(out).parent / "background"
     base, binfo = works_background(cfg, base_dir, log)
     model = TextToImage(base.pipe, None, name)
     # The second phase: a fresh AdamW and cosine schedule, another shuffling/noise seed.
@@ -134,13 +142,12 @@ def works_victim(
     """The victim: the shared background phase (:func:`works_background`, cached in ``base_dir``,
     default ``out``'s sibling ``background``) continued for ``cfg.train_steps`` on every work and
     background image, cached in ``out``; ``info``: seconds of each phase, parameter counts, cached."""
-    base_dir = Path(base_dir) if base_dir is not None else Path(out).parent / "background"
 
     def make() -> tuple[TextToImage, dict]:
         data = cfg.data()
         log(f"victim: {cfg.train_steps} more UNet steps on {len(data.captions)} images: "
             f"{len(cfg.works)} works x {cfg.copies} copies + {len(cfg.concepts)} background captions")  # fmt: skip
-        return _continue(cfg, base_dir, data, "tiny-works-victim", log)
+        return _continue(cfg, out, base_dir, data, "tiny-works-victim", log)
 
     return cached_pipeline(out, _key(cfg), make)
 
@@ -157,12 +164,10 @@ def works_oracle(
     on the remaining data), cached in ``out``."""
     from genforget.cards import sha256_text
 
-    base_dir = Path(base_dir) if base_dir is not None else Path(out).parent / "background"
-
     def make() -> tuple[TextToImage, dict]:
         data = cfg.data().without(forget)
         log(f"oracle: the same training without {len(forget)} work(s) ({len(data.captions)} images)")
-        return _continue(cfg, base_dir, data, "tiny-works-oracle", log)
+        return _continue(cfg, out, base_dir, data, "tiny-works-oracle", log)
 
     key = {**_key(cfg), "without_sha256": sorted(sha256_text(WORKS[w].caption) for w in forget)}
     return cached_pipeline(out, key, make)
