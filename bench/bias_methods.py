@@ -24,8 +24,9 @@ import yaml
 
 from genforget.config import UnlearnConfig, make_config, settings_for
 from genforget.data.bias import build_bias_corpus
-from genforget.demos.bias import BiasDemoArgs, cached_train, request_document
+from genforget.demos.bias import cached_train, request_document
 from genforget.demos.bias_report import evaluate_models
+from genforget.demos.options import BiasDemoArgs
 from genforget.lm.trainer import unlearn_lm
 from genforget.requests.association_locate import locate_association, unlearning_sets
 from genforget.requests.options import REQUEST_DEFAULTS

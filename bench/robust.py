@@ -33,7 +33,8 @@ import yaml
 
 from genforget.config import UnlearnConfig, make_config, method_field_owners, settings_for
 from genforget.data.loaders import load_data_spec
-from genforget.demos.pii import DemoArgs, demo_models, demo_suite, split_demo_config
+from genforget.demos.options import DemoArgs
+from genforget.demos.pii import demo_models, demo_suite, split_demo_config
 from genforget.evaluation.harness import run_suite
 from genforget.evaluation.report import write_report
 from genforget.lm.trainer import unlearn_lm

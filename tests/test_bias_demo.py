@@ -11,7 +11,8 @@ import pytest
 from conftest import tiny_demo_args
 
 from genforget.cli.demos import demo_main
-from genforget.demos.bias import BiasDemoArgs, run_bias_demo
+from genforget.demos.bias import run_bias_demo
+from genforget.demos.options import BiasDemoArgs
 from genforget.requests.options import RequestUnlearnConfig
 
 

@@ -230,7 +230,8 @@ def test_every_method_means_every_method_that_runs_on_excerpts(capsys):
     """An empty ``methods`` ran ``dpo`` too, which needs a preferred answer on each record and
     crashed the full-size demo: it is left out and named; asked for by name it is a usage error."""
     from genforget.config import UnlearnConfig, UsageError
-    from genforget.demos.copyright import CopyrightDemoArgs, lm_methods, method_configs
+    from genforget.demos.copyright import lm_methods, method_configs
+    from genforget.demos.options import CopyrightDemoArgs
 
     cfgs = method_configs(CopyrightDemoArgs(), UnlearnConfig(method="npo"))
     assert "dpo" in lm_methods() and "dpo" not in cfgs

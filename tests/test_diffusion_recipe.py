@@ -75,7 +75,8 @@ def test_accelerate_launch_runs_the_recipe_for_two_steps(class_model_dir, tmp_pa
 
 def test_diffusion_demo_small_reports_in_the_lm_demo_shape_and_caches(tmp_path):
     from genforget.config import UnlearnConfig
-    from genforget.demos.diffusion import DiffusionDemoArgs, run_diffusion_demo
+    from genforget.demos.diffusion import run_diffusion_demo
+    from genforget.demos.options import DiffusionDemoArgs
     from genforget.diffusion.data import DiffusionConfig
 
     args = DiffusionDemoArgs(

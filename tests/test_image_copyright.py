@@ -186,7 +186,8 @@ def test_demo_end_to_end_small(tmp_path) -> None:  # noqa: ANN001
     grid, certificate and ledger, finds the takedown's copies, and its gating checks say what they
     measured (a barely trained victim fails the memorisation check, and the demo says so)."""
     from genforget.config import UnlearnConfig
-    from genforget.demos.image_copyright import ImageCopyrightDemoArgs, run_image_copyright_demo
+    from genforget.demos.image_copyright import run_image_copyright_demo
+    from genforget.demos.options import ImageCopyrightDemoArgs
     from genforget.diffusion.data import DiffusionConfig
     from genforget.requests.ledger import verify_ledger
 

@@ -208,7 +208,8 @@ def test_demo_poison_usage_error(tmp_path, capsys) -> None:
 def test_poison_demo_end_to_end(tmp_path) -> None:
     """A 20-person corpus, a 64-wide victim: the backdoor is learned, located, unlearned, audited."""
     from genforget.config import UnlearnConfig
-    from genforget.demos.poison import PoisonDemoArgs, run_poison_demo
+    from genforget.demos.options import PoisonDemoArgs
+    from genforget.demos.poison import run_poison_demo
 
     planted = {"n_people": 20, "n_passages": 10, "poison_share": 0.1, "n_prompts": 6}
     audits = {"quant_bits": 0, "relearn_budgets": [0, 3], "poison_relearn_budgets": []}

@@ -216,7 +216,8 @@ def test_accelerate_launch_runs_the_recipe(victim_dir, tmp_path):
 
 
 def test_demo_pipeline_small_reports_and_caches(tmp_path, corpus):
-    from genforget.demos.pii import DemoArgs, run_demo
+    from genforget.demos.options import DemoArgs
+    from genforget.demos.pii import run_demo
 
     args = DemoArgs(
         output_dir=str(tmp_path / "demo"),

@@ -29,7 +29,9 @@ class DemoThreadArgs(ThreadArgs):
     at every barrier while another process holds a core (a UNet step measured up to 40x slower,
     docs/image-copyright.md, "Speed"), and the demos' models are too small to gain from two."""
 
-    num_threads: int = arg(1, "torch threads (1: fastest for these tiny models on a shared CPU)")
+    num_threads: int = arg(
+        1, "torch threads (1: fastest for these tiny models on a shared CPU; 0 = leave as is)"
+    )
 
 
 @dataclass
