@@ -10,9 +10,8 @@ diffusers model.
 Every YAML key is a field of DiffusionScriptArgs, UnlearnConfig or DiffusionConfig.
 """
 
-import sys
-
+from genforget.cli.launch import exit_process
 from genforget.cli.unlearn_diffusion import unlearn_diffusion_main
 
 if __name__ == "__main__":
-    sys.exit(unlearn_diffusion_main())
+    exit_process(unlearn_diffusion_main())  # one of several processes: no abort at exit

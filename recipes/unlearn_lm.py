@@ -12,9 +12,8 @@ processes, `genforget unlearn --accelerate_config FILE ...` reports a failure in
 its own code (docs/model-families.md).
 """
 
-import sys
-
 from genforget.cli import unlearn_main
+from genforget.cli.launch import exit_process
 
 if __name__ == "__main__":
-    sys.exit(unlearn_main())
+    exit_process(unlearn_main())  # one of several processes: no abort at exit

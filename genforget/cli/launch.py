@@ -13,11 +13,14 @@ failure, and exits with that code. Anything else (a crash) passes through untouc
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 from genforget.cli.common import EXIT_FILE_ENV
 
@@ -25,6 +28,38 @@ from genforget.cli.common import EXIT_FILE_ENV
 def launched() -> bool:
     """Whether this process was started by a launcher (torchrun / accelerate / this module)."""
     return "LOCAL_RANK" in os.environ or EXIT_FILE_ENV in os.environ
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a CLI process with ``code``; one of several processes (``WORLD_SIZE`` > 1) ends
+    without interpreter finalisation.
+
+    Why: FSDP and DeepSpeed keep references to their gloo/NCCL process groups after
+    ``destroy_process_group``, so the groups' worker threads outlive the run. If one of them
+    needs the GIL (a Python callback on a finished collective, a tensor whose Python object
+    it frees) once CPython has begun finalising, CPython ends that thread inside C++ code that
+    may not unwind, and the process aborts ("terminate called without an active exception",
+    SIGABRT) after a run that succeeded: the launcher then reports a failure. So such a process
+    does what a normal exit does up to finalisation (joins its non-daemon threads, runs the
+    ``atexit`` handlers, flushes its output) and then leaves with ``os._exit(code)``. Everything
+    the run writes is closed before this is called; the processes have passed their last
+    barrier, so no peer waits on this one.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        sys.exit(code)
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    import atexit
+
+    atexit._run_exitfuncs()  # what finalisation would run first (logging.shutdown among them)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed by the caller, or a broken pipe: nothing left to save
+            pass
+    os._exit(code)
 
 
 def relaunch(verb: str, argv: list[str], config_file: str) -> int:

@@ -73,5 +73,13 @@ def report_internal_error(verb: str, exc: BaseException) -> int:
     return 1
 
 
+def run() -> None:
+    """The ``genforget`` console script: :func:`main`, ended by :func:`exit_process` (under
+    ``accelerate launch``, one of several processes leaves without an abort at exit)."""
+    from genforget.cli.launch import exit_process
+
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()  # `accelerate launch --module genforget.cli.main` (genforget <verb> --accelerate_config)
