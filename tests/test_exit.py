@@ -106,3 +106,34 @@ def test_the_console_script_returns_the_verbs_code(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         run()
     assert e.value.code == 2 and "unknown verb" in capsys.readouterr().err
+
+
+RACE = textwrap.dedent(
+    """
+    import os, sys, time
+    from genforget.cli import launch
+
+    launch.FAILURE_GRACE_S = float(sys.argv[1])
+    if os.environ["RANK"] == "0":
+        time.sleep(2)  # the main process reaches the same check a moment later
+        print("error: reported by the main process", file=sys.stderr)
+    launch.exit_process(2)
+    """
+)
+
+
+@pytest.mark.parametrize("grace, reported", [(None, 1), (0.0, 0)])
+def test_the_main_process_reports_a_failure_another_process_found_first(grace, reported, tmp_path):
+    """torchrun stops every process once one fails: the other process's grace lets the main
+    one print its error line (with no grace the launcher kills it first)."""
+    from genforget.cli.launch import FAILURE_GRACE_S
+
+    script = tmp_path / "race.py"
+    script.write_text(RACE)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(_free_port()), str(script), str(FAILURE_GRACE_S if grace is None else grace)]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.count("error: reported by the main process") == reported, proc.stderr[-2000:]

@@ -19,10 +19,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import NoReturn
 
-from genforget.cli.common import EXIT_FILE_ENV
+from genforget.cli.common import EXIT_FILE_ENV, is_main_rank
+
+# How long another process that fails waits before it leaves, so that the main process can
+# report the failure first (see exit_process).
+FAILURE_GRACE_S = 5.0
 
 
 def launched() -> bool:
@@ -44,9 +49,16 @@ def exit_process(code: int) -> NoReturn:
     ``atexit`` handlers, flushes its output) and then leaves with ``os._exit(code)``. Everything
     the run writes is closed before this is called; the processes have passed their last
     barrier, so no peer waits on this one.
+
+    A failing process other than the main one waits :data:`FAILURE_GRACE_S` first: torchrun
+    stops every process as soon as one exits non-zero, and only the main process reports an
+    expected failure (:func:`genforget.cli.common.fail`), usually a moment later at the same
+    check. The launcher ends the wait when the main process exits.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         sys.exit(code)
+    if code and not is_main_rank():
+        time.sleep(FAILURE_GRACE_S)
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()
