@@ -13,7 +13,6 @@ failure, and exits with that code. Anything else (a crash) passes through untouc
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -65,7 +64,6 @@ def exit_process(code: int) -> NoReturn:
     import atexit
 
     atexit._run_exitfuncs()  # what finalisation would run first (logging.shutdown among them)
-    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

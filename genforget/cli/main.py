@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NoReturn
 
 from genforget.methods.registry import did_you_mean
 
@@ -73,7 +74,7 @@ def report_internal_error(verb: str, exc: BaseException) -> int:
     return 1
 
 
-def run() -> None:
+def run() -> NoReturn:
     """The ``genforget`` console script: :func:`main`, ended by :func:`exit_process` (under
     ``accelerate launch``, one of several processes leaves without an abort at exit)."""
     from genforget.cli.launch import exit_process
