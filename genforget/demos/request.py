@@ -99,7 +99,6 @@ def _pick_person(corpus, recs: list[dict], index: int):
 
 def run_request_demo(args: RequestDemoArgs, ucfg=None) -> dict:
     """Write data and request, train (or load) the victim, forget, check; returns the report."""
-
     args.set_threads()
     t_start = time.perf_counter()
     out = Path(args.output_dir)
